@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine: `make test` and `make book`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
+
+.PHONY: setup test book bench smoke clean browser-deps
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+book: setup
+	$(PY) tools/build_book.py
+
+bench: setup
+	$(PY) benchmarks/bench_partition.py
+
+# Headless Chromium for the browser check (Debian package; never a browser download).
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+clean:
+	rm -rf _build

@@ -1,0 +1,242 @@
+"""A network as a chain of affine blocks and max-affine nonlinearities.
+
+Every tool in :mod:`spline_utils` works on this chain. A supported ``torch.nn.Module`` is converted once:
+consecutive affine modules (Linear, Conv2d, eval-mode BatchNorm, Flatten, AvgPool, Dropout/Identity) are grouped
+into one :class:`AffineBlock`, and every ReLU / LeakyReLU becomes a :class:`Nonlinearity`. The chain is a float64
+copy: converting never changes the model.
+
+A layer's *nodes* are the entries of the nonlinearity's input (for a conv layer, every (channel, row, column)),
+flattened in PyTorch's C order. Node ``k`` is active (code 1) where its pre-activation is strictly positive.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+AFFINE_MODULES = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, nn.AvgPool2d,
+                  nn.Identity, nn.Dropout)
+NONLINEAR_MODULES = (nn.ReLU, nn.LeakyReLU)
+SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval statistics), Flatten, AvgPool2d, Identity, Dropout, "
+             "ReLU, LeakyReLU, nested in nn.Sequential")
+
+
+@dataclass
+class AffineBlock:
+    """A run of affine modules, applied to a batch with or without their offsets (biases, BN shifts).
+
+    ``apply(x, with_offset=False)`` is the linear part ``W x``; ``with_offset=True`` gives ``W x + b``.
+    """
+
+    modules: list = field(default_factory=list)
+
+    def apply(self, x: torch.Tensor, with_offset: bool = True) -> torch.Tensor:
+        for module in self.modules:
+            x = _apply_affine(module, x, with_offset)
+        return x
+
+
+@dataclass
+class Nonlinearity:
+    """``z = max(h, slope * h)`` elementwise: ReLU (slope 0) or LeakyReLU (any slope)."""
+
+    slope: float
+
+    def apply(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.where(h > 0, h, self.slope * h)
+
+
+@dataclass
+class Chain:
+    """``blocks[0], nonlinearities[0], blocks[1], ..., nonlinearities[L-1], blocks[L]``.
+
+    ``blocks`` has one more entry than ``nonlinearities``; the last block (possibly empty) is the classifier.
+    ``input_shape`` is the per-sample input shape when it is known from the first module, else ``None``.
+    """
+
+    blocks: list
+    nonlinearities: list
+    input_shape: tuple | None
+
+    @property
+    def num_layers(self) -> int:
+        """Number of nonlinear (hidden) layers."""
+        return len(self.nonlinearities)
+
+    def layer_shapes(self, input_shape: tuple) -> list[tuple]:
+        """Per-sample shape of each hidden layer's pre-activation, then of the output.
+
+        Raises ``ValueError`` if the chain cannot take inputs of shape ``input_shape``.
+        """
+        x = torch.zeros((1, *input_shape), dtype=torch.float64)
+        shapes = []
+        try:
+            for block, nonlinearity in zip(self.blocks, self.nonlinearities):
+                x = block.apply(x)
+                shapes.append(tuple(x.shape[1:]))
+                x = nonlinearity.apply(x)
+            shapes.append(tuple(self.blocks[-1].apply(x).shape[1:]))
+        except RuntimeError as error:
+            raise ValueError(f"the model cannot take inputs of shape {tuple(input_shape)}: {error}") from error
+        return shapes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output, computed through the chain."""
+        for block, nonlinearity in zip(self.blocks, self.nonlinearities):
+            x = nonlinearity.apply(block.apply(x))
+        return self.blocks[-1].apply(x)
+
+
+def to_chain(model: nn.Module) -> Chain:
+    """Convert ``model`` into a float64 :class:`Chain`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A supported module or an ``nn.Sequential`` (possibly nested) of supported modules.
+
+    Returns
+    -------
+    Chain
+
+    Raises
+    ------
+    TypeError
+        If a module is not supported (the message names it).
+    ValueError
+        If a parameter or BatchNorm statistic is not finite, or a Conv2d uses non-zero padding modes.
+    """
+    modules = list(_leaves(model))
+    blocks, nonlinearities = [AffineBlock()], []
+    for name, module in modules:
+        if isinstance(module, NONLINEAR_MODULES):
+            slope = float(module.negative_slope) if isinstance(module, nn.LeakyReLU) else 0.0
+            nonlinearities.append(Nonlinearity(slope))
+            blocks.append(AffineBlock())
+        elif isinstance(module, AFFINE_MODULES):
+            _check_affine(name, module)
+            if not isinstance(module, (nn.Identity, nn.Dropout)):
+                blocks[-1].modules.append(_float64_copy(module))
+        else:
+            raise TypeError(
+                f"unsupported module {name or 'model'} ({type(module).__name__}); spline_utils handles {SUPPORTED}. "
+                "Rewrite the model as an nn.Sequential of those, or partition a supported sub-network.")
+    return Chain(blocks, nonlinearities, _input_shape(modules))
+
+
+def _leaves(module: nn.Module, prefix: str = ""):
+    if isinstance(module, nn.Sequential):
+        for name, child in module.named_children():
+            yield from _leaves(child, f"{prefix}.{name}" if prefix else name)
+    else:
+        yield prefix, module
+
+
+def _check_affine(name: str, module: nn.Module) -> None:
+    for tensor_name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"module {name} ({type(module).__name__}) has non-finite values in '{tensor_name}'; "
+                             "fix or re-initialize the weights before computing its partition.")
+    if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
+        raise ValueError(f"Conv2d {name} uses padding_mode='{module.padding_mode}'; only 'zeros' is supported.")
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and not module.track_running_stats:
+        raise ValueError(f"BatchNorm {name} has no running statistics (track_running_stats=False), so it is not "
+                         "affine at evaluation time; use track_running_stats=True.")
+
+
+def _float64_copy(module: nn.Module) -> nn.Module:
+    copied = copy.deepcopy(module).to(dtype=torch.float64, device="cpu")
+    copied.eval()
+    for parameter in copied.parameters():
+        parameter.requires_grad_(False)
+    return copied
+
+
+def _input_shape(modules) -> tuple | None:
+    for _, module in modules:
+        if isinstance(module, nn.Linear):
+            return (module.in_features,)
+        if isinstance(module, (nn.Identity, nn.Dropout)):
+            continue
+        return None
+    return None
+
+
+def _apply_affine(module: nn.Module, x: torch.Tensor, with_offset: bool) -> torch.Tensor:
+    if isinstance(module, nn.Linear):
+        return F.linear(x, module.weight, module.bias if with_offset else None)
+    if isinstance(module, nn.Conv2d):
+        return F.conv2d(x, module.weight, module.bias if with_offset else None, module.stride, module.padding,
+                        module.dilation, module.groups)
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        scale, shift = batchnorm_scale_shift(module)
+        view = (1, -1) + (1,) * (x.dim() - 2)
+        y = x * scale.view(view)
+        return y + shift.view(view) if with_offset else y
+    if isinstance(module, nn.Flatten):
+        return module(x)
+    if isinstance(module, nn.AvgPool2d):
+        return module(x)
+    raise TypeError(f"unsupported affine module {type(module).__name__}")
+
+
+def batchnorm_scale_shift(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as ``y = scale * x + shift`` per channel.
+
+    ``scale = gamma / sqrt(running_var + eps)``, ``shift = beta - running_mean * scale``
+    (``gamma = 1, beta = 0`` when the layer is not affine).
+    """
+    std = torch.sqrt(module.running_var + module.eps)
+    gamma = module.weight if module.affine else torch.ones_like(std)
+    beta = module.bias if module.affine else torch.zeros_like(std)
+    scale = gamma / std
+    return scale, beta - module.running_mean * scale
+
+
+def _nonlinear_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, NONLINEAR_MODULES)]
+
+
+def activation_codes(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Activation codes of inputs ``x``: which hidden nodes are active, in layer order.
+
+    Computed from the model's own forward pass (forward hooks on its ReLU/LeakyReLU modules, eval mode,
+    in ``dtype``), so it is an independent check of :func:`spline_utils.partition2d`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; it is not modified (a copy runs in eval mode).
+    x : torch.Tensor, shape (n_samples, *input_shape)
+    dtype : torch.dtype, default float64
+
+    Returns
+    -------
+    torch.Tensor of bool, shape (n_samples, n_nodes)
+        Entry ``[i, k]`` is ``True`` where hidden node ``k``'s pre-activation at ``x[i]`` is > 0. Nodes are ordered
+        layer by layer, each layer's nodes flattened in C order, the same order as ``partition2d(...).codes``.
+    """
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x)
+    if x.dim() < 2:
+        raise ValueError(f"x must have shape (n_samples, *input_shape); got shape {tuple(x.shape)}. "
+                         "Add a batch dimension with x[None].")
+    to_chain(model)  # same validation (supported modules, finite weights) as the partition engine
+    network = copy.deepcopy(model).to(dtype=dtype, device="cpu").eval()
+    recorded: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, inputs, _out: recorded.append(inputs[0].detach()))
+             for m in _nonlinear_modules(network)]
+    try:
+        with torch.no_grad():
+            network(x.to(dtype=dtype, device="cpu"))
+    except RuntimeError as error:
+        raise ValueError(f"the model could not process inputs of shape {tuple(x.shape)[1:]}: {error}") from error
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not recorded:
+        return torch.zeros((x.shape[0], 0), dtype=torch.bool)
+    return torch.cat([h.reshape(h.shape[0], -1) > 0 for h in recorded], dim=1)

@@ -1,0 +1,462 @@
+"""Exact input-space partition of a ReLU/LeakyReLU network on a 2-D domain or a 2-D slice.
+
+Layer by layer (paper, section 2): the regions of layers ``1..l-1`` are convex polygons on which every pre-activation
+of layer ``l`` is affine, ``h_k(p) = c_k + a_k . p``. Each region is cut by the zero lines of the nodes that cross it;
+the pieces are the regions of layers ``1..l``. Nothing is sampled: the polygons, codes and affine maps are exact up to
+float64 round-off.
+
+The cutting is vectorized over regions in "rounds": in round ``j`` every region is cut by the ``j``-th node line that
+crosses its parent, so the Python loop runs over the largest number of lines crossing one parent region, never over
+regions.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .chain import Chain, to_chain
+from .polygons import Polygons, clip_lines, cut, join_segments, rectangle, side_of_line
+from .slices import Plane
+
+RELATIVE_TOLERANCE = 1e-10
+STATE_CHUNK_BYTES = 2**27
+
+
+class PartitionTooLarge(RuntimeError):
+    """The partition would exceed the region cap or the memory cap given to :func:`partition2d`."""
+
+
+class LayerPartition:
+    """The partition after one hidden layer: the refinement of the previous layer's partition.
+
+    Attributes
+    ----------
+    polygons : Polygons
+        The regions, flat.
+    parent : ndarray of int64, shape (n_regions,)
+        Index of the region of the previous layer that contains each region (0 for the first layer: the domain).
+    layer_codes : ndarray of bool, shape (n_regions, n_nodes_of_this_layer)
+        This layer's activation code in each region.
+    pre_activations : ndarray, shape (n_parent_regions, 3, n_nodes_of_this_layer)
+        On each parent region, node ``k``'s pre-activation is ``pre[p, 0, k] + pre[p, 1, k] a + pre[p, 2, k] b``.
+    slope : float
+        The nonlinearity's negative slope (0 for ReLU).
+    shape : tuple
+        Per-sample shape of the layer's pre-activation (``(C, H, W)`` for a conv layer).
+    """
+
+    def __init__(self, polygons, parent, layer_codes, pre_activations, slope, shape):
+        self.shape = shape
+        self.polygons = polygons
+        self.parent = parent
+        self.layer_codes = layer_codes
+        self.pre_activations = pre_activations
+        self.slope = slope
+
+    @property
+    def num_regions(self) -> int:
+        return len(self.polygons)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.layer_codes.shape[1]
+
+    @property
+    def regions(self) -> list[np.ndarray]:
+        return self.polygons.split()
+
+    def post_activations(self, index: np.ndarray) -> np.ndarray:
+        """This layer's output as an affine map on regions ``index``, shape (len(index), 3, n_nodes)."""
+        gain = np.where(self.layer_codes[index], 1.0, self.slope)
+        return self.pre_activations[self.parent[index]] * gain[:, None, :]
+
+
+class Partition:
+    """The exact partition of a network's input domain (or slice) into convex polygons.
+
+    Build it with :func:`partition2d`. ``layers[l]`` is the partition after hidden layer ``l`` (0-based);
+    the attributes below describe the final one (after the last hidden layer).
+
+    Attributes
+    ----------
+    num_regions : int
+    regions : list of ndarray, each (n_i, 2)
+        Vertices of each convex region, counter-clockwise, in the 2-D coordinates.
+    codes : ndarray of bool, shape (num_regions, n_nodes)
+        Activation code of each region, hidden nodes in layer order (as :func:`spline_utils.activation_codes`).
+    layers : list of LayerPartition
+    bounds : tuple (xmin, xmax, ymin, ymax)
+    plane : Plane or None
+    """
+
+    def __init__(self, chain: Chain, bounds, plane, domain: Polygons, layers: list[LayerPartition],
+                 input_state: np.ndarray):
+        self.chain = chain
+        self.bounds = bounds
+        self.plane = plane
+        self.domain = domain
+        self.layers = layers
+        self._input_state = input_state
+        self._output_maps = None
+
+    def __repr__(self) -> str:
+        sizes = [layer.num_regions for layer in self.layers]
+        return f"Partition({self.num_regions} regions, regions per layer {sizes}, bounds={self.bounds})"
+
+    @property
+    def polygons(self) -> Polygons:
+        return self.layers[-1].polygons if self.layers else self.domain
+
+    @property
+    def num_regions(self) -> int:
+        return len(self.polygons)
+
+    @property
+    def regions(self) -> list[np.ndarray]:
+        return self.polygons.split()
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """Number of nodes of each hidden layer."""
+        return [layer.num_nodes for layer in self.layers]
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.codes_up_to(len(self.layers) - 1)
+
+    def codes_up_to(self, layer: int) -> np.ndarray:
+        """Codes of the partition after hidden layer ``layer`` (0-based): its nodes and all earlier ones."""
+        if layer < 0:
+            return np.zeros((1, 0), dtype=bool)
+        parts, index = [], np.arange(self.layers[layer].num_regions)
+        for current in range(layer, -1, -1):
+            parts.append(self.layers[current].layer_codes[index])
+            index = self.layers[current].parent[index]
+        return np.concatenate(parts[::-1], axis=1)
+
+    def polygons_after(self, layer: int) -> Polygons:
+        """The regions after hidden layer ``layer`` (0-based); ``-1`` is the undivided domain."""
+        return self.domain if layer < 0 else self.layers[layer].polygons
+
+    def areas(self) -> np.ndarray:
+        """Area of every region, shape (num_regions,)."""
+        return self.polygons.areas()
+
+    def interior_points(self) -> np.ndarray:
+        """A point strictly inside every region (its vertex mean), shape (num_regions, 2)."""
+        return self.polygons.vertex_means()
+
+    def affine_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The network's output on each region as an affine map of the 2-D coordinates.
+
+        Returns
+        -------
+        slopes : ndarray, shape (num_regions, n_outputs, 2)
+        offsets : ndarray, shape (num_regions, n_outputs)
+            On region ``r``, ``f(p) = slopes[r] @ p + offsets[r]`` for the flattened output ``f``.
+        """
+        maps = self.output_maps()
+        return np.moveaxis(maps[:, 1:3, :], 1, 2), maps[:, 0, :]
+
+    def output_maps(self) -> np.ndarray:
+        """Output affine maps packed as ``(num_regions, 3, n_outputs)``: rows offset, d/da, d/db."""
+        if self._output_maps is None:
+            if not self.layers:
+                self._output_maps = _apply_block(self.chain.blocks[-1], self._input_state)
+            else:
+                last = self.layers[-1]
+                self._output_maps = _map_in_chunks(
+                    lambda index: _apply_block(self.chain.blocks[-1], last.post_activations(index), last.shape),
+                    last.num_regions)
+        return self._output_maps
+
+    def spline_segments(self, layer: int, node: int) -> np.ndarray:
+        """The spline (zero set of the pre-activation) of one node, as segments.
+
+        Parameters
+        ----------
+        layer : int
+            Hidden layer, 0-based.
+        node : int
+            Node of that layer (flattened C order for conv layers).
+
+        Returns
+        -------
+        ndarray, shape (n_segments, 2, 2)
+            One straight segment per region of the previous layers that the spline crosses: the spline bends
+            only on earlier splines.
+        """
+        current = self.layers[layer]
+        if not 0 <= node < current.num_nodes:
+            raise ValueError(f"layer {layer} has {current.num_nodes} nodes; node {node} does not exist")
+        parents = self.polygons_after(layer - 1)
+        _, segments = clip_lines(parents, current.pre_activations[:, :, node], RELATIVE_TOLERANCE)
+        return segments
+
+    def layer_spline_segments(self, layer: int) -> np.ndarray:
+        """All splines of a hidden layer, shape (n_segments, 2, 2)."""
+        parts = [self.spline_segments(layer, node) for node in range(self.layers[layer].num_nodes)]
+        return np.concatenate(parts) if parts else np.zeros((0, 2, 2))
+
+    def spline(self, layer: int, node: int) -> list[np.ndarray]:
+        """The spline of one node as polylines (each an (m, 2) array)."""
+        return join_segments(self.spline_segments(layer, node))
+
+    def boundary_segments(self, classes=None) -> np.ndarray:
+        """The decision boundary as segments, shape (n_segments, 2, 2).
+
+        Parameters
+        ----------
+        classes : pair of int, optional
+            ``(i, j)``: the set where logits ``i`` and ``j`` tie, ``{f_i = f_j}`` (e.g. ``(6, 9)`` for a 6-vs-9
+            slice). By default: one output, its zero set; two outputs, ``{f_0 = f_1}``; more, where the largest
+            logit changes (two logits tie and both are the largest).
+        """
+        maps = self.output_maps()
+        n_outputs = maps.shape[2]
+        if classes is None and n_outputs == 1:
+            return clip_lines(self.polygons, maps[:, :, 0], RELATIVE_TOLERANCE)[1]
+        if classes is not None or n_outputs == 2:
+            first, second = classes if classes is not None else (0, 1)
+            for index in (first, second):
+                if not 0 <= index < n_outputs:
+                    raise ValueError(f"class {index} does not exist: the network has {n_outputs} outputs")
+            return clip_lines(self.polygons, maps[:, :, first] - maps[:, :, second], RELATIVE_TOLERANCE)[1]
+        pieces = [self._top_logit_ties(maps, first, second)
+                  for first in range(n_outputs) for second in range(first + 1, n_outputs)]
+        return np.concatenate(pieces)
+
+    def decision_boundary(self, classes=None) -> list[np.ndarray]:
+        """The decision boundary as polylines; ``classes`` as in :meth:`boundary_segments`."""
+        return join_segments(self.boundary_segments(classes))
+
+    def _top_logit_ties(self, maps: np.ndarray, first: int, second: int) -> np.ndarray:
+        hit, segments = clip_lines(self.polygons, maps[:, :, first] - maps[:, :, second], RELATIVE_TOLERANCE)
+        if not hit.any():
+            return segments
+        region_maps = maps[hit]
+        ends = np.concatenate([np.ones((len(segments), 2, 1)), segments], axis=2)
+        logits = np.einsum("sej,sjo->seo", ends, region_maps)
+        lead = logits[:, :, [first]] - np.delete(logits, [first, second], axis=2)
+        start, stop = np.zeros(len(segments)), np.ones(len(segments))
+        change = lead[:, 1] - lead[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crossing = -lead[:, 0] / change
+        start = np.maximum(start, np.where(change > 0, crossing, 0).max(axis=1, initial=0.0))
+        stop = np.minimum(stop, np.where(change < 0, crossing, 1).min(axis=1, initial=1.0))
+        never = ((change == 0) & (lead[:, 0] < 0)).any(axis=1)
+        keep = (stop > start + 1e-12) & ~never
+        direction = segments[:, 1] - segments[:, 0]
+        return np.stack([segments[:, 0] + start[:, None] * direction, segments[:, 0] + stop[:, None] * direction],
+                        axis=1)[keep]
+
+
+def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | None = None,
+                max_regions: int = 500_000, max_bytes: int = 4 * 2**30) -> Partition:
+    """Exact partition of a 2-D domain (or of a 2-D slice of the input space) by a ReLU/LeakyReLU network.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Linear, Conv2d, BatchNorm (eval statistics are used), Flatten, AvgPool2d, ReLU, LeakyReLU, nested in
+        ``nn.Sequential``. Not modified.
+    bounds : tuple (xmin, xmax, ymin, ymax)
+        The rectangle to partition, in the 2-D coordinates.
+    plane : Plane, optional
+        Maps 2-D coordinates to the model's input (see :mod:`spline_utils.slices`). Without it the model's input
+        must be 2-D.
+    max_regions : int
+        Stop with :class:`PartitionTooLarge` once a layer's partition would have more regions than this.
+    max_bytes : int
+        Stop with :class:`PartitionTooLarge` before allocating per-region affine maps larger than this.
+
+    Returns
+    -------
+    Partition
+        ``.num_regions``, ``.regions``, ``.codes``, per-layer partitions in ``.layers``, affine maps, splines and
+        the decision boundary.
+
+    Raises
+    ------
+    TypeError
+        An unsupported module (named in the message).
+    ValueError
+        Bad bounds, an input size that does not match the model, non-finite weights.
+    PartitionTooLarge
+        The region or memory cap would be exceeded.
+    """
+    bounds = _check_bounds(bounds)
+    if max_regions < 1:
+        raise ValueError(f"max_regions must be >= 1, got {max_regions}")
+    chain = to_chain(model)
+    input_state = _input_state(chain, plane)
+    shapes = chain.layer_shapes(input_state.shape[2:])
+    domain = rectangle(bounds)
+    tolerance_scale = max(abs(b) for b in bounds)
+    layers: list[LayerPartition] = []
+    for layer_index, (block, nonlinearity) in enumerate(zip(chain.blocks, chain.nonlinearities)):
+        if layer_index == 0:
+            pre, parents = _apply_block(block, input_state), domain
+        else:
+            previous = layers[-1]
+            _check_memory(previous.num_regions, 3 * math.prod(shapes[layer_index]) * 8, max_bytes)
+            pre = _map_in_chunks(lambda index: _apply_block(block, previous.post_activations(index), previous.shape),
+                                 previous.num_regions)
+            parents = previous.polygons
+        pieces, parent = _cut_by_layer(parents, pre, tolerance_scale, max_regions, layer_index)
+        layer_codes = _codes_at(pieces.vertex_means(), pre, parent)
+        layers.append(LayerPartition(pieces, parent, layer_codes, pre, nonlinearity.slope, shapes[layer_index]))
+    return Partition(chain, bounds, plane, domain, layers, input_state)
+
+
+def _check_bounds(bounds) -> tuple:
+    try:
+        values = tuple(float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be four numbers (xmin, xmax, ymin, ymax); got {bounds!r}") from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"bounds must be four finite numbers (xmin, xmax, ymin, ymax); got {bounds!r}")
+    xmin, xmax, ymin, ymax = values
+    if not (xmin < xmax and ymin < ymax):
+        raise ValueError(f"bounds need xmin < xmax and ymin < ymax; got {bounds!r}")
+    return values
+
+
+def _input_state(chain: Chain, plane: Plane | None) -> np.ndarray:
+    """The input as an affine map of (a, b): shape (1, 3, *input_shape), rows offset, d/da, d/db."""
+    if plane is None:
+        if chain.input_shape != (2,):
+            expected = "an unknown shape (it starts with a conv layer)" if chain.input_shape is None \
+                else f"shape {chain.input_shape}"
+            raise ValueError(f"the model expects inputs of {expected}, not 2-D points; pass plane=... "
+                             "(e.g. spline_utils.image_canvas(image0, image1)) to partition a 2-D slice")
+        state = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    else:
+        if not isinstance(plane, Plane):
+            raise ValueError(f"plane must be a spline_utils.Plane, got {type(plane).__name__}")
+        if chain.input_shape is not None and plane.input_shape != chain.input_shape:
+            raise ValueError(f"the plane gives inputs of shape {plane.input_shape} but the model expects "
+                             f"{chain.input_shape}")
+        state = torch.stack([plane.origin, plane.u, plane.v])
+    return state[None]
+
+
+def _apply_block(block, state, shape=None) -> np.ndarray:
+    """Apply an affine block to affine maps (n, 3, ...) -> (n, 3, n_features), as numpy.
+
+    ``shape`` is the per-sample feature shape the block expects; by default the state's own trailing shape.
+    """
+    state = torch.as_tensor(state)
+    n = state.shape[0]
+    if shape is not None:
+        state = state.reshape(n, 3, *shape)
+    with torch.no_grad():
+        offset = block.apply(state[:, 0], with_offset=True)
+        linear = block.apply(state[:, 1:].reshape(2 * n, *state.shape[2:]), with_offset=False)
+    out = torch.cat([offset.reshape(n, 1, -1), linear.reshape(n, 2, -1)], dim=1)
+    return out.numpy()
+
+
+def _map_in_chunks(function, n_regions: int) -> np.ndarray:
+    """Evaluate ``function(index)`` on chunks of region indices and concatenate (bounded temporary memory)."""
+    first = function(np.arange(min(n_regions, 1)))
+    per_region = max(first[0].nbytes, 1) if len(first) else 1
+    chunk = max(1, STATE_CHUNK_BYTES // per_region)
+    parts = [function(np.arange(start, min(start + chunk, n_regions))) for start in range(0, n_regions, chunk)]
+    return np.concatenate(parts) if parts else first
+
+
+def _check_memory(n_regions: int, bytes_per_region: int, max_bytes: int) -> None:
+    needed = n_regions * bytes_per_region
+    if needed > max_bytes:
+        raise PartitionTooLarge(
+            f"the next layer's affine maps on {n_regions} regions need {needed / 2**30:.1f} GiB, more than "
+            f"max_bytes={max_bytes / 2**30:.1f} GiB; shrink the bounds, use a smaller model, or raise max_bytes")
+
+
+def _codes_at(points: np.ndarray, pre: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Layer codes at one interior point per region, chunked over regions."""
+    def codes(index):
+        maps = pre[parent[index]]
+        values = maps[:, 0] + maps[:, 1] * points[index, 0, None] + maps[:, 2] * points[index, 1, None]
+        return values > 0
+    return _map_in_chunks(codes, len(parent)) if len(parent) else np.zeros((0, pre.shape[2]), dtype=bool)
+
+
+def _line_tolerance(maps: np.ndarray, scale: float) -> np.ndarray:
+    """Distance-to-line tolerance of affine functions (..., 3) on a domain of half-size ``scale``."""
+    return RELATIVE_TOLERANCE * (np.abs(maps[..., 0]) + scale * (np.abs(maps[..., 1]) + np.abs(maps[..., 2])))
+
+
+def _crossing_lines(parents: Polygons, pre: np.ndarray, scale: float) -> np.ndarray:
+    """Boolean (n_parents, n_nodes): does node k's zero line cut parent region p's interior?"""
+    n_parents, _, n_nodes = pre.shape
+    starts, counts = parents.starts, parents.counts
+    crossing = np.zeros((n_parents, n_nodes), dtype=bool)
+    per_parent = max(1, int(counts.max()) * n_nodes * 8 * 4)
+    chunk = max(1, STATE_CHUNK_BYTES // per_parent)
+    for first in range(0, n_parents, chunk):
+        last = min(first + chunk, n_parents)
+        group = parents.subset(np.arange(first, last))
+        owner = group.owner
+        maps = pre[first:last][owner]
+        values = maps[:, 0] + maps[:, 1] * group.vertices[:, :1] + maps[:, 2] * group.vertices[:, 1:]
+        tolerance = _line_tolerance(np.moveaxis(maps, 1, 2), scale)
+        local_starts = starts[first:last] - starts[first]
+        above = np.logical_or.reduceat(values > tolerance, local_starts, axis=0)
+        below = np.logical_or.reduceat(values < -tolerance, local_starts, axis=0)
+        crossing[first:last] = above & below
+    return crossing
+
+
+def _cut_by_layer(parents: Polygons, pre: np.ndarray, scale: float, max_regions: int, layer_index: int):
+    """Cut every parent region by the zero lines of this layer's nodes that cross it.
+
+    Returns the pieces (grouped by parent, parents in order) and each piece's parent index.
+    """
+    crossing = _crossing_lines(parents, pre, scale)
+    line_parent, line_node = np.nonzero(crossing)
+    lines_per_parent = crossing.sum(axis=1)
+    first_line = np.concatenate([[0], np.cumsum(lines_per_parent)[:-1]])
+    active = np.nonzero(lines_per_parent > 0)[0]
+    done_polygons = [parents.subset(np.nonzero(lines_per_parent == 0)[0])]
+    done_parent = [np.nonzero(lines_per_parent == 0)[0]]
+    n_done = len(done_parent[0])
+    working, working_parent = parents.subset(active), active
+    round_index = 0
+    while len(working_parent):
+        node = line_node[first_line[working_parent] + round_index]
+        lines = pre[working_parent, :, node]
+        owner = working.owner
+        values = lines[owner, 0] + lines[owner, 1] * working.vertices[:, 0] + lines[owner, 2] * working.vertices[:, 1]
+        tolerance = _line_tolerance(lines, scale)[owner]
+        side = side_of_line(values, tolerance)
+        above = np.add.reduceat(side > 0, working.starts) > 0
+        below = np.add.reduceat(side < 0, working.starts) > 0
+        split = above & below
+        kept = working.subset(np.nonzero(~split)[0])
+        split_index = np.nonzero(split)[0]
+        split_vertices = np.repeat(split, working.counts)
+        positive, negative = cut(Polygons(working.vertices[split_vertices], working.counts[split]),
+                                 values[split_vertices], tolerance[split_vertices])
+        working = Polygons.concatenate([kept, positive, negative])
+        working_parent = np.concatenate([working_parent[~split], working_parent[split_index],
+                                         working_parent[split_index]])
+        round_index += 1
+        finished = lines_per_parent[working_parent] <= round_index
+        if n_done + len(working_parent) > max_regions:
+            raise PartitionTooLarge(
+                f"hidden layer {layer_index} already has more than max_regions={max_regions} regions; shrink the "
+                "bounds, use a smaller model, or raise max_regions (memory grows with the region count)")
+        if finished.any():
+            done_polygons.append(working.subset(np.nonzero(finished)[0]))
+            done_parent.append(working_parent[finished])
+            n_done += int(finished.sum())
+            working, working_parent = working.subset(np.nonzero(~finished)[0]), working_parent[~finished]
+    pieces = Polygons.concatenate(done_polygons)
+    parent = np.concatenate(done_parent)
+    order = np.argsort(parent, kind="stable")
+    return pieces.subset(order), parent[order]

@@ -1,0 +1,105 @@
+"""Drawing partitions, splines, decision boundaries and distance matrices in the paper's colours."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.collections import LineCollection, PolyCollection
+
+from .partition import Partition
+
+# The paper's colours: splines blue, decision boundary red (Figs 2-4); Fig 1(a): new splines dark, older grey,
+# classifier blue; Fig 3/4(b): layer 1 light blue, layer 2 green.
+SPLINE_BLUE = "#1f5fbf"
+LIGHT_BLUE = "#6fa8dc"
+LAYER2_GREEN = "#2e9e44"
+BOUNDARY_RED = "#d62728"
+OLD_GREY = "#b0b0b0"
+NEW_DARK = "#222222"
+LAYER_COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#9467bd", "#ff7f0e")
+
+
+def region_colours(n_regions: int, seed: int = 0, saturation: float = 0.35) -> np.ndarray:
+    """``n_regions`` random pastel RGBA colours (seeded), one per region."""
+    generator = np.random.default_rng(seed)
+    hues = generator.uniform(0, 1, n_regions)
+    values = generator.uniform(0.85, 1.0, n_regions)
+    hsv = np.stack([hues, np.full(n_regions, saturation), values], axis=1)
+    rgb = matplotlib.colors.hsv_to_rgb(hsv)
+    return np.concatenate([rgb, np.ones((n_regions, 1))], axis=1)
+
+
+def draw_regions(ax, polygons, colours=None, edgecolor="none", linewidth=0.3, seed: int = 0, **kwargs):
+    """Fill convex regions (a :class:`~spline_utils.polygons.Polygons`); random pastel colours by default."""
+    regions = polygons.split()
+    if colours is None:
+        colours = region_colours(len(regions), seed)
+    collection = PolyCollection(regions, facecolors=colours, edgecolors=edgecolor, linewidths=linewidth, **kwargs)
+    ax.add_collection(collection)
+    return collection
+
+
+def draw_segments(ax, segments: np.ndarray, color=SPLINE_BLUE, linewidth: float = 1.0, **kwargs):
+    """Draw segments of shape (n, 2, 2) as one LineCollection."""
+    collection = LineCollection(segments, colors=color, linewidths=linewidth, **kwargs)
+    ax.add_collection(collection)
+    return collection
+
+
+def draw_layer_splines(ax, partition: Partition, layer: int, color=SPLINE_BLUE, linewidth: float = 1.0, **kwargs):
+    """Draw every spline of hidden layer ``layer`` (0-based)."""
+    return draw_segments(ax, partition.layer_spline_segments(layer), color, linewidth, **kwargs)
+
+
+def draw_boundary(ax, partition: Partition, classes=None, color=BOUNDARY_RED, linewidth: float = 2.0, **kwargs):
+    """Draw the decision boundary (see :meth:`Partition.boundary_segments`)."""
+    return draw_segments(ax, partition.boundary_segments(classes), color, linewidth, **kwargs)
+
+
+def setup_axes(ax, bounds, title: str | None = None, ticks: bool = False):
+    """Square axes on ``bounds = (xmin, xmax, ymin, ymax)``, optional title, no ticks by default."""
+    ax.set_xlim(bounds[0], bounds[1])
+    ax.set_ylim(bounds[2], bounds[3])
+    ax.set_aspect("equal")
+    if not ticks:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def draw_distance_matrix(ax, distances: np.ndarray, early_bird_epoch: int | None = None, normalize: bool = True,
+                         colorbar: bool = True, title: str | None = None):
+    """An epoch-by-epoch distance matrix as in the paper's Fig 5.
+
+    Min-max normalized (0 yellow, 1 dark purple: reversed viridis), the early-bird epoch marked with a red dashed
+    box from epoch 0 to it.
+    """
+    matrix = np.asarray(distances, dtype=float)
+    if normalize and matrix.max() > matrix.min():
+        matrix = (matrix - matrix.min()) / (matrix.max() - matrix.min())
+    image = ax.imshow(matrix, cmap="viridis_r", vmin=0, vmax=1 if normalize else None, origin="upper",
+                      interpolation="nearest")
+    if early_bird_epoch is not None:
+        ax.add_patch(matplotlib.patches.Rectangle((-0.5, -0.5), early_bird_epoch + 1, early_bird_epoch + 1,
+                                                  fill=False, edgecolor="red", linestyle="--", linewidth=1.5))
+        ax.annotate(f"EB epoch {early_bird_epoch}", (early_bird_epoch + 0.5, early_bird_epoch + 0.5),
+                    xytext=(4, 4), textcoords="offset points", color="red", fontsize=9)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("epoch")
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return image
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """Render a figure to PNG bytes and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
