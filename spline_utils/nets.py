@@ -141,3 +141,17 @@ def preact_resnet(num_classes: int = 10, widths=(16, 32, 64), blocks_per_stage: 
         if seed is not None:
             torch.manual_seed(seed)
         return PreActResNet(num_classes, widths, blocks_per_stage, in_channels, activation, negative_slope)
+
+
+def normal_init_(model: nn.Module, std: float = 1.0, seed: int | None = None) -> nn.Module:
+    """Re-draw every Linear/Conv2d weight and bias from N(0, std^2), in place (the random nets of the paper's Fig 8)."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, (nn.Linear, nn.Conv2d)):
+                    module.weight.normal_(0.0, std)
+                    if module.bias is not None:
+                        module.bias.normal_(0.0, std)
+    return model

@@ -141,6 +141,20 @@ class Partition:
         """The regions after hidden layer ``layer`` (0-based); ``-1`` is the undivided domain."""
         return self.domain if layer < 0 else self.layers[layer].polygons
 
+    def region_index(self, codes) -> np.ndarray:
+        """Index of the region with each given code, -1 where no region has it.
+
+        Parameters
+        ----------
+        codes : array of bool, shape (n, n_nodes)
+            E.g. :func:`spline_utils.activation_codes` of points: ``region_index`` then locates the points.
+        """
+        codes = np.asarray(codes, dtype=bool)
+        if codes.ndim != 2 or codes.shape[1] != self.codes.shape[1]:
+            raise ValueError(f"codes must have shape (n, {self.codes.shape[1]}); got {codes.shape}")
+        lookup = {row.tobytes(): index for index, row in enumerate(np.packbits(self.codes, axis=1))}
+        return np.array([lookup.get(row.tobytes(), -1) for row in np.packbits(codes, axis=1)], dtype=np.int64)
+
     def areas(self) -> np.ndarray:
         """Area of every region, shape (num_regions,)."""
         return self.polygons.areas()
@@ -310,6 +324,29 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
         layer_codes = _codes_at(pieces.vertex_means(), pre, parent)
         layers.append(LayerPartition(pieces, parent, layer_codes, pre, nonlinearity.slope, shapes[layer_index]))
     return Partition(chain, bounds, plane, domain, layers, input_state)
+
+
+def grid_codes(model: nn.Module, bounds, resolution: int, plane: Plane | None = None,
+               max_points: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Activation codes on a ``resolution x resolution`` grid: the sampling estimate the exact partition replaces.
+
+    Returns
+    -------
+    points : ndarray, shape (resolution**2, 2)
+        Grid cell centres (see :func:`spline_utils.grid_points`).
+    codes : ndarray of bool, shape (resolution**2, n_nodes)
+    """
+    from .chain import activation_codes
+    from .slices import grid_points
+
+    bounds = _check_bounds(bounds)
+    if resolution < 1 or resolution**2 > max_points:
+        raise ValueError(f"resolution must be in [1, {int(max_points**0.5)}], got {resolution}")
+    _, _, points = grid_points(bounds, resolution)
+    inputs = torch.as_tensor(points) if plane is None else plane(points)
+    chunks = [activation_codes(model, inputs[start:start + 65536]).numpy()
+              for start in range(0, len(inputs), 65536)]
+    return points, np.concatenate(chunks)
 
 
 def _check_bounds(bounds) -> tuple:

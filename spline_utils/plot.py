@@ -97,6 +97,41 @@ def draw_distance_matrix(ax, distances: np.ndarray, early_bird_epoch: int | None
     return image
 
 
+def draw_network(ax, layer_sizes, colours=LAYER_COLOURS, highlight: tuple | None = None, input_size: int = 2,
+                 node_size: float = 30.0) -> list[np.ndarray]:
+    """A small network diagram: input nodes, then one column per hidden layer, fully connected.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Hidden layer widths.
+    highlight : (layer, node), optional
+        A node drawn large with a black edge (0-based layer and node).
+
+    Returns
+    -------
+    list of ndarray, each (width, 2): node positions per column (inputs first), in the axes' data coordinates.
+    """
+    widths = [input_size, *layer_sizes]
+    tallest = max(widths)
+    positions = [np.stack([np.full(w, float(c)), (np.arange(w) - (w - 1) / 2) * (tallest / max(w, 1)) / tallest],
+                          axis=1) for c, w in enumerate(widths)]
+    for left, right in zip(positions[:-1], positions[1:]):
+        lines = [[a, b] for a in left for b in right]
+        ax.add_collection(LineCollection(lines, colors="#cccccc", linewidths=0.3, zorder=1))
+    ax.scatter(*positions[0].T, s=node_size, color="black", zorder=2)
+    for index, column in enumerate(positions[1:]):
+        ax.scatter(*column.T, s=node_size, color=colours[index % len(colours)], zorder=2)
+    if highlight is not None:
+        layer, node = highlight
+        ax.scatter(*positions[layer + 1][node], s=node_size * 4, facecolor=colours[layer % len(colours)],
+                   edgecolor="black", linewidth=1.5, zorder=3)
+    ax.set_xlim(-0.5, len(widths) - 0.5)
+    ax.set_ylim(-0.6, 0.6)
+    ax.axis("off")
+    return positions
+
+
 def figure_png(fig, dpi: int = 80) -> bytes:
     """Render a figure to PNG bytes and close it."""
     buffer = io.BytesIO()
