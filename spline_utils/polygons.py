@@ -28,7 +28,7 @@ class Polygons:
     @property
     def starts(self) -> np.ndarray:
         """Index of each polygon's first vertex, shape (n_polygons,)."""
-        return np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        return (np.cumsum(self.counts) - self.counts).astype(np.int64)
 
     @property
     def owner(self) -> np.ndarray:
@@ -53,7 +53,7 @@ class Polygons:
         """The polygons ``index`` (an integer array), in that order."""
         index = np.asarray(index, dtype=np.int64)
         counts = self.counts[index]
-        vertex_index = np.repeat(self.starts[index] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        vertex_index = np.repeat(self.starts[index] - (np.cumsum(counts) - counts), counts)
         vertex_index += np.arange(counts.sum())
         return Polygons(self.vertices[vertex_index], counts)
 
@@ -106,6 +106,8 @@ def cut(polygons: Polygons, values: np.ndarray, tolerance: np.ndarray):
     positive, negative : Polygons
         The halves where the function is >= 0 and <= 0, in the order of ``polygons``.
     """
+    if not len(polygons):
+        return polygons, polygons
     side = side_of_line(values, tolerance)
     following = polygons.next_vertex()
     crossing = side * side[following] < 0

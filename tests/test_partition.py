@@ -1,0 +1,350 @@
+"""The exact partition engine, checked against oracles it does not share code with.
+
+Oracles: the model's own forward pass (codes via hooks on its ReLU modules, outputs in float64), dense grids,
+polygon areas, and containment of each layer's regions in the previous layer's.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import spline_utils as su
+from spline_utils import nets
+from spline_utils.polygons import Polygons, clip_lines, cut, rectangle
+
+
+def random_mlp(widths, activation="relu", slope=0.1, seed=0, final_activation=True):
+    return nets.mlp(widths, activation=activation, negative_slope=slope, final_activation=final_activation,
+                    seed=seed)
+
+
+def forward64(model, points):
+    return su.to_chain(model).forward(torch.as_tensor(points, dtype=torch.float64)).numpy()
+
+
+def random_interior_points(polygon, n, generator):
+    """Random convex combinations of a polygon's vertices: points strictly inside it."""
+    weights = generator.dirichlet(np.ones(len(polygon)), size=n)
+    return weights @ polygon
+
+
+def point_in_convex(polygon, points, tolerance=1e-9):
+    """Inside-or-on test for a counter-clockwise convex polygon."""
+    edges = np.roll(polygon, -1, axis=0) - polygon
+    relative = points[:, None, :] - polygon[None]
+    cross = edges[None, :, 0] * relative[..., 1] - edges[None, :, 1] * relative[..., 0]
+    return (cross >= -tolerance).all(axis=1)
+
+
+NETWORKS = [
+    ((2, 8), "relu"), ((2, 16, 16), "relu"), ((2, 12, 12, 12), "relu"), ((2, 6, 6, 6, 6, 6), "relu"),
+    ((2, 16, 16), "leaky_relu"), ((2, 10, 10, 10), "leaky_relu"), ((2, 32, 32), "relu"),
+]
+
+
+@pytest.mark.parametrize("widths,activation", NETWORKS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_codes_match_forward_pass_inside_every_region(widths, activation, seed):
+    model = random_mlp(widths, activation, seed=seed)
+    partition = su.partition2d(model, (-2, 2, -1.5, 2.5))
+    points = partition.interior_points()
+    oracle = su.activation_codes(model, torch.tensor(points)).numpy()
+    assert partition.codes.shape == oracle.shape == (partition.num_regions, sum(widths[1:]))
+    np.testing.assert_array_equal(partition.codes, oracle)
+    assert len(np.unique(partition.codes, axis=0)) == partition.num_regions, "two regions share a code"
+
+
+@pytest.mark.parametrize("widths,activation", NETWORKS)
+def test_affine_maps_reproduce_the_forward_pass(widths, activation):
+    model = random_mlp(widths, activation, seed=3, final_activation=False)
+    partition = su.partition2d(model, (-1, 1, -1, 1))
+    slopes, offsets = partition.affine_maps()
+    generator = np.random.default_rng(0)
+    for region, polygon in enumerate(partition.regions):
+        points = random_interior_points(polygon, 5, generator)
+        np.testing.assert_allclose(points @ slopes[region].T + offsets[region], forward64(model, points),
+                                   rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("widths,activation", NETWORKS)
+def test_areas_sum_to_the_domain_and_layers_nest(widths, activation):
+    bounds = (-1.0, 3.0, -2.0, 1.0)
+    partition = su.partition2d(random_mlp(widths, activation, seed=5), bounds)
+    domain_area = (bounds[1] - bounds[0]) * (bounds[3] - bounds[2])
+    previous_areas = np.array([domain_area])
+    previous_regions = [rectangle(bounds).vertices]
+    for layer in partition.layers:
+        areas = layer.polygons.areas()
+        assert (areas > 0).all(), "regions are counter-clockwise with positive area"
+        assert areas.sum() == pytest.approx(domain_area, rel=1e-12)
+        np.testing.assert_allclose(np.bincount(layer.parent, weights=areas, minlength=len(previous_areas)),
+                                   previous_areas, rtol=1e-9, atol=1e-12)
+        for region, parent in zip(layer.regions, layer.parent):
+            assert point_in_convex(previous_regions[parent], region).all()
+        previous_areas, previous_regions = areas, layer.regions
+
+
+def test_codes_of_each_layer_extend_the_previous_layer():
+    partition = su.partition2d(random_mlp((2, 10, 10, 10), seed=2), (-1, 1, -1, 1))
+    for layer in range(1, 3):
+        before = partition.codes_up_to(layer - 1)
+        after = partition.codes_up_to(layer)
+        np.testing.assert_array_equal(after[:, :before.shape[1]], before[partition.layers[layer].parent])
+
+
+@pytest.mark.parametrize("widths,seed", [((2, 6, 6), 0), ((2, 5, 5, 5), 1), ((2, 8), 2), ((2, 4, 4, 4), 3)])
+def test_region_count_equals_distinct_codes_on_a_dense_grid(widths, seed):
+    bounds = (-1, 1, -1, 1)
+    model = random_mlp(widths, seed=seed)
+    partition = su.partition2d(model, bounds)
+    resolution = 1000
+    _, codes = su.grid_codes(model, bounds, resolution)
+    found = partition.region_index(codes)
+    assert (found >= 0).all(), "a grid code that is no region of the partition"
+    hit = np.zeros(partition.num_regions, dtype=bool)
+    hit[found] = True
+    # A convex polygon contains a disk of radius >= area / perimeter; if that disk is wider than a grid cell's
+    # diagonal, some grid point must fall inside, so the grid must see the region.
+    polygons = partition.polygons
+    perimeters = np.add.reduceat(np.linalg.norm(polygons.vertices[polygons.next_vertex()] - polygons.vertices,
+                                                axis=1), polygons.starts)
+    must_be_hit = partition.areas() / perimeters > 2 * np.sqrt(2) / resolution
+    assert hit[must_be_hit].all()
+    assert len(np.unique(found)) == partition.num_regions, "these seeded networks have no region below grid scale"
+
+
+def test_known_geometry_two_axis_lines():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2))
+        model[0].bias.copy_(torch.tensor([-0.5, 0.25]))
+    partition = su.partition2d(model, (-1, 1, -1, 1))
+    assert partition.num_regions == 4
+    areas = dict(zip(map(tuple, partition.codes.astype(int)), partition.areas()))
+    assert areas[(1, 1)] == pytest.approx(0.5 * 1.25)
+    assert areas[(0, 0)] == pytest.approx(1.5 * 0.75)
+    assert areas[(1, 0)] == pytest.approx(0.5 * 0.75)
+    assert areas[(0, 1)] == pytest.approx(1.5 * 1.25)
+
+
+def test_a_dead_or_constant_node_does_not_cut():
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+        model[0].bias.copy_(torch.tensor([0.0, 1.0, -1.0]))
+    partition = su.partition2d(model, (-1, 1, -1, 1))
+    assert partition.num_regions == 2
+    np.testing.assert_array_equal(partition.codes[:, 1:], [[True, False], [True, False]])
+
+
+def test_lines_through_vertices_and_coincident_lines():
+    model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 1.0], [1.0, -1.0], [2.0, 2.0], [1.0, 0.0]]))
+        model[0].bias.zero_()  # two diagonals through the corners, one line twice, one through the centre
+        model[2].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0], [1.0, 1.0, 0, 0]]))
+        model[2].bias.copy_(torch.tensor([-0.5, -0.5, -0.5, -1.0]))
+    partition = su.partition2d(model, (-1, 1, -1, 1))
+    oracle = su.activation_codes(model, torch.tensor(partition.interior_points())).numpy()
+    np.testing.assert_array_equal(partition.codes, oracle)
+    assert partition.areas().sum() == pytest.approx(4.0)
+    assert partition.layers[0].num_regions == 6
+
+
+def test_paper_cnn_on_an_image_slice():
+    torch.manual_seed(0)
+    model = nets.small_cnn(channels=4, seed=0)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    images = torch.randn(2, 1, 28, 28)
+    plane = su.image_canvas(images[0], images[1])
+    partition = su.partition2d(model, (0, 1, 0, 1), plane=plane)
+    points = partition.interior_points()
+    oracle = su.activation_codes(model, plane(points)).numpy()
+    np.testing.assert_array_equal(partition.codes, oracle)
+    slopes, offsets = partition.affine_maps()
+    logits = su.to_chain(model).forward(plane(points)).numpy()
+    np.testing.assert_allclose(np.einsum("roj,rj->ro", slopes, points) + offsets, logits, rtol=1e-8, atol=1e-8)
+    assert partition.areas().sum() == pytest.approx(1.0)
+
+
+def test_spline_segments_lie_on_the_zero_set_and_cover_every_sign_change():
+    model = random_mlp((2, 8, 8), seed=4)
+    partition = su.partition2d(model, (-1, 1, -1, 1))
+    chain = su.to_chain(model)
+    drawn = 0
+    for node in range(8):
+        segments = partition.spline_segments(1, node)
+        points = np.concatenate([segments.mean(axis=1), segments[:, 0], segments[:, 1]])
+        with torch.no_grad():
+            hidden = chain.nonlinearities[0].apply(chain.blocks[0].apply(torch.tensor(points)))
+            pre = chain.blocks[1].apply(hidden)[:, node].numpy()
+        assert np.abs(pre).max(initial=0.0) < 1e-9
+        # every layer-1 region whose vertices straddle the node's zero set holds a segment of it
+        parents = partition.layers[0].polygons
+        maps = partition.layers[1].pre_activations[:, :, node]
+        owner = parents.owner
+        values = maps[owner, 0] + maps[owner, 1] * parents.vertices[:, 0] + maps[owner, 2] * parents.vertices[:, 1]
+        straddle = (np.bincount(owner, values > 1e-9) > 0) & (np.bincount(owner, values < -1e-9) > 0)
+        assert len(segments) == straddle.sum()
+        drawn += len(segments)
+    assert drawn > 8
+
+def test_decision_boundary_is_where_logits_tie():
+    model = random_mlp((2, 12, 12, 2), seed=7, final_activation=False)
+    partition = su.partition2d(model, (-2, 2, -2, 2))
+    segments = partition.boundary_segments()
+    assert len(segments) > 0
+    logits = forward64(model, segments.reshape(-1, 2))
+    assert np.abs(logits[:, 0] - logits[:, 1]).max() < 1e-9
+    polylines = partition.decision_boundary()
+    assert sum(len(p) - 1 for p in polylines) == len(segments)
+
+
+def test_multiclass_boundary_is_where_the_top_logit_changes():
+    model = random_mlp((2, 10, 10, 4), seed=8, final_activation=False)
+    partition = su.partition2d(model, (-2, 2, -2, 2))
+    segments = partition.boundary_segments()
+    middles = segments.mean(axis=1)
+    logits = forward64(model, middles)
+    top_two = np.sort(logits, axis=1)[:, -2:]
+    assert np.abs(top_two[:, 1] - top_two[:, 0]).max() < 1e-8
+    # oracle: along grid rows, every change of argmax lies within a cell of a boundary segment
+    _, _, points = su.grid_points((-2, 2, -2, 2), 200)
+    winners = forward64(model, points).argmax(axis=1).reshape(200, 200)
+    changes = np.argwhere(winners[:, 1:] != winners[:, :-1])
+    assert len(changes) > 0
+    pair = partition.boundary_segments(classes=(0, 1))
+    logits_pair = forward64(model, pair.reshape(-1, 2))
+    assert np.abs(logits_pair[:, 0] - logits_pair[:, 1]).max() < 1e-8
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(widths=st.lists(st.integers(1, 9), min_size=1, max_size=4), seed=st.integers(0, 10_000),
+       slope=st.sampled_from([0.0, 0.01, 0.2, -0.5, -1.0]),
+       centre=st.tuples(st.floats(-3, 3), st.floats(-3, 3)), half_size=st.floats(0.05, 5.0))
+def test_property_random_networks(widths, seed, slope, centre, half_size):
+    activation = "relu" if slope == 0.0 else "leaky_relu"
+    model = random_mlp((2, *widths, 3), activation, slope, seed=seed, final_activation=False)
+    bounds = (centre[0] - half_size, centre[0] + half_size, centre[1] - half_size, centre[1] + 0.5 * half_size)
+    partition = su.partition2d(model, bounds)
+    area = (bounds[1] - bounds[0]) * (bounds[3] - bounds[2])
+    assert partition.areas().sum() == pytest.approx(area, rel=1e-9)
+    points = partition.interior_points()
+    np.testing.assert_array_equal(partition.codes, su.activation_codes(model, torch.tensor(points)).numpy())
+    slopes, offsets = partition.affine_maps()
+    np.testing.assert_allclose(np.einsum("roj,rj->ro", slopes, points) + offsets, forward64(model, points),
+                               rtol=1e-8, atol=1e-8 * max(1.0, np.abs(offsets).max()))
+
+
+def test_polygon_cut_and_clip():
+    square = rectangle((0, 1, 0, 1))
+    values = square.vertices[:, 0] - square.vertices[:, 1]  # the diagonal through two corners
+    positive, negative = cut(square, values, np.full(4, 1e-12))
+    assert positive.areas()[0] == pytest.approx(0.5) and negative.areas()[0] == pytest.approx(0.5)
+    assert positive.counts[0] == 3 and negative.counts[0] == 3
+    hit, segments = clip_lines(square, np.array([[-0.5, 1.0, 0.0]]))  # x = 0.5
+    assert hit[0]
+    np.testing.assert_allclose(sorted(segments[0][:, 1]), [0.0, 1.0])
+    np.testing.assert_allclose(segments[0][:, 0], [0.5, 0.5])
+    miss, _ = clip_lines(square, np.array([[-2.0, 1.0, 0.0]]))
+    assert not miss[0]
+    both = Polygons.concatenate([square, rectangle((1, 3, 0, 1))])
+    np.testing.assert_allclose(both.subset(np.array([1, 0])).areas(), [2.0, 1.0])
+
+
+def test_the_model_is_not_modified():
+    model = nets.small_cnn(channels=2, seed=0)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.randn(2, 1, 28, 28)
+    su.partition2d(model, (0, 1, 0, 1), plane=su.image_canvas(images[0], images[1]))
+    su.activation_codes(model, images)
+    assert model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+# ----------------------------------------------------------------------------------------------- errors
+
+def test_unsupported_module_is_named():
+    with pytest.raises(TypeError, match="Tanh"):
+        su.partition2d(nn.Sequential(nn.Linear(2, 3), nn.Tanh()))
+    with pytest.raises(TypeError, match="MaxPool2d"):
+        su.partition2d(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2)), (0, 1, 0, 1),
+                       plane=su.image_canvas(torch.ones(1, 8, 8), torch.eye(8)[None]))
+    with pytest.raises(TypeError, match="PreActResNet"):
+        su.activation_codes(nets.preact_resnet(), torch.zeros(1, 1, 28, 28))
+
+
+@pytest.mark.parametrize("bounds", [(1, 0, 0, 1), (0, 1, 1, 1), (0, 1, 0), (0, float("nan"), 0, 1), "abcd",
+                                    (0, float("inf"), 0, 1)])
+def test_bad_bounds(bounds):
+    with pytest.raises(ValueError, match="bounds"):
+        su.partition2d(random_mlp((2, 3)), bounds)
+
+
+def test_wrong_input_size():
+    with pytest.raises(ValueError, match="plane"):
+        su.partition2d(random_mlp((3, 4)))
+    with pytest.raises(ValueError, match="plane"):
+        su.partition2d(nets.small_cnn(channels=2))
+    with pytest.raises(ValueError, match="shape"):
+        su.partition2d(random_mlp((5, 4)), plane=su.Plane(torch.zeros(4), torch.eye(4)[0], torch.eye(4)[1]))
+    with pytest.raises(ValueError, match="cannot take inputs"):
+        su.partition2d(nets.small_cnn(channels=2), (0, 1, 0, 1),
+                       plane=su.image_canvas(torch.ones(1, 10, 10), torch.eye(10)[None]))
+    with pytest.raises(ValueError, match="n_samples"):
+        su.activation_codes(random_mlp((2, 3)), torch.zeros(2))
+
+
+def test_non_finite_weights():
+    model = random_mlp((2, 3, 3))
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        su.partition2d(model)
+    bn = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.ReLU())
+    bn[1].running_var[0] = float("inf")
+    with pytest.raises(ValueError, match="non-finite"):
+        su.partition2d(bn)
+
+
+def test_bad_plane():
+    with pytest.raises(ValueError, match="parallel"):
+        su.Plane(torch.zeros(3), torch.ones(3), 2 * torch.ones(3))
+    with pytest.raises(ValueError, match="same shape"):
+        su.Plane(torch.zeros(3), torch.ones(3), torch.ones(4))
+
+
+def test_region_cap_raises_instead_of_exhausting_memory():
+    model = random_mlp((2, 64, 64), seed=0)
+    with pytest.raises(su.PartitionTooLarge, match="max_regions"):
+        su.partition2d(model, max_regions=100)
+    with pytest.raises(su.PartitionTooLarge, match="max_bytes"):
+        su.partition2d(model, max_bytes=10_000)
+
+
+def test_batchnorm_uses_running_statistics_even_in_train_mode():
+    model = nn.Sequential(nn.Linear(2, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 6), nn.BatchNorm1d(6),
+                          nn.LeakyReLU(0.2), nn.Linear(6, 2))
+    torch.manual_seed(1)
+    for module in (model[1], model[4]):
+        module.running_mean.uniform_(-1, 1)
+        module.running_var.uniform_(0.2, 3)
+        module.weight.data.uniform_(-2, 2)
+    model.train()
+    partition = su.partition2d(model, (-2, 2, -2, 2))
+    points = partition.interior_points()
+    np.testing.assert_array_equal(partition.codes, su.activation_codes(model, torch.tensor(points)).numpy())
+    model.eval()
+    with torch.no_grad():
+        expected = model.double()(torch.tensor(points)).numpy()
+    slopes, offsets = partition.affine_maps()
+    np.testing.assert_allclose(np.einsum("roj,rj->ro", slopes, points) + offsets, expected, rtol=1e-9, atol=1e-9)
