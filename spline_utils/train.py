@@ -1,12 +1,15 @@
 """A plain, seeded training loop with callbacks.
 
 ``fit`` trains any classifier with SGD (or a given optimizer) on in-memory tensors. Callbacks see the loop's state
-after every iteration and every epoch, which is how snapshots and early-bird detection plug in.
+before training, after every backward pass, after every iteration and after every epoch, which is how snapshots
+(:class:`Snapshots`), sparsity penalties and early-bird detection (:mod:`spline_utils.early_bird`) plug in.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
+
+import copy
 
 import torch
 import torch.nn as nn
@@ -28,7 +31,18 @@ class TrainState:
 
 
 class Callback:
-    """Override any of these; set ``state.stop = True`` to end training early."""
+    """Override any of these; set ``state.stop = True`` to end training early.
+
+    Order in one epoch: ``on_backward_end`` (gradients computed, before the optimizer step) then
+    ``on_iteration_end`` (after the step) for every mini-batch, then ``on_epoch_end`` (model in eval mode).
+    ``on_train_begin`` runs once before the first step.
+    """
+
+    def on_train_begin(self, state: TrainState) -> None:
+        pass
+
+    def on_backward_end(self, state: TrainState) -> None:
+        pass
 
     def on_iteration_end(self, state: TrainState) -> None:
         pass
@@ -74,6 +88,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: flo
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(milestones), gamma) if milestones else None
     generator = torch.Generator().manual_seed(seed)
     state = TrainState(model, optimizer)
+    for callback in callbacks:
+        callback.on_train_begin(state)
     epoch_range = range(epochs)
     if progress:
         from tqdm.auto import tqdm
@@ -87,8 +103,10 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: flo
             optimizer.zero_grad()
             loss = loss_fn(model(x[batch]), y[batch])
             loss.backward()
+            for callback in callbacks:
+                callback.on_backward_end(state)
             optimizer.step()
-            state.loss = float(loss)
+            state.loss = float(loss.detach())
             state.losses.append(state.loss)
             total, count = total + state.loss * len(batch), count + len(batch)
             for callback in callbacks:
@@ -101,10 +119,56 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: flo
         model.eval()
         for callback in callbacks:
             callback.on_epoch_end(state)
+        if progress:
+            epoch_range.set_postfix(loss=f"{state.epoch_losses[-1]:.4f}")
         if state.stop:
             break
     model.eval()
     return state
+
+
+class Snapshots(Callback):
+    """Deep copies of the model's ``state_dict`` at chosen optimizer steps and epochs.
+
+    Parameters
+    ----------
+    iterations : sequence of int
+        Numbers of completed optimizer steps at which to copy the model (0 = before training).
+    epochs : sequence of int
+        Numbers of completed epochs at which to copy the model (0 = before training).
+
+    Attributes
+    ----------
+    at_iteration, at_epoch : dict of int -> dict
+        The copies, keyed by the step or epoch count. Load one with ``model.load_state_dict(...)``.
+    """
+
+    def __init__(self, iterations: Sequence[int] = (), epochs: Sequence[int] = ()):
+        if any(int(i) < 0 for i in [*iterations, *epochs]):
+            raise ValueError("snapshot iterations and epochs must be >= 0 (0 means before training)")
+        self.iterations = {int(i) for i in iterations}
+        self.epochs = {int(e) for e in epochs}
+        self.at_iteration: dict[int, dict] = {}
+        self.at_epoch: dict[int, dict] = {}
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if 0 in self.iterations:
+            self.at_iteration[0] = _copy_state(state.model)
+        if 0 in self.epochs:
+            self.at_epoch[0] = _copy_state(state.model)
+
+    def on_iteration_end(self, state: TrainState) -> None:
+        steps = state.iteration + 1
+        if steps in self.iterations:
+            self.at_iteration[steps] = _copy_state(state.model)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.epoch in self.epochs:
+            self.at_epoch[state.epoch] = _copy_state(state.model)
+
+
+def _copy_state(model: nn.Module) -> dict:
+    return copy.deepcopy({name: tensor.detach().cpu() for name, tensor in model.state_dict().items()})
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
