@@ -19,10 +19,12 @@ import torch.nn as nn
 
 from .chain import Chain, to_chain
 from .polygons import Polygons, clip_lines, cut, join_segments, rectangle, side_of_line
+from .propagate import apply_block, map_in_chunks, next_pre_activations
 from .slices import Plane
 
 RELATIVE_TOLERANCE = 1e-10
 STATE_CHUNK_BYTES = 2**27
+MATMUL_GROUP = 64
 
 
 class PartitionTooLarge(RuntimeError):
@@ -179,11 +181,11 @@ class Partition:
         """Output affine maps packed as ``(num_regions, 3, n_outputs)``: rows offset, d/da, d/db."""
         if self._output_maps is None:
             if not self.layers:
-                self._output_maps = _apply_block(self.chain.blocks[-1], self._input_state)
+                self._output_maps = apply_block(self.chain.blocks[-1], self._input_state)
             else:
                 last = self.layers[-1]
-                self._output_maps = _map_in_chunks(
-                    lambda index: _apply_block(self.chain.blocks[-1], last.post_activations(index), last.shape),
+                self._output_maps = map_in_chunks(
+                    lambda index: apply_block(self.chain.blocks[-1], last.post_activations(index), last.shape),
                     last.num_regions)
         return self._output_maps
 
@@ -313,15 +315,13 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
     layers: list[LayerPartition] = []
     for layer_index, (block, nonlinearity) in enumerate(zip(chain.blocks, chain.nonlinearities)):
         if layer_index == 0:
-            pre, parents = _apply_block(block, input_state), domain
+            pre, parents = apply_block(block, input_state), domain
         else:
             previous = layers[-1]
             _check_memory(previous.num_regions, 3 * math.prod(shapes[layer_index]) * 8, max_bytes)
-            pre = _map_in_chunks(lambda index: _apply_block(block, previous.post_activations(index), previous.shape),
-                                 previous.num_regions)
+            pre = next_pre_activations(block, previous)
             parents = previous.polygons
-        pieces, parent = _cut_by_layer(parents, pre, tolerance_scale, max_regions, layer_index)
-        layer_codes = _codes_at(pieces.vertex_means(), pre, parent)
+        pieces, parent, layer_codes = _cut_by_layer(parents, pre, tolerance_scale, max_regions, layer_index)
         layers.append(LayerPartition(pieces, parent, layer_codes, pre, nonlinearity.slope, shapes[layer_index]))
     return Partition(chain, bounds, plane, domain, layers, input_state)
 
@@ -381,31 +381,6 @@ def _input_state(chain: Chain, plane: Plane | None) -> np.ndarray:
     return state[None]
 
 
-def _apply_block(block, state, shape=None) -> np.ndarray:
-    """Apply an affine block to affine maps (n, 3, ...) -> (n, 3, n_features), as numpy.
-
-    ``shape`` is the per-sample feature shape the block expects; by default the state's own trailing shape.
-    """
-    state = torch.as_tensor(state)
-    n = state.shape[0]
-    if shape is not None:
-        state = state.reshape(n, 3, *shape)
-    with torch.no_grad():
-        offset = block.apply(state[:, 0], with_offset=True)
-        linear = block.apply(state[:, 1:].reshape(2 * n, *state.shape[2:]), with_offset=False)
-    out = torch.cat([offset.reshape(n, 1, -1), linear.reshape(n, 2, -1)], dim=1)
-    return out.numpy()
-
-
-def _map_in_chunks(function, n_regions: int) -> np.ndarray:
-    """Evaluate ``function(index)`` on chunks of region indices and concatenate (bounded temporary memory)."""
-    first = function(np.arange(min(n_regions, 1)))
-    per_region = max(first[0].nbytes, 1) if len(first) else 1
-    chunk = max(1, STATE_CHUNK_BYTES // per_region)
-    parts = [function(np.arange(start, min(start + chunk, n_regions))) for start in range(0, n_regions, chunk)]
-    return np.concatenate(parts) if parts else first
-
-
 def _check_memory(n_regions: int, bytes_per_region: int, max_bytes: int) -> None:
     needed = n_regions * bytes_per_region
     if needed > max_bytes:
@@ -414,13 +389,36 @@ def _check_memory(n_regions: int, bytes_per_region: int, max_bytes: int) -> None
             f"max_bytes={max_bytes / 2**30:.1f} GiB; shrink the bounds, use a smaller model, or raise max_bytes")
 
 
-def _codes_at(points: np.ndarray, pre: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """Layer codes at one interior point per region, chunked over regions."""
-    def codes(index):
-        maps = pre[parent[index]]
-        values = maps[:, 0] + maps[:, 1] * points[index, 0, None] + maps[:, 2] * points[index, 1, None]
-        return values > 0
-    return _map_in_chunks(codes, len(parent)) if len(parent) else np.zeros((0, pre.shape[2]), dtype=bool)
+def _layer_codes(pieces: Polygons, parent: np.ndarray, pre: np.ndarray, crossing: np.ndarray,
+                 above: np.ndarray) -> np.ndarray:
+    """Each piece's code for this layer's nodes, at its vertex mean (strictly inside it).
+
+    Parents cut into many pieces evaluate all their nodes with one matrix product; for the others only the lines
+    that cross the parent are evaluated, the rest keep the parent's side (``above``).
+    """
+    codes = above[parent]
+    points = np.concatenate([np.ones((len(parent), 1)), pieces.vertex_means()], axis=1)
+    group_sizes = np.bincount(parent, minlength=len(pre))
+    group_starts = np.cumsum(group_sizes) - group_sizes
+    for group in np.nonzero(group_sizes >= MATMUL_GROUP)[0]:
+        rows = slice(group_starts[group], group_starts[group] + group_sizes[group])
+        codes[rows] = points[rows] @ pre[group] > 0
+    small = group_sizes[parent] < MATMUL_GROUP
+    pieces_small = np.nonzero(small)[0]
+    lines_per_parent = crossing.sum(axis=1)
+    _, line_node = np.nonzero(crossing)
+    first_line = np.cumsum(lines_per_parent) - lines_per_parent
+    repeats = lines_per_parent[parent[pieces_small]]
+    piece = np.repeat(pieces_small, repeats)
+    node = line_node[np.repeat(first_line[parent[pieces_small]], repeats) + _ranks_within(repeats)]
+    maps = pre[parent[piece], :, node]
+    codes[piece, node] = np.einsum("ij,ij->i", maps, points[piece]) > 0
+    return codes
+
+
+def _ranks_within(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., c-1 for each count c, concatenated."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def _line_tolerance(maps: np.ndarray, scale: float) -> np.ndarray:
@@ -428,11 +426,20 @@ def _line_tolerance(maps: np.ndarray, scale: float) -> np.ndarray:
     return RELATIVE_TOLERANCE * (np.abs(maps[..., 0]) + scale * (np.abs(maps[..., 1]) + np.abs(maps[..., 2])))
 
 
-def _crossing_lines(parents: Polygons, pre: np.ndarray, scale: float) -> np.ndarray:
-    """Boolean (n_parents, n_nodes): does node k's zero line cut parent region p's interior?"""
+def _crossing_lines(parents: Polygons, pre: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which node lines cut each parent region, and on which side the others leave it.
+
+    Returns
+    -------
+    crossing : bool (n_parents, n_nodes)
+        Node k's zero line cuts parent region p's interior.
+    above : bool (n_parents, n_nodes)
+        Some vertex is strictly above the line and none strictly below: the node is active on the whole region.
+    """
     n_parents, _, n_nodes = pre.shape
     starts, counts = parents.starts, parents.counts
     crossing = np.zeros((n_parents, n_nodes), dtype=bool)
+    above_only = np.zeros((n_parents, n_nodes), dtype=bool)
     per_parent = max(1, int(counts.max()) * n_nodes * 8 * 4)
     chunk = max(1, STATE_CHUNK_BYTES // per_parent)
     for first in range(0, n_parents, chunk):
@@ -446,18 +453,19 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, scale: float) -> np.ndar
         above = np.logical_or.reduceat(values > tolerance, local_starts, axis=0)
         below = np.logical_or.reduceat(values < -tolerance, local_starts, axis=0)
         crossing[first:last] = above & below
-    return crossing
+        above_only[first:last] = above & ~below
+    return crossing, above_only
 
 
 def _cut_by_layer(parents: Polygons, pre: np.ndarray, scale: float, max_regions: int, layer_index: int):
     """Cut every parent region by the zero lines of this layer's nodes that cross it.
 
-    Returns the pieces (grouped by parent, parents in order) and each piece's parent index.
+    Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code.
     """
-    crossing = _crossing_lines(parents, pre, scale)
+    crossing, above = _crossing_lines(parents, pre, scale)
     line_parent, line_node = np.nonzero(crossing)
     lines_per_parent = crossing.sum(axis=1)
-    first_line = np.concatenate([[0], np.cumsum(lines_per_parent)[:-1]])
+    first_line = np.cumsum(lines_per_parent) - lines_per_parent
     active = np.nonzero(lines_per_parent > 0)[0]
     done_polygons = [parents.subset(np.nonzero(lines_per_parent == 0)[0])]
     done_parent = [np.nonzero(lines_per_parent == 0)[0]]
@@ -471,9 +479,7 @@ def _cut_by_layer(parents: Polygons, pre: np.ndarray, scale: float, max_regions:
         values = lines[owner, 0] + lines[owner, 1] * working.vertices[:, 0] + lines[owner, 2] * working.vertices[:, 1]
         tolerance = _line_tolerance(lines, scale)[owner]
         side = side_of_line(values, tolerance)
-        above = np.add.reduceat(side > 0, working.starts) > 0
-        below = np.add.reduceat(side < 0, working.starts) > 0
-        split = above & below
+        split = (np.add.reduceat(side > 0, working.starts) > 0) & (np.add.reduceat(side < 0, working.starts) > 0)
         kept = working.subset(np.nonzero(~split)[0])
         split_index = np.nonzero(split)[0]
         split_vertices = np.repeat(split, working.counts)
@@ -496,4 +502,5 @@ def _cut_by_layer(parents: Polygons, pre: np.ndarray, scale: float, max_regions:
     pieces = Polygons.concatenate(done_polygons)
     parent = np.concatenate(done_parent)
     order = np.argsort(parent, kind="stable")
-    return pieces.subset(order), parent[order]
+    pieces, parent = pieces.subset(order), parent[order]
+    return pieces, parent, _layer_codes(pieces, parent, pre, crossing, above)
