@@ -2,14 +2,15 @@
 
 The sources are staged in ``_build/source`` (config, toc, prose, executed notebooks); Jupyter Book renders them with
 execution off, so no notebook runs twice, and with ``-W`` so any warning fails the build. The HTML lands in
-``_build/html``.
+``_build/html``; the weight of every page is printed at the end.
 
-Usage: ``python tools/build_book.py [--only 01_spline_partition]``
+Usage: ``python tools/build_book.py [--only 01_spline_partition] [--path-output DIR]``
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,27 +21,30 @@ import papermill
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "_build"
-STAGE = BUILD / "source"
 STAGED_FILES = ["_config.yml", "_toc.yml"]
 os.environ["SPLINE_BOOK_STATIC"] = "1"  # sliders render as static frames only (no dead widgets on the page)
 
 
 def chapters() -> list[Path]:
+    """The chapter notebooks ``book/NN_*.ipynb``, in order."""
     return sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 
 
-def stage(only: str | None) -> None:
-    if STAGE.exists():
-        shutil.rmtree(STAGE)
-    shutil.copytree(ROOT / "book", STAGE / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+def stage(stage_dir: Path, only: str | None) -> None:
+    """Copy config, toc and prose to ``stage_dir`` and execute the chapters into it (execution off for the build).
+
+    Chapters whose name does not contain ``only`` are copied unexecuted (their pages have no outputs).
+    """
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    shutil.copytree(ROOT / "book", stage_dir / "book", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
     for name in STAGED_FILES:
-        shutil.copy(ROOT / name, STAGE / name)
-    config = yaml.safe_load((STAGE / "_config.yml").read_text())
+        shutil.copy(ROOT / name, stage_dir / name)
+    config = yaml.safe_load((stage_dir / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"
-    (STAGE / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     for notebook in chapters():
-        target = STAGE / "book" / notebook.name
+        target = stage_dir / "book" / notebook.name
         if only and only not in notebook.stem:
             shutil.copy(notebook, target)
             continue
@@ -50,19 +54,41 @@ def stage(only: str | None) -> None:
         print(f"executed {notebook.name} in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def build() -> None:
-    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(STAGE), "--path-output", str(ROOT), "-W",
-               "--keep-going"]
+def build(stage_dir: Path, path_output: Path) -> None:
+    """Render the staged sources to ``path_output/_build/html`` (all pages, warnings are errors)."""
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book), "build", str(stage_dir), "--path-output", str(path_output), "-W", "--keep-going",
+               "--all"]
     subprocess.run(command, check=True)
+
+
+def page_weights(html_dir: Path) -> list[tuple[str, int, int]]:
+    """(page name, HTML bytes, bytes of the local images it shows) of every chapter page in ``html_dir/book``.
+
+    Slider frames are inlined in the HTML; other figures are files in ``_images`` (the theme's shared assets are
+    not counted).
+    """
+    weights = []
+    for page in sorted((html_dir / "book").glob("[0-9][0-9]_*.html")):
+        images = set(re.findall(r'<img [^>]*src="(\.\./_images/[^"]+)"', page.read_text()))
+        weights.append((page.name, page.stat().st_size, sum((page.parent / image).stat().st_size for image in images)))
+    return weights
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="execute only chapters whose name contains this (others are copied as is)")
+    parser.add_argument("--path-output", type=Path, default=ROOT,
+                        help="build in PATH_OUTPUT/_build (default: the repository root)")
     args = parser.parse_args()
-    stage(args.only)
-    build()
-    print(f"book built in {ROOT / '_build' / 'html'}")
+    build_dir = args.path_output.resolve() / "_build"
+    stage(build_dir / "source", args.only)
+    build(build_dir / "source", args.path_output.resolve())
+    html_dir = build_dir / "html"
+    for name, html_bytes, image_bytes in page_weights(html_dir):
+        print(f"{name}: {(html_bytes + image_bytes) / 1e6:.2f} MB ({html_bytes / 1e6:.2f} MB HTML with inlined "
+              f"slider frames, {image_bytes / 1e6:.2f} MB figures)")
+    print(f"book built in {html_dir}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,159 @@
+"""The kernel-free slider: one frame per value, readable labels, no external URL, unique ids, same input same HTML."""
+import base64
+import json
+import re
+from html.parser import HTMLParser
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+
+from spline_utils import interact
+from spline_utils.interact import frame_slider, slider_html
+from spline_utils.plot import figure_png
+
+VALUES = [0.0, 0.25, 0.5, 0.75]
+DPI = 30
+
+
+def draw_bar(value):
+    """A figure that differs with ``value`` (a bar of that height)."""
+    fig, ax = plt.subplots(figsize=(1.5, 1.5))
+    ax.bar([0], [value])
+    ax.set_ylim(0, 1)
+    return fig
+
+
+class Elements(HTMLParser):
+    """Every start tag as (tag, attributes) and the text of every <script> and <output>."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tags, self.scripts, self.outputs, self._inside = [], [], [], None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._inside = tag if tag in ("script", "output") else None
+
+    def handle_endtag(self, tag):
+        self._inside = None
+
+    def handle_data(self, data):
+        if self._inside == "script":
+            self.scripts.append(data)
+        elif self._inside == "output":
+            self.outputs.append(data)
+
+    def first(self, tag):
+        return next(attrs for name, attrs in self.tags if name == tag)
+
+
+def script_arrays(script):
+    """The labels and frames arrays the inline script switches between."""
+    labels = json.loads(re.search(r"labels = (\[.*?\]),", script).group(1))
+    frames = json.loads(re.search(r"frames = (\[.*?\]);", script).group(1))
+    return labels, frames
+
+
+@pytest.fixture(scope="module")
+def page():
+    return frame_slider(draw_bar, VALUES, "height", format_value=lambda v: f"{v:.0%}", start=1, dpi=DPI).data
+
+
+def test_one_frame_per_value_equal_to_the_drawn_figure(page):
+    labels, frames = script_arrays(Elements(page).scripts[0])
+    assert len(frames) == len(VALUES)
+    expected = [figure_png(draw_bar(value), dpi=DPI) for value in VALUES]
+    assert [base64.b64decode(frame) for frame in frames] == expected
+    assert len(set(frames)) == len(VALUES), "different values must give different pictures"
+
+
+def test_labels_and_initial_state(page):
+    elements = Elements(page)
+    labels, frames = script_arrays(elements.scripts[0])
+    assert labels == ["0%", "25%", "50%", "75%"]
+    slider = elements.first("input")
+    assert (slider["type"], slider["min"], slider["max"], slider["value"]) == ("range", "0", "3", "1")
+    assert slider["aria-valuetext"] == "25%"
+    assert elements.outputs == ["25%"]
+    image = elements.first("img")
+    assert image["src"] == "data:image/png;base64," + frames[1]
+    assert image["alt"] == "height: 25%"
+
+
+def test_no_external_urls(page):
+    elements = Elements(page)
+    for tag, attrs in elements.tags:
+        for attribute in ("src", "href"):
+            assert attrs.get(attribute, "data:").startswith("data:"), f"<{tag} {attribute}> leaves the page"
+    without_images = re.sub(r"[A-Za-z0-9+/=]{64,}", "", page)  # base64 frames may contain "//" by chance
+    assert not re.search(r"https?:|//[a-z]", without_images), "the slider must not load anything from the network"
+
+
+def test_ids_are_unique_per_slider_and_stable(page):
+    again = frame_slider(draw_bar, VALUES, "height", format_value=lambda v: f"{v:.0%}", start=1, dpi=DPI).data
+    assert again == page, "the same arguments must give byte-identical HTML (reproducible pages)"
+    frames = [figure_png(draw_bar(value), dpi=DPI) for value in VALUES[:2]]
+    variants = [slider_html(frames, ["a", "b"], "x"), slider_html(frames, ["a", "c"], "x"),
+                slider_html(frames, ["a", "b"], "y"), slider_html(frames, ["a", "b"], "x", start=1),
+                slider_html(frames[::-1], ["a", "b"], "x"), page]
+    ids = [Elements(html).first("div")["id"] for html in variants]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"su-slider-[0-9a-f]{12}", element_id) for element_id in ids)
+
+
+def test_text_cannot_break_out_of_the_page():
+    frame = figure_png(draw_bar(0.5), dpi=DPI)
+    hostile = '</script><script>alert("x")</script> & "quotes"'
+    html = slider_html([frame], [hostile], hostile)
+    elements = Elements(html)
+    assert [tag for tag, _ in elements.tags].count("script") == 1
+    labels, _ = script_arrays(elements.scripts[0])
+    assert labels == [hostile]
+    assert elements.first("img")["alt"] == f"{hostile}: {hostile}"
+
+
+@pytest.mark.parametrize("frames, labels, start, message", [
+    ([], [], 0, "at least one frame"),
+    ([b"\x89PNG\r\n\x1a\n"], ["a", "b"], 0, "one label per frame"),
+    ([b"GIF89a"], ["a"], 0, "PNG bytes"),
+    ([b"\x89PNG\r\n\x1a\n"], ["a"], 1, "start must index"),
+])
+def test_slider_html_rejects_bad_input(frames, labels, start, message):
+    with pytest.raises(ValueError, match=message):
+        slider_html(frames, labels, "x", start)
+
+
+def test_frame_slider_rejects_bad_input():
+    with pytest.raises(ValueError, match="values is empty"):
+        frame_slider(draw_bar, [], "x")
+    with pytest.raises(ValueError, match="start must index"):
+        frame_slider(draw_bar, VALUES, "x", start=len(VALUES))
+
+
+def test_live_kernel_draws_on_demand(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    shown, drawn = [], []
+    monkeypatch.delenv(interact.BUILD_ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda widget: shown.append(widget))
+    result = frame_slider(lambda v: drawn.append(v) or draw_bar(v), VALUES, "height", start=2, dpi=DPI)
+    assert result is None and len(shown) == 1
+    assert drawn == [VALUES[2]], "only the initial frame is drawn until the reader moves the slider"
+    controls, image = shown[0].children
+    slider, label = controls.children
+    slider.value = 0
+    assert drawn == [VALUES[2], VALUES[0]] and label.value == str(VALUES[0])
+    assert image.value == figure_png(draw_bar(VALUES[0]), dpi=DPI)
+    slider.value = 2
+    assert len(drawn) == 2, "a frame already drawn is reused"
+
+
+def test_book_build_is_always_static(monkeypatch):
+    monkeypatch.setenv(interact.BUILD_ENVIRONMENT_VARIABLE, "1")
+    monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
+    result = frame_slider(draw_bar, VALUES[:2], "height", dpi=DPI)
+    assert "su-slider" in result.data
