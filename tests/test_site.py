@@ -1,0 +1,142 @@
+"""Cheap checks of the published book: one repository URL, Colab badges and install cells, toc, API page, pages.
+
+The repository URL lives in one place, ``_config.yml`` (``repository.url``, ``repository.branch``); every
+notebook's Colab badge and install cell must agree with it. The checks of ``_build/html`` skip when the book has not
+been built (``make test`` runs before ``make book``).
+"""
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+NOTEBOOKS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+HTML_DIR = Path(os.environ.get("SPLINE_BOOK_HTML", ROOT / "_build" / "html"))
+PAGE_WEIGHT_LIMIT_MB = 8  # HTML with inlined slider frames plus figures, per chapter page
+INSTALL_CELL = '''# Colab: install the book's helper package. Does nothing elsewhere.
+import sys
+
+if "google.colab" in sys.modules:
+    %pip install -q "spline_utils @ git+{url}"'''
+
+
+def repository():
+    """(url, owner/name, branch) from ``_config.yml``."""
+    url, branch = CONFIG["repository"]["url"].rstrip("/"), CONFIG["repository"]["branch"]
+    match = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", url)
+    assert match, f"_config.yml repository.url must be https://github.com/OWNER/NAME, got {url}"
+    return url, match.group(1), branch
+
+
+def colab_url(notebook):
+    _, slug, branch = repository()
+    return f"https://colab.research.google.com/github/{slug}/blob/{branch}/book/{notebook.name}"
+
+
+def cells(notebook):
+    return json.loads(notebook.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def test_config_has_launch_buttons():
+    repository()
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert CONFIG["launch_buttons"]["binderhub_url"].startswith("https://")
+    assert CONFIG["only_build_toc_files"] is True
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_colab_badge_points_at_the_repository(notebook):
+    first = source(cells(notebook)[0])
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(notebook)})"
+    assert badge in first, (f"{notebook.name}: the first cell needs the Colab badge for _config.yml's repository "
+                            f"and branch, exactly:\n{badge}")
+    other_urls = set(re.findall(r"https://colab\.research\.google\.com/github/[^)\s\"]+", first))
+    assert other_urls == {colab_url(notebook)}, f"{notebook.name}: Colab links to another place: {other_urls}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_install_cell_installs_from_the_repository(notebook):
+    second = cells(notebook)[1]
+    expected = INSTALL_CELL.format(url=repository()[0])
+    assert second["cell_type"] == "code" and source(second).strip() == expected, (
+        f"{notebook.name}: the second cell (first code cell) must be exactly:\n{expected}")
+
+
+def test_every_chapter_is_in_the_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    listed = set(re.findall(r"file:\s*book/(\S+)", toc))
+    missing = [n.stem for n in NOTEBOOKS if n.stem not in listed and n.name not in listed]
+    assert not missing, f"chapters missing from _toc.yml (they would not be built): {missing}"
+
+
+def committed_modules():
+    """Public modules of the package that git tracks (all of them if git is not at hand)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "spline_utils/*.py"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        listed = [str(path.relative_to(ROOT)) for path in (ROOT / "spline_utils").glob("*.py")]
+    return sorted(Path(path).stem for path in listed if not Path(path).stem.startswith("_"))
+
+
+def test_api_page_documents_every_module():
+    api = (ROOT / "book" / "api.md").read_text()
+    documented = set(re.findall(r"\.\. automodule:: spline_utils\.(\w+)", api))
+    missing = [module for module in committed_modules() if module not in documented]
+    assert not missing, ("book/api.md does not document " + ", ".join(missing) + "; add to it, e.g.\n"
+                         + "\n".join(f".. automodule:: spline_utils.{m}\n   :members:" for m in missing))
+
+
+def test_publishing_workflow_builds_and_deploys_the_book():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+    uses = [step.get("uses", "").split("@")[0] for step in steps]
+    assert "actions/upload-pages-artifact" in uses and "actions/deploy-pages" in uses
+    assert any("make book" in step.get("run", "") for step in steps)
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "_build/html"
+
+
+def built_page(notebook):
+    page = HTML_DIR / "book" / f"{notebook.stem}.html"
+    if not page.exists():
+        pytest.skip(f"{page} is not built: run `make book` first")
+    return page
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_built_page_has_launch_buttons(notebook):
+    text = built_page(notebook).read_text()
+    _, slug, branch = repository()
+    assert f'href="{colab_url(notebook)}"' in text, "the Colab launch button is missing or points elsewhere"
+    assert f"https://mybinder.org/v2/gh/{slug}/{branch}?urlpath=tree/book/{notebook.name}" in text, (
+        "the Binder launch button is missing or points elsewhere")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_built_page_weight(notebook):
+    page = built_page(notebook)
+    images = set(re.findall(r'<img [^>]*src="(\.\./_images/[^"]+)"', page.read_text()))
+    weight = page.stat().st_size + sum((page.parent / image).stat().st_size for image in images)
+    assert weight < PAGE_WEIGHT_LIMIT_MB * 1e6, (f"{page.name} weighs {weight / 1e6:.1f} MB: fewer slider values or a "
+                                                 "lower frame_slider(dpi=...) keep it under "
+                                                 f"{PAGE_WEIGHT_LIMIT_MB} MB")
+
+
+def test_built_api_page_has_the_fixed_entry_points():
+    page = HTML_DIR / "book" / "api.html"
+    if not page.exists():
+        pytest.skip(f"{page} is not built: run `make book` first")
+    text = page.read_text()
+    for name in ("spline_utils.partition.partition2d", "spline_utils.chain.activation_codes",
+                 "spline_utils.interact.frame_slider"):
+        assert f'id="{name}"' in text, f"the API page does not document {name}"
