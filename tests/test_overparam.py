@@ -1,0 +1,204 @@
+"""spline_utils.overparam against independent oracles: closed forms, brute force, sklearn and PyTorch's counters."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.cluster import KMeans
+from torch.utils.flop_counter import FlopCounterMode
+
+from spline_utils import nets, overparam as op
+from spline_utils.train import Callback, fit
+
+SAWTOOTH_CORNERS = ([-1.0, -0.5, 0.0, 0.5, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0])
+
+
+def test_sawtooth_is_the_two_peak_polyline():
+    x, y = op.sawtooth_task(1001, dtype=torch.float64)
+    expected = np.interp(x[:, 0].numpy(), *SAWTOOTH_CORNERS)
+    assert np.abs(y[:, 0].numpy() - expected).max() < 1e-12
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-14), (torch.float32, 1e-6)])
+def test_hand_built_four_unit_net_reproduces_the_target(dtype, tolerance):
+    net = op.exact_sawtooth_net(dtype)
+    x = torch.linspace(-1, 1, 4001, dtype=torch.float64)
+    with torch.no_grad():
+        output = net(x[:, None].to(dtype))[:, 0].double().numpy()
+    assert net[0].out_features == 4
+    assert np.abs(output - np.interp(x.numpy(), *SAWTOOTH_CORNERS)).max() < tolerance
+
+
+def test_exact_net_knots_are_the_corners():
+    assert np.allclose(op.knots(op.exact_sawtooth_net()), [-1.0, -0.5, 0.0, 0.5])
+
+
+def _train_alone(width, seed, steps, x, y):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(1, width), nn.ReLU(), nn.Linear(width, 1))
+    fit(net, x, y, steps, batch_size=len(x), optimizer=torch.optim.Adam(net.parameters(), 0.01),
+        loss_fn=F.mse_loss)
+    return net
+
+
+def test_ensemble_members_train_exactly_as_alone():
+    x, y = op.sawtooth_task(41)
+    ensemble = op.ShallowEnsemble(5, seeds=[3, 7])
+    fit(ensemble, x, y, 60, batch_size=len(x), optimizer=torch.optim.Adam(ensemble.parameters(), 0.01),
+        loss_fn=op.ensemble_mse)
+    for index, seed in enumerate([3, 7]):
+        alone = _train_alone(5, seed, 60, x, y)
+        member = ensemble.member(index)
+        for a, b in zip(alone.parameters(), member.parameters()):
+            assert torch.allclose(a, b, atol=1e-5)
+        with torch.no_grad():
+            assert torch.allclose(member(x)[:, 0], ensemble(x)[:, index], atol=1e-6)
+
+
+def test_width_sweep_shapes_and_wide_nets_fit():
+    errors, ensembles = op.width_sweep([2, 64], seeds=[0, 1], steps=300, lr=0.02, n_samples=51)
+    assert errors.shape == (2, 2) and set(ensembles) == {2, 64}
+    assert errors[1].max() < errors[0].min()  # two units cannot draw two peaks
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 12))
+def test_knots_are_exactly_where_the_slope_changes(seed, width):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(1, width), nn.ReLU(), nn.Linear(width, 1)).double()
+    points = op.knots(net)
+    edges = np.concatenate([[-1.0], points, [1.0]])
+    with torch.no_grad():
+        def slope(a, b):
+            return float((net(torch.tensor([[b]], dtype=torch.float64)) - net(torch.tensor([[a]], dtype=torch.float64))) / (b - a))
+        for left, right in zip(edges[:-1], edges[1:]):  # affine between knots
+            if right - left > 1e-6:
+                third = (right - left) / 3
+                assert abs(slope(left, left + third) - slope(left + third, right)) < 1e-7
+        for knot in points:  # a kink at every knot (distinct knots only)
+            if np.sum(np.abs(points - knot) < 1e-6) == 1 and -1 + 1e-4 < knot < 1 - 1e-4:
+                gap = min(1e-5, np.min(np.abs(np.concatenate([points[points != knot], [-1.0, 1.0]]) - knot)) / 3)
+                assert abs(slope(knot - gap, knot) - slope(knot, knot + gap)) > 1e-9
+
+
+def test_gaussian_grid_layout():
+    points, centres = op.gaussian_grid(side=3, spacing=2.0, std=0.01, per_cluster=5, seed=1)
+    assert points.shape == (45, 2) and centres.shape == (9, 2)
+    assert sorted(set(centres[:, 0])) == [0.0, 2.0, 4.0]
+    assert np.abs(points.reshape(9, 5, 2) - centres[:, None]).max() < 0.1
+
+
+def test_lloyd_matches_sklearn_from_the_same_start():
+    points, _ = op.gaussian_grid(side=4, std=0.2, per_cluster=30, seed=2)
+    start = op.random_init(points, 16, seed=5)
+    ours = op.lloyd(points, start)
+    theirs = KMeans(16, init=start, n_init=1, algorithm="lloyd", tol=0.0, max_iter=300).fit(points)
+    assert np.allclose(ours, theirs.cluster_centers_, atol=1e-10)
+    assert op.kmeans_cost(points, ours) == pytest.approx(theirs.inertia_, rel=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 9))
+def test_removal_costs_match_brute_force(seed, k):
+    generator = np.random.default_rng(seed)
+    points, centroids = generator.normal(size=(40, 2)), generator.normal(size=(k, 2))
+    base = op.kmeans_cost(points, centroids)
+    brute = [op.kmeans_cost(points, np.delete(centroids, c, axis=0)) - base for c in range(k)]
+    assert np.allclose(op.removal_costs(points, centroids), brute, atol=1e-9)
+
+
+def test_pruning_back_to_64_recovers_the_grid():
+    points, centres = op.gaussian_grid(seed=0)
+    start = op.lloyd(points, op.random_init(points, 128, seed=0))
+    final, history = op.prune_centroids(points, start, 64)
+    assert final.shape == (64, 2) and len(history) == 65 and len(history[-1]) == 64
+    assert op.recovered_centres(centres, final, radius=0.25).all()
+    from_scratch = op.lloyd(points, op.random_init(points, 64, seed=0))
+    assert op.kmeans_cost(points, final) < op.kmeans_cost(points, from_scratch)
+
+
+def test_recovered_needs_close_and_unshared():
+    centres = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    centroids = np.array([[0.05, 0.0], [0.0, 0.05], [3.0, 3.0]])  # two on centre 0, none near 1 and 2
+    assert op.recovered_centres(centres, centroids, radius=0.25).tolist() == [True, False, False]
+    shared = np.array([[0.45, 0.0], [9.0, 9.0]])  # nearest centroid of centres 0 and 1, both within the radius
+    assert op.recovered_centres(centres, shared, radius=0.6).tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("widths", [(2, 8, 8, 2), (64, 16, 10), (3, 5, 7, 4, 2)])
+def test_flops_match_torch_counter(widths):
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        nets.mlp(widths)(torch.zeros(1, widths[0]))
+    assert op.mlp_forward_flops(widths) == counter.get_total_flops()
+    assert op.mlp_training_flops(widths, 10, 3) == 3 * 10 * 3 * counter.get_total_flops()
+    frozen_first = op.mlp_forward_flops(widths) + 2 * op.mlp_forward_flops(widths[1:])
+    assert op.mlp_training_flops(widths, 1, 1, first_trainable=1) == frozen_first
+
+
+def _zero_nodes(model, kept):
+    masked = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer, keep in zip(op.linear_layers(masked)[:-1], kept):
+            dropped = torch.ones(layer.out_features, dtype=torch.bool)
+            dropped[keep] = False
+            layer.weight[dropped] = 0.0
+            layer.bias[dropped] = 0.0
+    return masked
+
+
+def test_prune_mlp_equals_zeroing_the_weakest_nodes():
+    model = nets.mlp((3, 10, 9, 2), seed=4)
+    pruned = op.prune_mlp(model, [4, 3])
+    scores = op.node_scores(model)
+    kept = [score.argsort(descending=True)[:k] for score, k in zip(scores, [4, 3])]
+    x = torch.randn(50, 3)
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), _zero_nodes(model, kept)(x), atol=1e-6)
+    assert [layer.out_features for layer in op.linear_layers(pruned)] == [4, 3, 2]
+
+
+def test_prune_mlp_rewinds_survivors_to_their_own_initial_weights():
+    model = nets.mlp((2, 6, 2), seed=1)
+    initial = copy.deepcopy(model.state_dict())
+    with torch.no_grad():
+        model[0].weight[4:].mul_(100.0)  # "training": nodes 4 and 5 become the strongest
+    ticket = op.prune_mlp(model, [2], initial_state=initial)
+    assert torch.equal(ticket[0].weight, initial["0.weight"][[4, 5]])
+    assert torch.equal(ticket[2].weight, initial["2.weight"][:, [4, 5]])
+    with pytest.raises(ValueError, match="keep"):
+        op.prune_mlp(model, [7])
+
+
+class _FirstLayerRecorder(Callback):
+    def __init__(self, log):
+        self.log = log
+
+    def on_train_begin(self, state):
+        self.log.append(("begin", state.model[0].weight.detach().clone()))
+
+    def on_epoch_end(self, state):
+        self.log.append(("end", state.model[0].weight.detach().clone()))
+
+
+def test_layerwise_pretraining_freezes_lower_layers_then_fine_tunes():
+    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))
+    log = []
+    model = op.layerwise_pretrain((2, 5, 4, 2), x, y, stage_epochs=2, finetune_epochs=2, lr=0.1,
+                                  stage_callbacks=lambda widths, first: [_FirstLayerRecorder(log)])
+    assert [layer.out_features for layer in op.linear_layers(model)] == [5, 4, 2]
+    stage2 = log[3:6]  # begin + 2 epochs of stage 2: layer 1 frozen
+    assert all(torch.equal(stage2[0][1], weight) for _, weight in stage2)
+    assert torch.equal(log[2][1], stage2[0][1])  # stage 2 starts from stage 1's layer
+    assert not torch.equal(log[6][1], log[-1][1])  # fine-tuning moves it again
+
+
+def test_cost_trace_accumulates():
+    x, y = torch.randn(20, 2), torch.randint(0, 2, (20,))
+    trace = op.CostAccuracyTrace(x, y, flops_per_epoch=10.0, start_flops=5.0)
+    fit(nets.mlp((2, 3, 2), seed=0), x, y, 3, callbacks=[trace])
+    assert [flops for flops, _ in trace.trace] == [15.0, 25.0, 35.0]
