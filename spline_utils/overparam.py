@@ -8,7 +8,8 @@ from a random start; a larger model is easy to train, and pruning it back keeps 
   partitions (:func:`knots`) and :func:`width_sweep`.
 * K-means (Fig 10): :func:`gaussian_grid`, :func:`lloyd`, :func:`prune_centroids`, :func:`recovered_centres`.
 * Training strategies (Fig 9) for MLPs with the cost counted analytically: :func:`mlp_training_flops`,
-  :func:`prune_mlp` (node surgery with optional rewinding), :func:`layerwise_pretrain`.
+  :func:`prune_mlp` (node surgery and lottery rewinding from :mod:`spline_utils.pruning`), :func:`layerwise_pretrain`
+  and :func:`compare_strategies`.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import pruning
 from .nets import mlp
 from .train import Callback, TrainState, accuracy, fit
 
@@ -279,46 +281,32 @@ def linear_layers(model: nn.Sequential) -> list[nn.Linear]:
     return [module for module in model if isinstance(module, nn.Linear)]
 
 
-def node_scores(model: nn.Sequential) -> list[torch.Tensor]:
-    """Per hidden layer, each node's L2 norm of incoming weights (the authors' FCNet criterion), list of (D_l,)."""
-    return [layer.weight.detach().norm(dim=1) for layer in linear_layers(model)[:-1]]
-
-
-def prune_mlp(model: nn.Sequential, keep: Sequence[int], initial_state: dict | None = None) -> nn.Sequential:
-    """Node surgery: keep the ``keep[l]`` highest-scoring nodes of hidden layer l (:func:`node_scores`).
+def prune_mlp(model: nn.Sequential, keep: Sequence[int], initial_model: nn.Module | None = None) -> nn.Sequential:
+    """Keep the ``keep[l]`` nodes of hidden layer l with the largest incoming-weight L2 norm (the authors' FCNet
+    criterion, ``pruning.node_scores(model, "magnitude")``) and remove the rest (``pruning.prune_nodes``).
 
     Parameters
     ----------
     model : nn.Sequential
-        An MLP built by :func:`spline_utils.nets.mlp` (Linear / ReLU alternating).
+        An MLP built by :func:`spline_utils.nets.mlp`.
     keep : sequence of int
         Nodes to keep per hidden layer.
-    initial_state : dict, optional
-        ``state_dict`` of the same model at initialization: the survivors are rewound to their *own* initial weights
-        (lottery ticket). Without it the pruned net keeps the trained weights.
+    initial_model : nn.Module, optional
+        A copy of ``model`` at initialization: the survivors are rewound to their *own* initial weights
+        (``pruning.rewind``, the lottery ticket). Without it the pruned net keeps the trained weights.
 
     Returns
     -------
     nn.Sequential
         A new, smaller MLP; ``model`` is unchanged.
     """
-    layers = linear_layers(model)
-    if len(keep) != len(layers) - 1 or any(not 1 <= k <= layer.out_features for k, layer in zip(keep, layers)):
+    scores = pruning.node_scores(model, "magnitude")
+    if len(keep) != len(scores) or any(not 1 <= k <= len(score) for k, score in zip(keep, scores)):
         raise ValueError(f"keep needs one count in [1, width] per hidden layer, got {list(keep)} for widths "
-                         f"{[layer.out_features for layer in layers[:-1]]}")
-    kept = [score.argsort(descending=True)[:k].sort().values for score, k in zip(node_scores(model), keep)]
-    source = copy.deepcopy(model)
-    if initial_state is not None:
-        source.load_state_dict(initial_state)
-    widths = [layers[0].in_features, *keep, layers[-1].out_features]
-    pruned = mlp(widths)
-    all_inputs = torch.arange(layers[0].in_features)
-    rows, columns = [*kept, torch.arange(layers[-1].out_features)], [all_inputs, *kept]
-    with torch.no_grad():
-        for old, new, row, column in zip(linear_layers(source), linear_layers(pruned), rows, columns):
-            new.weight.copy_(old.weight[row][:, column])
-            new.bias.copy_(old.bias[row])
-    return pruned
+                         f"{[len(score) for score in scores]}")
+    masks = [pruning.select_nodes([score], 1.0 - k / len(score))[0] for score, k in zip(scores, keep)]
+    pruned = pruning.prune_nodes(model, masks)
+    return pruning.rewind(pruned, initial_model, masks) if initial_model is not None else pruned
 
 
 def layerwise_pretrain(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, stage_epochs: int,
@@ -421,11 +409,11 @@ def compare_strategies(data: tuple, small: Sequence[int], dense: Sequence[int], 
     fit(scratch, x_train, y_train, epochs, seed=seed, callbacks=[trace_for(small, epochs, trace=traces[STRATEGIES[0]])],
         **settings)
     big = mlp(dense, seed=seed)
-    initial_state = copy.deepcopy(big.state_dict())
+    initial = copy.deepcopy(big)
     fit(big, x_train, y_train, epochs, seed=seed, **settings)
     dense_cost = mlp_training_flops(dense, n_train, epochs)
     keep = list(small)[1:-1]
-    ticket = prune_mlp(big, keep, initial_state)
+    ticket = prune_mlp(big, keep, initial)
     fit(ticket, x_train, y_train, epochs, seed=seed,
         callbacks=[trace_for(small, epochs, dense_cost, trace=traces[STRATEGIES[1]])], **settings)
     stage_trace = traces[STRATEGIES[2]]
