@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from .chain import Chain, to_chain
-from .polygons import Polygons, clip_lines, cut, join_segments, rectangle, side_of_line
+from .polygons import PolygonPool, Polygons, clip_lines, cut, join_segments, rectangle, side_of_line
 from .propagate import apply_block, map_in_chunks, next_pre_activations
 from .slices import Plane
 
@@ -401,8 +401,9 @@ def _layer_codes(pieces: Polygons, parent: np.ndarray, pre: np.ndarray, crossing
     group_sizes = np.bincount(parent, minlength=len(pre))
     group_starts = np.cumsum(group_sizes) - group_sizes
     for group in np.nonzero(group_sizes >= MATMUL_GROUP)[0]:
-        rows = slice(group_starts[group], group_starts[group] + group_sizes[group])
-        codes[rows] = points[rows] @ pre[group] > 0
+        for first in range(group_starts[group], group_starts[group] + group_sizes[group], 16384):
+            rows = slice(first, min(first + 16384, group_starts[group] + group_sizes[group]))
+            codes[rows] = points[rows] @ pre[group] > 0
     small = group_sizes[parent] < MATMUL_GROUP
     pieces_small = np.nonzero(small)[0]
     lines_per_parent = crossing.sum(axis=1)
@@ -437,70 +438,85 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, scale: float) -> tuple[n
         Some vertex is strictly above the line and none strictly below: the node is active on the whole region.
     """
     n_parents, _, n_nodes = pre.shape
-    starts, counts = parents.starts, parents.counts
+    box = PolygonPool._boxes(parents)
+    centre = np.stack([(box[:, 0] + box[:, 1]) / 2, (box[:, 2] + box[:, 3]) / 2], axis=1)
+    half = np.stack([(box[:, 1] - box[:, 0]) / 2, (box[:, 3] - box[:, 2]) / 2], axis=1)
+    tolerance = _line_tolerance(np.moveaxis(pre, 1, 2), scale)
+    centre_value = pre[:, 0] + pre[:, 1] * centre[:, :1] + pre[:, 2] * centre[:, 1:]
+    reach = np.abs(pre[:, 1]) * half[:, :1] + np.abs(pre[:, 2]) * half[:, 1:]
+    # a line farther from the box centre than the box reaches leaves the whole region on one side
+    near_parent, near_node = np.nonzero(np.abs(centre_value) <= reach + tolerance)
+    above = centre_value > 0
+    counts = parents.counts[near_parent]
+    pair = np.repeat(np.arange(len(near_parent)), counts)
+    vertex = parents.vertices[np.repeat(parents.starts[near_parent], counts) + _ranks_within(counts)]
+    maps = pre[near_parent, :, near_node]
+    values = maps[pair, 0] + maps[pair, 1] * vertex[:, 0] + maps[pair, 2] * vertex[:, 1]
+    pair_tolerance = tolerance[near_parent, near_node][pair]
+    starts = np.cumsum(counts) - counts
+    some_above = np.add.reduceat(values > pair_tolerance, starts) > 0 if len(pair) else np.zeros(0, bool)
+    some_below = np.add.reduceat(values < -pair_tolerance, starts) > 0 if len(pair) else np.zeros(0, bool)
     crossing = np.zeros((n_parents, n_nodes), dtype=bool)
-    above_only = np.zeros((n_parents, n_nodes), dtype=bool)
-    per_parent = max(1, int(counts.max()) * n_nodes * 8 * 4)
-    chunk = max(1, STATE_CHUNK_BYTES // per_parent)
-    for first in range(0, n_parents, chunk):
-        last = min(first + chunk, n_parents)
-        group = parents.subset(np.arange(first, last))
-        owner = group.owner
-        maps = pre[first:last][owner]
-        values = maps[:, 0] + maps[:, 1] * group.vertices[:, :1] + maps[:, 2] * group.vertices[:, 1:]
-        tolerance = _line_tolerance(np.moveaxis(maps, 1, 2), scale)
-        local_starts = starts[first:last] - starts[first]
-        above = np.logical_or.reduceat(values > tolerance, local_starts, axis=0)
-        below = np.logical_or.reduceat(values < -tolerance, local_starts, axis=0)
-        crossing[first:last] = above & below
-        above_only[first:last] = above & ~below
-    return crossing, above_only
+    crossing[near_parent, near_node] = some_above & some_below
+    above[near_parent, near_node] = some_above & ~some_below
+    return crossing, above
 
 
 def _cut_by_layer(parents: Polygons, pre: np.ndarray, scale: float, max_regions: int, layer_index: int):
     """Cut every parent region by the zero lines of this layer's nodes that cross it.
 
+    Round ``j`` cuts every live piece by the ``j``-th line crossing its parent. A bounding-box test first discards
+    the pieces the line cannot reach, so a round only touches the few pieces near its lines.
+
     Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code.
     """
     crossing, above = _crossing_lines(parents, pre, scale)
-    line_parent, line_node = np.nonzero(crossing)
+    _, line_node = np.nonzero(crossing)
     lines_per_parent = crossing.sum(axis=1)
     first_line = np.cumsum(lines_per_parent) - lines_per_parent
+    pool = PolygonPool(parents, np.arange(len(parents)))
     active = np.nonzero(lines_per_parent > 0)[0]
-    done_polygons = [parents.subset(np.nonzero(lines_per_parent == 0)[0])]
-    done_parent = [np.nonzero(lines_per_parent == 0)[0]]
-    n_done = len(done_parent[0])
-    working, working_parent = parents.subset(active), active
-    round_index = 0
-    while len(working_parent):
-        node = line_node[first_line[working_parent] + round_index]
-        lines = pre[working_parent, :, node]
-        owner = working.owner
-        values = lines[owner, 0] + lines[owner, 1] * working.vertices[:, 0] + lines[owner, 2] * working.vertices[:, 1]
-        tolerance = _line_tolerance(lines, scale)[owner]
-        side = side_of_line(values, tolerance)
-        split = (np.add.reduceat(side > 0, working.starts) > 0) & (np.add.reduceat(side < 0, working.starts) > 0)
-        kept = working.subset(np.nonzero(~split)[0])
-        split_index = np.nonzero(split)[0]
-        split_vertices = np.repeat(split, working.counts)
-        positive, negative = cut(Polygons(working.vertices[split_vertices], working.counts[split]),
-                                 values[split_vertices], tolerance[split_vertices])
-        working = Polygons.concatenate([kept, positive, negative])
-        working_parent = np.concatenate([working_parent[~split], working_parent[split_index],
-                                         working_parent[split_index]])
+    n_alive, round_index = len(parents), 0
+    while len(active):
+        parent = pool.parent[active]
+        lines = pre[parent, :, line_node[first_line[parent] + round_index]]
+        tolerance = _line_tolerance(lines, scale)
+        box = pool.box[active]
+        centre_value = lines[:, 0] + lines[:, 1] * (box[:, 0] + box[:, 1]) / 2 + lines[:, 2] * (box[:, 2] + box[:, 3]) / 2
+        reach = np.abs(lines[:, 1]) * (box[:, 1] - box[:, 0]) / 2 + np.abs(lines[:, 2]) * (box[:, 3] - box[:, 2]) / 2
+        near = np.abs(centre_value) < reach + tolerance
+        candidates = active[near]
+        split = np.zeros(len(active), dtype=bool)
+        children = np.zeros(0, dtype=np.int64)
+        if len(candidates):
+            polygons = pool.get(candidates)
+            owner = polygons.owner
+            near_lines = lines[near]
+            values = near_lines[owner, 0] + near_lines[owner, 1] * polygons.vertices[:, 0] + \
+                near_lines[owner, 2] * polygons.vertices[:, 1]
+            vertex_tolerance = tolerance[near][owner]
+            side = side_of_line(values, vertex_tolerance)
+            cut_here = (np.add.reduceat(side > 0, polygons.starts) > 0) & \
+                (np.add.reduceat(side < 0, polygons.starts) > 0)
+            if cut_here.any():
+                cut_vertices = np.repeat(cut_here, polygons.counts)
+                positive, negative = cut(Polygons(polygons.vertices[cut_vertices], polygons.counts[cut_here]),
+                                         values[cut_vertices], vertex_tolerance[cut_vertices])
+                cut_pieces = candidates[cut_here]
+                pool.alive[cut_pieces] = False
+                children = np.concatenate([pool.add(positive, pool.parent[cut_pieces]),
+                                           pool.add(negative, pool.parent[cut_pieces])])
+                split[np.nonzero(near)[0][cut_here]] = True
+                n_alive += len(cut_pieces)
+                if n_alive > max_regions:
+                    raise PartitionTooLarge(
+                        f"hidden layer {layer_index} already has more than max_regions={max_regions} regions; "
+                        "shrink the bounds, use a smaller model, or raise max_regions (memory grows with the "
+                        "region count)")
         round_index += 1
-        finished = lines_per_parent[working_parent] <= round_index
-        if n_done + len(working_parent) > max_regions:
-            raise PartitionTooLarge(
-                f"hidden layer {layer_index} already has more than max_regions={max_regions} regions; shrink the "
-                "bounds, use a smaller model, or raise max_regions (memory grows with the region count)")
-        if finished.any():
-            done_polygons.append(working.subset(np.nonzero(finished)[0]))
-            done_parent.append(working_parent[finished])
-            n_done += int(finished.sum())
-            working, working_parent = working.subset(np.nonzero(~finished)[0]), working_parent[~finished]
-    pieces = Polygons.concatenate(done_polygons)
-    parent = np.concatenate(done_parent)
-    order = np.argsort(parent, kind="stable")
-    pieces, parent = pieces.subset(order), parent[order]
+        active = np.concatenate([active[~split], children])
+        active = active[lines_per_parent[pool.parent[active]] > round_index]
+    alive = np.nonzero(pool.alive[:pool.size])[0]
+    alive = alive[np.argsort(pool.parent[alive], kind="stable")]
+    pieces, parent = pool.get(alive), pool.parent[alive]
     return pieces, parent, _layer_codes(pieces, parent, pre, crossing, above)

@@ -216,3 +216,62 @@ def join_segments(segments: np.ndarray, decimals: int = 9) -> list[np.ndarray]:
         head = segments[index, end]
         polylines.append(np.vstack([head[None], np.array(walk(index, end))]))
     return polylines
+
+
+class PolygonPool:
+    """A growable store of polygons in which pieces are cut without copying the untouched ones.
+
+    Each polygon keeps its vertex range, parent index, bounding box and an ``alive`` flag; cutting a polygon marks it
+    dead and appends its two halves.
+    """
+
+    def __init__(self, polygons: Polygons, parent: np.ndarray):
+        n = len(polygons)
+        self.vertices = polygons.vertices.copy()
+        self.n_vertices = len(self.vertices)
+        self.start = polygons.starts.copy()
+        self.count = polygons.counts.copy()
+        self.parent = np.asarray(parent, dtype=np.int64).copy()
+        self.box = self._boxes(polygons)
+        self.alive = np.ones(n, dtype=bool)
+        self.size = n
+
+    @staticmethod
+    def _boxes(polygons: Polygons) -> np.ndarray:
+        if not len(polygons):
+            return np.zeros((0, 4))
+        low = np.minimum.reduceat(polygons.vertices, polygons.starts, axis=0)
+        high = np.maximum.reduceat(polygons.vertices, polygons.starts, axis=0)
+        return np.stack([low[:, 0], high[:, 0], low[:, 1], high[:, 1]], axis=1)
+
+    def get(self, index: np.ndarray) -> Polygons:
+        """The polygons ``index`` as flat :class:`Polygons`."""
+        counts = self.count[index]
+        vertex_index = np.repeat(self.start[index] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        return Polygons(self.vertices[vertex_index], counts)
+
+    def add(self, polygons: Polygons, parent: np.ndarray) -> np.ndarray:
+        """Append polygons; returns their indices."""
+        n, n_vertices = len(polygons), len(polygons.vertices)
+        self._reserve(self.size + n, self.n_vertices + n_vertices)
+        index = np.arange(self.size, self.size + n)
+        self.vertices[self.n_vertices:self.n_vertices + n_vertices] = polygons.vertices
+        self.start[index] = self.n_vertices + polygons.starts
+        self.count[index] = polygons.counts
+        self.parent[index] = parent
+        self.box[index] = self._boxes(polygons)
+        self.alive[index] = True
+        self.size += n
+        self.n_vertices += n_vertices
+        return index
+
+    def _reserve(self, n_polygons: int, n_vertices: int) -> None:
+        if n_vertices > len(self.vertices):
+            self.vertices = np.resize(self.vertices, (max(n_vertices, 2 * len(self.vertices)), 2))
+        if n_polygons > len(self.start):
+            capacity = max(n_polygons, 2 * len(self.start))
+            self.start = np.resize(self.start, capacity)
+            self.count = np.resize(self.count, capacity)
+            self.parent = np.resize(self.parent, capacity)
+            self.box = np.resize(self.box, (capacity, 4))
+            self.alive = np.resize(self.alive, capacity)

@@ -3,9 +3,10 @@
 On region ``r`` (child of parent region ``p``) the next layer's pre-activation is
 ``pre_next[r] = J (pre[p] * g_r) + b``, with ``J`` the block's linear part, ``b`` its offset and ``g_r`` the
 region's gains (1 where a node is active, the negative slope elsewhere). Two regions of the same parent that lie side
-by side differ in a few gains, so ``pre_next`` changes by a few rank-one terms: sorting regions along a space-filling
-curve and summing those sparse differences costs far less than applying the block (a conv layer, say) to every region.
-Every ``RESTART`` regions the map is recomputed directly, which bounds round-off accumulation.
+by side differ in a few gains, so ``pre_next`` changes by a few rank-one terms. Regions are sorted along a
+space-filling curve and cut into blocks of ``RESTART``; the block's first region is computed directly, every other one
+as that map plus a sparse correction, which costs far less than applying the block (a conv layer, say) to every
+region and adds a single rounding step.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from scipy import sparse
 
 CHUNK_BYTES = 2**27
-RESTART = 64
+RESTART = 32
 MAX_JACOBIAN_ENTRIES = 2**25
 
 
@@ -62,21 +63,18 @@ def next_pre_activations(block, layer) -> np.ndarray:
     if jacobian is None or n_regions < 4 * RESTART:
         return direct(np.arange(n_regions))
     order = np.lexsort((_morton(layer.polygons.vertex_means()), layer.parent))
-    parent = layer.parent[order]
-    position = _position_in_group(parent)
-    restart = position % RESTART == 0
+    position = _position_in_group(layer.parent[order])
+    sorted_head = np.arange(n_regions) - position % RESTART
+    head = np.empty(n_regions, dtype=np.int64)
+    head[order] = order[sorted_head]
+    is_head = head == np.arange(n_regions)
     result = np.empty((n_regions, 3, jacobian.shape[1]))
-    result[restart] = direct(order[restart])
-    rows = np.nonzero(~restart)[0]
-    for start in range(0, len(rows), 32768):
-        chunk = rows[start:start + 32768]
-        result[chunk] = _differences(layer, jacobian, order[chunk], order[chunk - 1])
-    for step in range(1, RESTART):
-        at_step = np.nonzero(position % RESTART == step)[0]
-        result[at_step] += result[at_step - 1]
-    unsorted = np.empty_like(result)
-    unsorted[order] = result
-    return unsorted
+    result[is_head] = direct(np.nonzero(is_head)[0])
+    rows = np.nonzero(~is_head)[0]
+    for start in range(0, len(rows), 16384):
+        chunk = rows[start:start + 16384]
+        result[chunk] = result[head[chunk]] + _differences(layer, jacobian, chunk, head[chunk])
+    return result
 
 
 def _differences(layer, jacobian: np.ndarray, regions: np.ndarray, previous: np.ndarray) -> np.ndarray:
