@@ -71,27 +71,43 @@ def test_install_cell_installs_from_the_repository(notebook):
         f"{notebook.name}: the second cell (first code cell) must be exactly:\n{expected}")
 
 
+def test_every_install_and_colab_link_uses_the_repository():
+    url, slug, branch = repository()
+    texts = [*NOTEBOOKS, *(ROOT / "book").glob("*.md"), ROOT / "README.md", ROOT / "pyproject.toml"]
+    wrong = []
+    for path in [path for path in texts if path.exists()]:
+        text = path.read_text()
+        wrong += [(path.name, found) for found in re.findall(r"git\+(https://github\.com/[\w.-]+/[\w.-]+)", text)
+                  if found != url]
+        wrong += [(path.name, found) for found in
+                  re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+/blob/[\w.-]+)", text)
+                  if found != f"{slug}/blob/{branch}"]
+    assert not wrong, f"links to another repository than _config.yml's {url} (branch {branch}): {wrong}"
+
+
+def committed(pattern):
+    """Files matching ``pattern`` that git tracks (work in progress of others is not checked yet); all matching
+    files where git is not at hand."""
+    try:
+        listed = subprocess.run(["git", "ls-files", pattern], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return sorted(ROOT.glob(pattern))
+    return sorted(ROOT / path for path in listed)
+
+
 def test_every_chapter_is_in_the_toc():
     toc = (ROOT / "_toc.yml").read_text()
     listed = set(re.findall(r"file:\s*book/(\S+)", toc))
-    missing = [n.stem for n in NOTEBOOKS if n.stem not in listed and n.name not in listed]
+    missing = [n.stem for n in committed("book/[0-9][0-9]_*.ipynb") if n.stem not in listed and n.name not in listed]
     assert not missing, f"chapters missing from _toc.yml (they would not be built): {missing}"
-
-
-def committed_modules():
-    """Public modules of the package that git tracks (all of them if git is not at hand)."""
-    try:
-        listed = subprocess.run(["git", "ls-files", "spline_utils/*.py"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        listed = [str(path.relative_to(ROOT)) for path in (ROOT / "spline_utils").glob("*.py")]
-    return sorted(Path(path).stem for path in listed if not Path(path).stem.startswith("_"))
 
 
 def test_api_page_documents_every_module():
     api = (ROOT / "book" / "api.md").read_text()
     documented = set(re.findall(r"\.\. automodule:: spline_utils\.(\w+)", api))
-    missing = [module for module in committed_modules() if module not in documented]
+    modules = [path.stem for path in committed("spline_utils/*.py") if not path.stem.startswith("_")]
+    missing = [module for module in modules if module not in documented]
     assert not missing, ("book/api.md does not document " + ", ".join(missing) + "; add to it, e.g.\n"
                          + "\n".join(f".. automodule:: spline_utils.{m}\n   :members:" for m in missing))
 
