@@ -1,0 +1,53 @@
+"""requirements.txt, environment.yml and pyproject.toml describe one environment."""
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pins() -> dict[str, str]:
+    result = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            requirement = Requirement(line)
+            specifiers = list(requirement.specifier)
+            assert len(specifiers) == 1 and specifiers[0].operator == "==", f"not an exact pin: {line}"
+            result[requirement.name.lower().replace("_", "-")] = specifiers[0].version
+    return result
+
+
+def test_requirements_are_exact_pins_with_the_offline_toolchain():
+    pinned = pins()
+    assert pinned["torch"] == "2.13.0", "torch 2.13.0 is the CPU wheel that installs offline"
+    assert pinned["jupyter-book"].startswith("1."), "Jupyter Book 2 cannot build offline"
+    for needed in ("papermill", "numpy", "matplotlib", "scikit-learn", "scipy", "pytest", "hypothesis", "tqdm",
+                   "ipywidgets", "playwright"):
+        assert needed in pinned, f"{needed} is used but not pinned"
+
+
+def test_environment_yml_points_at_the_same_pins_and_the_package():
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    dependencies = environment["dependencies"]
+    pip_section = next(d["pip"] for d in dependencies if isinstance(d, dict) and "pip" in d)
+    assert "-r requirements.txt" in pip_section
+    assert "-e ." in pip_section
+    python = next(d for d in dependencies if isinstance(d, str) and d.startswith("python"))
+    assert re.fullmatch(r"python=(\d+\.\d+)", python).group(1) == f"{sys.version_info.major}.{sys.version_info.minor}"
+    conda_packages = [d for d in dependencies if isinstance(d, str) and not d.startswith(("python", "pip"))]
+    assert not conda_packages, f"conda packages would bypass the pins: {conda_packages}"
+
+
+def test_package_dependencies_are_satisfied_by_the_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = pins()
+    for line in project["dependencies"]:
+        requirement = Requirement(line)
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pinned, f"{name} is a package dependency but not pinned in requirements.txt"
+        assert requirement.specifier.contains(pinned[name]), f"{name}=={pinned[name]} violates {requirement}"
