@@ -30,6 +30,16 @@ def chapters() -> list[Path]:
     return sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 
 
+def toc_files(node) -> set[str]:
+    """Every ``file:`` entry of a parsed ``_toc.yml`` (root, parts, chapters, sections), without suffix."""
+    if isinstance(node, list):
+        return set().union(*map(toc_files, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found = {str(Path(node[key]).with_suffix("")) for key in ("root", "file") if key in node}
+    return found.union(*(toc_files(value) for value in node.values() if isinstance(value, (list, dict))))
+
+
 def stage(stage_dir: Path, only: str | None) -> None:
     """Copy config, toc and prose to ``stage_dir`` and execute the chapters into it (execution off for the build).
 
@@ -43,8 +53,12 @@ def stage(stage_dir: Path, only: str | None) -> None:
     config = yaml.safe_load((stage_dir / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"
     (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    listed = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
     for notebook in chapters():
         target = stage_dir / "book" / notebook.name
+        if f"book/{notebook.stem}" not in listed:
+            print(f"skipped {notebook.name}: not in _toc.yml, so not part of the book", flush=True)
+            continue
         if only and only not in notebook.stem:
             shutil.copy(notebook, target)
             continue
