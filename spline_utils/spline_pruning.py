@@ -1,0 +1,351 @@
+"""The spline pruning criterion: remove nodes whose splines duplicate other splines of the same layer.
+
+A hidden node ``k`` of a layer draws one spline, the zero set of its pre-activation ``h_k(z) = <w_k, z> + b_k``
+(BatchNorm folded in), in the layer's input space. Two nodes are redundant when their splines (nearly) coincide.
+The paper's pairwise quantity (its Eq. 2) is not at hand, so both readings are implemented and ``space`` chooses:
+
+* ``"parameter"``: unit-normalized hyperplanes ``theta_k = (w_k, b_k) / ||w_k||_2`` and
+  ``N(k, k') = min_{s = +-1} ||theta_k - s theta_k'||_1`` (``(w, b)`` and ``(-w, -b)`` draw the same spline);
+* ``"data"``: the normalized Hamming distance between the activation codes of ``k`` and ``k'`` on a probe set,
+  ``min(d, 1 - d)`` (a complemented code is the same spline). For a conv channel, its codes at every position.
+
+The redundancy of ``k`` is ``r_k = min_{k' != k} N(k, k')`` (:func:`redundancy_scores`, a criterion for
+:func:`spline_utils.pruning.node_scores`). Both members of a duplicate pair score low, so :func:`spline_keep_masks`
+removes nodes one at a time and recomputes ``r`` among the survivors: one node of every group stays.
+:func:`group_keep_masks` groups nodes whose distance is below a threshold (connected components) and keeps one per
+group. :func:`merge_and_prune` prunes and folds every removed node that is a positive multiple of a kept one into it:
+if ``h_k' = c h_k`` with ``c > 0`` then ``relu(h_k') = c relu(h_k)``, so adding ``c W_{l+1}[:, k']`` to
+``W_{l+1}[:, k]`` leaves the network function unchanged.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from scipy.sparse.csgraph import connected_components
+
+from .chain import batchnorm_scale_shift, to_chain
+from .pruning import AFFINE, BATCHNORM, SCOPES, layer_widths, leaves, prune_nodes
+
+SPACES = ("parameter", "data")
+
+
+@dataclass
+class LayerLink:
+    """A hidden layer, the BatchNorm folded into it (or None) and the next Linear/Conv2d that reads it."""
+
+    layer: nn.Module
+    batchnorm: nn.Module | None
+    next_layer: nn.Module
+    flattened: bool
+
+
+def layer_links(model: nn.Module) -> list[LayerLink]:
+    """One :class:`LayerLink` per hidden layer of ``model`` (an ``nn.Sequential``, see :mod:`spline_utils.pruning`)."""
+    affine, batchnorms, flattened = [], [], []
+    for _, module in leaves(model):
+        if isinstance(module, AFFINE):
+            affine.append(module)
+            batchnorms.append(None)
+            flattened.append(False)
+        elif isinstance(module, BATCHNORM) and affine and batchnorms[-1] is None and not flattened[-1]:
+            batchnorms[-1] = module
+        elif isinstance(module, nn.Flatten) and affine:
+            flattened[-1] = True
+    if len(affine) < 2:
+        raise ValueError("the model has no hidden layer: it needs at least two Linear/Conv2d modules")
+    return [LayerLink(affine[i], batchnorms[i], affine[i + 1], flattened[i]) for i in range(len(affine) - 1)]
+
+
+def hyperplanes(model: nn.Module) -> list[torch.Tensor]:
+    """Each hidden node's ``(w_k, b_k)`` with the following eval-mode BatchNorm folded in, in float64.
+
+    Returns
+    -------
+    list of torch.Tensor, tensor ``l`` of shape (width_l, fan_in_l + 1)
+        Row ``k`` is the flattened incoming weights (a Linear row or a Conv2d filter) then the bias.
+    """
+    planes = []
+    for link in layer_links(model):
+        weight = link.layer.weight.detach().double().flatten(1)
+        bias = (link.layer.bias.detach().double() if link.layer.bias is not None
+                else torch.zeros(len(weight), dtype=torch.float64))
+        if link.batchnorm is not None:
+            scale, shift = (t.detach().double() for t in batchnorm_scale_shift(link.batchnorm))
+            weight, bias = scale[:, None] * weight, scale * bias + shift
+        if not torch.isfinite(weight).all() or not torch.isfinite(bias).all():
+            raise ValueError("the model has non-finite weights or BatchNorm statistics; fix training first")
+        planes.append(torch.cat([weight, bias[:, None]], dim=1).cpu())
+    return planes
+
+
+def unit_hyperplanes(model: nn.Module) -> list[torch.Tensor]:
+    """``theta_k = (w_k, b_k) / ||w_k||_2`` per hidden layer (shapes as :func:`hyperplanes`).
+
+    A node with ``w_k = 0`` has no spline (its pre-activation is constant); its row is left as zeros.
+    """
+    units = []
+    for plane in hyperplanes(model):
+        norms = plane[:, :-1].norm(dim=1, keepdim=True)
+        units.append(torch.where(norms > 0, plane / norms.clamp_min(1e-300), torch.zeros_like(plane)))
+    return units
+
+
+def parameter_distances(model: nn.Module, signed: bool = False) -> list[np.ndarray]:
+    """``N(k, k') = min_{s = +-1} ||theta_k - s theta_k'||_1`` for every pair of nodes of each hidden layer.
+
+    Parameters
+    ----------
+    model : nn.Sequential
+    signed : bool
+        Use ``s = +1`` only: the distance to nodes with the same orientation (what :func:`merge_and_prune` needs).
+
+    Returns
+    -------
+    list of ndarray, array ``l`` of shape (width_l, width_l), symmetric, zero diagonal
+    """
+    distances = []
+    for theta in unit_hyperplanes(model):
+        same = torch.cdist(theta, theta, p=1)
+        distance = same if signed else torch.minimum(same, torch.cdist(theta, -theta, p=1))
+        distance.fill_diagonal_(0.0)
+        distances.append(distance.numpy())
+    return distances
+
+
+def layer_pre_activations(model: nn.Module, probe: torch.Tensor) -> list[torch.Tensor]:
+    """Pre-activations of every hidden layer on ``probe`` (eval mode, float64), one ``(n, width_l, positions)``.
+
+    ``positions`` is 1 for a Linear layer and ``H * W`` for a Conv2d layer.
+    """
+    probe = torch.as_tensor(probe)
+    if probe.dim() < 2 or len(probe) == 0:
+        raise ValueError(f"probe must have shape (n_samples, *input_shape) with n_samples >= 1, got "
+                         f"{tuple(probe.shape)}")
+    chain, widths = to_chain(model), layer_widths(model)
+    if chain.num_layers != len(widths):
+        raise ValueError(f"the model has {len(widths)} hidden layers but {chain.num_layers} nonlinearities; the "
+                         "data-space criterion needs one nonlinearity after each hidden layer")
+    outputs, x = [], probe.to(torch.float64)
+    with torch.no_grad():
+        for block, nonlinearity, width in zip(chain.blocks, chain.nonlinearities, widths):
+            h = block.apply(x)
+            outputs.append(h.reshape(len(h), width, -1))
+            x = nonlinearity.apply(h)
+    return outputs
+
+
+def code_distances(model: nn.Module, probe: torch.Tensor) -> list[np.ndarray]:
+    """Data-space ``N(k, k') = min(d, 1 - d)``, ``d`` the fraction of probe codes where nodes ``k, k'`` differ.
+
+    Parameters
+    ----------
+    model : nn.Sequential
+    probe : torch.Tensor, shape (n_samples, *input_shape)
+
+    Returns
+    -------
+    list of ndarray, array ``l`` of shape (width_l, width_l), values in [0, 0.5], zero diagonal
+        For a conv channel the codes are those of all its positions on all probe inputs.
+    """
+    distances = []
+    for h in layer_pre_activations(model, probe):
+        codes = (h > 0).double().transpose(0, 1).reshape(h.shape[1], -1)
+        ones = codes.sum(dim=1)
+        differ = (ones[:, None] + ones[None, :] - 2 * codes @ codes.T) / codes.shape[1]
+        distance = torch.minimum(differ, 1 - differ).clamp_min(0.0)
+        distance.fill_diagonal_(0.0)
+        distances.append(distance.numpy())
+    return distances
+
+
+def spline_distances(model: nn.Module, space: str = "parameter", probe: torch.Tensor | None = None
+                     ) -> list[np.ndarray]:
+    """:func:`parameter_distances` (``space="parameter"``) or :func:`code_distances` (``space="data"``)."""
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    if space == "data":
+        if probe is None:
+            raise ValueError("space='data' needs a probe set: pass probe=<inputs of shape (n, *input_shape)>")
+        return code_distances(model, probe)
+    return parameter_distances(model)
+
+
+def redundancy_scores(model: nn.Module, space: str = "parameter", probe: torch.Tensor | None = None
+                      ) -> list[torch.Tensor]:
+    """``r_k = min_{k' != k} N(k, k')`` per hidden layer: low means redundant (a criterion for ``node_scores``).
+
+    A layer of a single node gets ``inf``. Both nodes of a duplicate pair score low; :func:`spline_keep_masks`
+    keeps one of them.
+    """
+    return [torch.from_numpy(_nearest(distance)) for distance in spline_distances(model, space, probe)]
+
+
+def spline_groups(distance: np.ndarray, threshold: float) -> np.ndarray:
+    """Groups of near-duplicate splines: connected components of the graph ``N(k, k') <= threshold``.
+
+    Parameters
+    ----------
+    distance : ndarray, shape (width, width)
+    threshold : float >= 0
+
+    Returns
+    -------
+    ndarray of int, shape (width,): group label of each node, labels 0, 1, ... in order of first appearance
+    """
+    distance = _check_square(distance)
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold}")
+    _, labels = connected_components(distance <= threshold, directed=False)
+    _, first = np.unique(labels, return_index=True)
+    relabel = np.empty(len(first), dtype=int)
+    relabel[np.argsort(np.argsort(first))] = np.arange(len(first))
+    return relabel[labels]
+
+
+def group_representatives(distance: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Keep mask with one node per group: the member with the smallest total distance to its group."""
+    distance, labels = _check_square(distance), np.asarray(labels)
+    keep = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        keep[members[np.argmin(distance[np.ix_(members, members)].sum(axis=1))]] = True
+    return keep
+
+
+def group_keep_masks(distances: Sequence[np.ndarray], threshold: float) -> list[torch.Tensor]:
+    """Keep masks that leave one node per group of :func:`spline_groups` in every layer."""
+    return [torch.from_numpy(group_representatives(d, spline_groups(d, threshold))) for d in distances]
+
+
+def spline_keep_masks(distances: Sequence[np.ndarray], ratio: float, scope: str = "layerwise"
+                      ) -> list[torch.Tensor]:
+    """Remove the ``ratio`` fraction of nodes, most redundant first, recomputing ``r_k`` after every removal.
+
+    Parameters
+    ----------
+    distances : sequence of ndarray, array ``l`` of shape (width_l, width_l)
+        From :func:`spline_distances`.
+    ratio : float in [0, 1)
+        ``round(ratio * width_l)`` nodes per layer (``"layerwise"``) or ``round(ratio * total)`` over all layers
+        (``"global"``); a layer always keeps at least one node.
+    scope : {"layerwise", "global"}
+        With ``"global"`` the layers compete on ``r_k`` divided by their layer's median pairwise distance, so that
+        layers of different fan-in (parameter space) or code statistics (data space) are comparable.
+
+    Returns
+    -------
+    list of torch.Tensor of bool, mask ``l`` of shape (width_l,), True for kept nodes
+    """
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio must be in [0, 1) (the fraction of nodes to remove), got {ratio}")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    matrices = [_check_square(d).copy() for d in distances]
+    if not matrices:
+        raise ValueError("need the distances of at least one hidden layer")
+    if scope == "global":
+        matrices = [m / _median_off_diagonal(m) for m in matrices]
+    for matrix in matrices:
+        np.fill_diagonal(matrix, np.inf)
+    keep = [np.ones(len(m), dtype=bool) for m in matrices]
+    if scope == "layerwise":
+        for matrix, mask in zip(matrices, keep):
+            for _ in range(min(round(ratio * len(mask)), len(mask) - 1)):
+                _remove_most_redundant(matrix, mask)
+    else:
+        for _ in range(round(ratio * sum(len(m) for m in matrices))):
+            candidates = [(matrix[:, mask].min(axis=1)[mask].min(), index)
+                          for index, (matrix, mask) in enumerate(zip(matrices, keep)) if mask.sum() > 1]
+            if not candidates:
+                break
+            _, layer = min(candidates)
+            _remove_most_redundant(matrices[layer], keep[layer])
+    return [torch.from_numpy(mask) for mask in keep]
+
+
+def merge_and_prune(model: nn.Module, keep_masks: Sequence[torch.Tensor], tolerance: float = 1e-6
+                    ) -> nn.Sequential:
+    """Prune with :func:`spline_utils.pruning.prune_nodes`, first folding removed duplicates into kept nodes.
+
+    Each removed node ``k'`` is matched with the kept node ``k`` of its layer whose unit hyperplane has the same
+    orientation and is closest (``||theta_k - theta_k'||_1``). If that distance is at most ``tolerance``, then
+    ``h_k' = c h_k`` with ``c = ||w_k'|| / ||w_k||`` (BatchNorm folded) and ``c W_{l+1}[:, k']`` is added to
+    ``W_{l+1}[:, k]`` (every position of the channel after a Flatten; the whole kernel slice for a Conv2d). For an
+    exact duplicate the pruned network computes the same function; a larger ``tolerance`` merges near-duplicates
+    approximately.
+
+    Parameters
+    ----------
+    model : nn.Sequential
+        Unchanged; BatchNorm layers are used with their running statistics (eval mode).
+    keep_masks : sequence of bool tensors, mask ``l`` of shape (width_l,)
+    tolerance : float >= 0
+
+    Returns
+    -------
+    nn.Sequential
+        The pruned network (as from ``prune_nodes``) with merged outgoing weights.
+    """
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    merged = copy.deepcopy(model)
+    links, planes = layer_links(merged), hyperplanes(merged)
+    same_side = parameter_distances(merged, signed=True)
+    if len(keep_masks) != len(links):
+        raise ValueError(f"need one keep mask per hidden layer ({len(links)}), got {len(keep_masks)}")
+    for link, plane, distance, keep in zip(links, planes, same_side, keep_masks):
+        keep = torch.as_tensor(keep, dtype=torch.bool).numpy()
+        if len(keep) != len(plane) or not keep.any():
+            raise ValueError(f"a keep mask must have {len(plane)} entries with at least one True")
+        kept = np.flatnonzero(keep)
+        norms = plane[:, :-1].norm(dim=1).numpy()
+        for removed in np.flatnonzero(~keep):
+            target = kept[np.argmin(distance[removed, kept])]
+            if distance[removed, target] <= tolerance and norms[target] > 0:
+                _add_outgoing(link, source=removed, target=target, factor=norms[removed] / norms[target])
+    return prune_nodes(merged, keep_masks)
+
+
+def _add_outgoing(link: LayerLink, source: int, target: int, factor: float) -> None:
+    """``W_next[:, target] += factor * W_next[:, source]`` in the next layer's view of the hidden layer."""
+    weight = link.next_layer.weight
+    width = len(link.layer.weight)
+    with torch.no_grad():
+        if isinstance(link.next_layer, nn.Linear):
+            positions = weight.shape[1] // width if link.flattened else 1
+            columns = weight.view(weight.shape[0], width, positions)
+            columns[:, target] += factor * columns[:, source]
+        else:
+            weight[:, target] += factor * weight[:, source]
+
+
+def _nearest(distance: np.ndarray) -> np.ndarray:
+    distance = _check_square(distance).copy()
+    np.fill_diagonal(distance, np.inf)
+    return distance.min(axis=1)
+
+
+def _remove_most_redundant(matrix: np.ndarray, mask: np.ndarray) -> None:
+    """Drop the surviving node nearest to another survivor (ties: the first); ``matrix`` has an inf diagonal."""
+    survivors = np.flatnonzero(mask)
+    nearest = matrix[np.ix_(survivors, survivors)].min(axis=1)
+    mask[survivors[np.argmin(nearest)]] = False
+
+
+def _median_off_diagonal(matrix: np.ndarray) -> float:
+    if len(matrix) < 2:
+        return 1.0
+    median = float(np.median(matrix[~np.eye(len(matrix), dtype=bool)]))
+    return median if median > 0 else 1.0
+
+
+def _check_square(distance) -> np.ndarray:
+    distance = np.asarray(distance, dtype=float)
+    if distance.ndim != 2 or distance.shape[0] != distance.shape[1] or len(distance) == 0:
+        raise ValueError(f"distances must be a non-empty square (width, width) matrix, got shape {distance.shape}")
+    return distance
