@@ -113,11 +113,12 @@ def check_slider(page, slider, name):
     """Drive ``slider`` by keyboard and through every position; each position shows its own decoded frame."""
     frames = int(slider.get_attribute("data-frames"))
     image, value = slider.locator("img"), slider.locator(".su-slider-value")
-    before = (image.get_attribute("src"), value.inner_text())
+    before = (image.get_attribute("src"), value.inner_text(), slider.locator("input").input_value())
     slider.locator("input").focus()
-    page.keyboard.press("Home" if slider.locator("input").input_value() == str(frames - 1) else "End")
-    after = (image.get_attribute("src"), value.inner_text())
+    page.keyboard.press("Home" if before[2] == str(frames - 1) else "End")
+    after = (image.get_attribute("src"), value.inner_text(), slider.locator("input").input_value())
     if frames > 1:
+        assert after[2] != before[2], f"{name}: Home/End did not move the slider"
         assert after[0] != before[0], f"{name}: the keyboard moved the slider but the picture did not change"
         assert after[1] != before[1], f"{name}: the value label did not change"
     seen = slider.evaluate(SWEEP_JS)
