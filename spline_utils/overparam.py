@@ -392,35 +392,32 @@ def compare_strategies(data: tuple, small: Sequence[int], dense: Sequence[int], 
     Returns
     -------
     dict
-        ``strategy -> list of (cumulative FLOPs, test accuracy)`` after every epoch (:data:`STRATEGIES`), plus
-        ``"dense"``: the trained dense net's ``(FLOPs, test accuracy)``.
+        ``strategy -> list of (cumulative FLOPs, test accuracy)`` after every epoch, for :data:`STRATEGIES` and
+        ``"dense"`` (the dense net that the lottery ticket and the pruned net start from).
     """
     x_train, y_train, x_test, y_test = data
-    if list(small)[::len(small) - 1] != list(dense)[::len(dense) - 1] or len(small) != len(dense):
+    if len(small) != len(dense) or (small[0], small[-1]) != (dense[0], dense[-1]):
         raise ValueError(f"small {small} and dense {dense} need the same depth, input and output sizes")
+    if epochs < 2 or finetune_epochs < 1:
+        raise ValueError(f"need epochs >= 2 and finetune_epochs >= 1, got {epochs} and {finetune_epochs}")
     n_train, settings = len(x_train), dict(lr=lr, momentum=momentum, batch_size=batch_size)
+    traces = {name: [] for name in (*STRATEGIES, "dense")}
 
-    def trace_for(widths, epochs_, start=0.0, first_trainable=0, trace=None):
+    def trace(name, widths, start=0.0, first_trainable=0):
         flops = mlp_training_flops(widths, n_train, 1, first_trainable)
-        return CostAccuracyTrace(x_test, y_test, flops, start, trace)
+        return [CostAccuracyTrace(x_test, y_test, flops, start, traces[name])]
 
-    traces = {name: [] for name in STRATEGIES}
-    scratch = mlp(small, seed=seed)
-    fit(scratch, x_train, y_train, epochs, seed=seed, callbacks=[trace_for(small, epochs, trace=traces[STRATEGIES[0]])],
-        **settings)
+    fit(mlp(small, seed=seed), x_train, y_train, epochs, seed=seed, callbacks=trace(STRATEGIES[0], small), **settings)
     big = mlp(dense, seed=seed)
     initial = copy.deepcopy(big)
-    fit(big, x_train, y_train, epochs, seed=seed, **settings)
-    dense_cost = mlp_training_flops(dense, n_train, epochs)
-    keep = list(small)[1:-1]
-    ticket = prune_mlp(big, keep, initial)
-    fit(ticket, x_train, y_train, epochs, seed=seed,
-        callbacks=[trace_for(small, epochs, dense_cost, trace=traces[STRATEGIES[1]])], **settings)
-    stage_trace = traces[STRATEGIES[2]]
-    layerwise_pretrain(small, x_train, y_train, epochs // 2, finetune_epochs, seed=seed, stage_callbacks=lambda w, f: [
-        trace_for(w, epochs, stage_trace[-1][0] if stage_trace else 0.0, f, stage_trace)], **settings)
-    pruned = prune_mlp(big, keep)
-    fit(pruned, x_train, y_train, finetune_epochs, seed=seed,
-        callbacks=[trace_for(small, epochs, dense_cost, trace=traces[STRATEGIES[3]])], **settings)
-    traces["dense"] = (dense_cost, accuracy(big, x_test, y_test))
+    fit(big, x_train, y_train, epochs, seed=seed, callbacks=trace("dense", dense), **settings)
+    dense_cost, keep = traces["dense"][-1][0], list(small)[1:-1]
+    fit(prune_mlp(big, keep, initial), x_train, y_train, epochs, seed=seed,
+        callbacks=trace(STRATEGIES[1], small, dense_cost), **settings)
+    layerwise = traces[STRATEGIES[2]]
+    layerwise_pretrain(small, x_train, y_train, epochs // 2, finetune_epochs, seed=seed, **settings,
+                       stage_callbacks=lambda widths, first: trace(STRATEGIES[2], widths,
+                                                                   layerwise[-1][0] if layerwise else 0.0, first))
+    fit(prune_mlp(big, keep), x_train, y_train, finetune_epochs, seed=seed,
+        callbacks=trace(STRATEGIES[3], small, dense_cost), **settings)
     return traces

@@ -202,3 +202,19 @@ def test_cost_trace_accumulates():
     trace = op.CostAccuracyTrace(x, y, flops_per_epoch=10.0, start_flops=5.0)
     fit(nets.mlp((2, 3, 2), seed=0), x, y, 3, callbacks=[trace])
     assert [flops for flops, _ in trace.trace] == [15.0, 25.0, 35.0]
+
+
+def test_strategy_costs_add_up():
+    x, y = torch.randn(40, 2), torch.randint(0, 2, (40,))
+    small, dense = (2, 3, 3, 2), (2, 8, 8, 2)
+    traces = op.compare_strategies((x, y, x[:10], y[:10]), small, dense, epochs=4, finetune_epochs=2)
+    dense_cost = op.mlp_training_flops(dense, 40, 4)
+    assert traces["dense"][-1][0] == dense_cost
+    assert traces["random init"][-1][0] == op.mlp_training_flops(small, 40, 4)
+    assert traces["lottery ticket"][-1][0] == dense_cost + op.mlp_training_flops(small, 40, 4)
+    assert traces["overparametrize + prune"][-1][0] == dense_cost + op.mlp_training_flops(small, 40, 2)
+    layerwise = (op.mlp_training_flops((2, 3, 2), 40, 2) + op.mlp_training_flops(small, 40, 2, first_trainable=1)
+                 + op.mlp_training_flops(small, 40, 2))
+    assert traces["layerwise pretraining"][-1][0] == layerwise
+    assert [len(traces[s]) for s in op.STRATEGIES] == [4, 4, 6, 2]
+    assert all(0.0 <= accuracy <= 1.0 for s in op.STRATEGIES for _, accuracy in traces[s])
