@@ -207,6 +207,24 @@ def spline_groups(distance: np.ndarray, threshold: float) -> np.ndarray:
     return relabel[labels]
 
 
+def threshold_for_groups(distance: np.ndarray, n_groups: int) -> float:
+    """The smallest threshold at which :func:`spline_groups` finds at most ``n_groups`` groups.
+
+    Groups are single-linkage clusters, so the answer is an edge weight of the minimum spanning tree of ``distance``:
+    the ``n_groups``-th largest one (0 when ``n_groups`` is at least the number of nodes).
+    """
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    distance = _check_square(distance)
+    if int(n_groups) != n_groups or n_groups < 1:
+        raise ValueError(f"n_groups must be a positive integer, got {n_groups}")
+    if n_groups >= len(distance):
+        return 0.0
+    # zero distances are not edges for scipy: lift them to a tiny positive weight first
+    weights = np.sort(minimum_spanning_tree(np.where(distance > 0, distance, 1e-300)).data)
+    return float(weights[len(distance) - 1 - n_groups]) if len(weights) == len(distance) - 1 else 0.0
+
+
 def group_representatives(distance: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Keep mask with one node per group: the member with the smallest total distance to its group."""
     distance, labels = _check_square(distance), np.asarray(labels)

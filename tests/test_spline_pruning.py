@@ -197,3 +197,14 @@ def test_redundancy_scores_plug_into_node_scores():
     model = nets.mlp((2, 5, 4, 2), seed=8)
     scores = pruning.node_scores(model, sp.redundancy_scores, space="data", probe=torch.randn(50, 2))
     assert [len(s) for s in scores] == [5, 4] and all((s >= 0).all() for s in scores)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 1000), n_groups=st.integers(1, 7))
+def test_threshold_for_groups_gives_that_many_groups(seed, n_groups):
+    points = np.random.default_rng(seed).normal(size=(7, 2))
+    distance = np.abs(points[:, None] - points[None]).sum(axis=2)
+    threshold = sp.threshold_for_groups(distance, n_groups)
+    assert len(np.unique(sp.spline_groups(distance, threshold))) == n_groups
+    if threshold > 0:  # and it is the smallest such threshold
+        assert len(np.unique(sp.spline_groups(distance, np.nextafter(threshold, 0)))) > n_groups
