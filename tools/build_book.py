@@ -4,7 +4,7 @@ The sources are staged in ``_build/source`` (config, toc, prose, executed notebo
 execution off, so no notebook runs twice, and with ``-W`` so any warning fails the build. The HTML lands in
 ``_build/html``; the weight of every page is printed at the end.
 
-Usage: ``python tools/build_book.py [--only 01_spline_partition] [--path-output DIR]``
+Usage: ``python tools/build_book.py [--only 01_spline_partition] [--smoke] [--path-output DIR]``
 """
 from __future__ import annotations
 
@@ -40,10 +40,11 @@ def toc_files(node) -> set[str]:
     return found.union(*(toc_files(value) for value in node.values() if isinstance(value, (list, dict))))
 
 
-def stage(stage_dir: Path, only: str | None) -> None:
+def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
     """Copy config, toc and prose to ``stage_dir`` and execute the chapters into it (execution off for the build).
 
-    Chapters whose name does not contain ``only`` are copied unexecuted (their pages have no outputs).
+    Chapters whose name does not contain ``only`` are copied unexecuted (their pages have no outputs); ``smoke``
+    executes with ``SMOKE = True`` (a quick preview of the pages, not the book's figures).
     """
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
@@ -64,7 +65,7 @@ def stage(stage_dir: Path, only: str | None) -> None:
             continue
         started = time.perf_counter()
         papermill.execute_notebook(str(notebook), str(target), cwd=str(ROOT / "book"), kernel_name="python3",
-                                   progress_bar=False)
+                                   parameters={"SMOKE": True} if smoke else None, progress_bar=False)
         print(f"executed {notebook.name} in {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -94,9 +95,10 @@ def main() -> None:
     parser.add_argument("--only", help="execute only chapters whose name contains this (others are copied as is)")
     parser.add_argument("--path-output", type=Path, default=ROOT,
                         help="build in PATH_OUTPUT/_build (default: the repository root)")
+    parser.add_argument("--smoke", action="store_true", help="execute with SMOKE = True: a quick preview build")
     args = parser.parse_args()
     build_dir = args.path_output.resolve() / "_build"
-    stage(build_dir / "source", args.only)
+    stage(build_dir / "source", args.only, args.smoke)
     build(build_dir / "source", args.path_output.resolve())
     html_dir = build_dir / "html"
     for name, html_bytes, image_bytes in page_weights(html_dir):
