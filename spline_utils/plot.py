@@ -71,23 +71,45 @@ def setup_axes(ax, bounds, title: str | None = None, ticks: bool = False):
     return ax
 
 
-def draw_distance_matrix(ax, distances: np.ndarray, early_bird_epoch: int | None = None, normalize: bool = True,
-                         colorbar: bool = True, title: str | None = None):
+def draw_distance_matrix(ax, distances: np.ndarray, early_bird_epoch: int | None = None, lookback: int = 3,
+                         normalize: bool = True, colorbar: bool = True, title: str | None = None, label: bool = True):
     """An epoch-by-epoch distance matrix as in the paper's Fig 5.
 
-    Min-max normalized (0 yellow, 1 dark purple: reversed viridis), the early-bird epoch marked with a red dashed
-    box from epoch 0 to it.
+    Parameters
+    ----------
+    distances : ndarray, shape (n_epochs, n_epochs)
+        Entry ``[i, j]`` compares the end of epoch ``i + 1`` with the end of epoch ``j + 1``; the axes show epochs
+        1..n_epochs.
+    early_bird_epoch : int, optional
+        The detected epoch (1-based, as :func:`spline_utils.early_bird.spline_early_bird_epoch` returns it), marked
+        as in the paper: a red dashed box over the look-back window and dashed lines to the matrix edges.
+    lookback : int
+        Width of the look-back window the box covers.
+    normalize : bool
+        Min-max normalize (0 yellow, 1 dark purple: reversed viridis), as the paper does.
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
     """
     matrix = np.asarray(distances, dtype=float)
+    n = len(matrix)
     if normalize and matrix.max() > matrix.min():
         matrix = (matrix - matrix.min()) / (matrix.max() - matrix.min())
-    image = ax.imshow(matrix, cmap="viridis_r", vmin=0, vmax=1 if normalize else None, origin="upper",
-                      interpolation="nearest")
+    image = ax.imshow(matrix, cmap="viridis_r", vmin=0, vmax=1 if normalize else None, interpolation="nearest",
+                      extent=(0.5, n + 0.5, n + 0.5, 0.5))
     if early_bird_epoch is not None:
-        ax.add_patch(matplotlib.patches.Rectangle((-0.5, -0.5), early_bird_epoch + 1, early_bird_epoch + 1,
-                                                  fill=False, edgecolor="red", linestyle="--", linewidth=1.5))
-        ax.annotate(f"EB epoch {early_bird_epoch}", (early_bird_epoch + 0.5, early_bird_epoch + 0.5),
-                    xytext=(4, 4), textcoords="offset points", color="red", fontsize=9)
+        low = early_bird_epoch - lookback - 0.5
+        ax.add_patch(matplotlib.patches.Rectangle((low, low), lookback + 1, lookback + 1, fill=False,
+                                                  edgecolor="red", linestyle="--", linewidth=1.2))
+        edge = early_bird_epoch + 0.5
+        ax.plot([edge, n + 0.5], [edge, edge], "r--", linewidth=1.0)
+        ax.plot([edge, edge], [edge, n + 0.5], "r--", linewidth=1.0)
+        if label:
+            ax.text(early_bird_epoch + 1.5, edge + n * 0.08, str(early_bird_epoch), color="red", fontsize=15,
+                    clip_on=True)
+    ax.set_xlim(0.5, n + 0.5)
+    ax.set_ylim(n + 0.5, 0.5)
     ax.set_xlabel("epoch")
     ax.set_ylabel("epoch")
     if title:
