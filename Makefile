@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test book bench smoke clean browser-deps
+.PHONY: setup test book bench clean browser-deps browser-check
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ bench: setup
 # Headless Chromium for the browser check (Debian package; never a browser download).
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# The browser check of the built book (after `make book`); fails instead of skipping when something is missing.
+browser-check: setup browser-deps
+	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py
 
 clean:
 	rm -rf _build
