@@ -1,24 +1,11 @@
 """Pruning: node/channel surgery that really removes units, weight masks, and lottery-ticket rewinding.
 
-Node pruning is three small steps, so that any criterion plugs in:
-
-1. ``node_scores(model, criterion)``: one score tensor per hidden layer (one score per node or channel; low means
-   "prune first"). Criteria: ``"magnitude"`` (L2 norm of the node's incoming weights: a Linear row or a Conv2d
-   filter), ``"slimming"`` (|BatchNorm scale|, network slimming), ``"random"``, or any callable
-   ``criterion(model) -> list of score tensors``.
-2. ``select_nodes(scores, ratio, scope)``: keep masks, the ``ratio`` lowest-scoring nodes removed per layer
-   (``"layerwise"``) or over all layers at once (``"global"``). A layer is never emptied.
-3. ``prune_nodes(model, keep_masks)``: a new, smaller ``nn.Sequential`` (same module names): rows/filters of the
-   pruned layer, the matching BatchNorm channels and the matching input columns/channels of the next layer are
-   deleted. Its FLOPs and parameter count drop.
-
-``rewind(pruned_model, initial_model, keep_masks)`` resets the survivors to their *own* initial weights, taken
-from a saved copy of the same network at initialization (the lottery ticket, done right: the authors' code rewinds
-to a different network's initialization). ``prune_weights`` zeroes individual weights with
-:mod:`torch.nn.utils.prune` masks (unstructured pruning).
-
-The hidden layers of a model are its Linear/Conv2d modules except the last one (the classifier, whose outputs are
-the logits and are never pruned).
+Node pruning is ``scores -> keep masks -> surgery``, so any criterion plugs in: :func:`node_scores` (one score per
+node or channel of every hidden layer, lowest pruned first: ``"magnitude"``, ``"slimming"``, ``"random"`` or a
+callable), :func:`select_nodes` (layerwise or global keep masks, never emptying a layer), :func:`prune_nodes` (a new,
+smaller ``nn.Sequential``: fewer parameters and FLOPs). :func:`rewind` resets survivors to their *own* initial
+weights (the authors' code rewinds to another network's). :func:`prune_weights` is unstructured pruning with
+:mod:`torch.nn.utils.prune` masks. Hidden layers are all Linear/Conv2d modules but the last (the classifier).
 """
 from __future__ import annotations
 
@@ -148,10 +135,7 @@ def select_nodes(scores: Sequence[torch.Tensor], ratio: float, scope: str = "lay
         True for the nodes to keep. Every layer keeps at least its highest-scoring node; ties are broken by
         position (earlier nodes are pruned first), so the result is deterministic.
     """
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio must be in [0, 1) (the fraction of nodes to remove), got {ratio}")
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    _check_ratio_and_scope(ratio, scope, "nodes")
     scores = [torch.as_tensor(score).detach().flatten().double() for score in scores]
     if not scores or any(len(score) == 0 for score in scores):
         raise ValueError("need at least one hidden layer and at least one score per layer")
@@ -229,10 +213,7 @@ def prune_weights(model: nn.Module, ratio: float, scope: str = "layerwise",
     torch.nn.Module
         ``model`` itself.
     """
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio must be in [0, 1) (the fraction of weights to remove), got {ratio}")
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    _check_ratio_and_scope(ratio, scope, "weights")
     if modules is None:
         modules = [module for module in model.modules() if isinstance(module, AFFINE)]
     owned = {id(module) for module in model.modules()}
@@ -290,6 +271,13 @@ def rewind(pruned_model: nn.Module, initial_model: nn.Module, keep_masks: Sequen
             rewound[key] = initial_state[source]
     pruned_model.load_state_dict(rewound)
     return pruned_model
+
+
+def _check_ratio_and_scope(ratio: float, scope: str, units: str) -> None:
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio must be in [0, 1) (the fraction of {units} to remove), got {ratio}")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
 
 
 def _width(module: nn.Module) -> int:
