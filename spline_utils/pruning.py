@@ -71,7 +71,7 @@ def magnitude_scores(model: nn.Module) -> list[torch.Tensor]:
 
 
 def slimming_scores(model: nn.Module) -> list[torch.Tensor]:
-    """|gamma| of the BatchNorm that follows each hidden layer (network slimming). List of (width_l,) tensors."""
+    """``|gamma|`` of the BatchNorm that follows each hidden layer (network slimming). List of (width_l,) tensors."""
     scores, following = [], _following_batchnorms(model)
     for (name, _), batchnorm in zip(hidden_layers(model), following):
         if batchnorm is None or not batchnorm.affine:
