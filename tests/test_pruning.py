@@ -9,19 +9,7 @@ from hypothesis import strategies as st
 
 from spline_utils import flops, nets, pruning, train
 
-
-def _randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every BatchNorm non-trivial scales, shifts and running statistics (as after training)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                n = module.num_features
-                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(n, generator=generator))
-                module.running_mean.copy_(torch.randn(n, generator=generator))
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-    return model.eval()
+from helpers import randomize_batchnorm
 
 
 def _masked_activation_outputs(model: nn.Module, keep_masks, x: torch.Tensor) -> torch.Tensor:
@@ -52,8 +40,8 @@ def _random_masks(widths, seed: int = 0):
 
 CASES = [
     (lambda: nets.mlp((2, 20, 12, 3), seed=0), (2,)),
-    (lambda: _randomize_batchnorm(nets.small_cnn(channels=6, seed=0)), (1, 28, 28)),
-    (lambda: _randomize_batchnorm(nets.small_vgg(widths=(4, 6), input_size=16, seed=0)), (1, 16, 16)),
+    (lambda: randomize_batchnorm(nets.small_cnn(channels=6, seed=0)), (1, 28, 28)),
+    (lambda: randomize_batchnorm(nets.small_vgg(widths=(4, 6), input_size=16, seed=0)), (1, 16, 16)),
 ]
 
 
@@ -84,7 +72,7 @@ def test_pruning_nodes_with_zero_outgoing_weights_leaves_the_function_unchanged(
 
 
 def test_pruning_a_conv_channel_with_zero_outgoing_weights_leaves_the_function_unchanged():
-    model = _randomize_batchnorm(nets.small_cnn(channels=5, seed=4))
+    model = randomize_batchnorm(nets.small_cnn(channels=5, seed=4))
     with torch.no_grad():
         model[3].weight[:, 2] = 0.0          # conv2 reads nothing from conv1's channel 2
         model[7].weight.view(10, 5, 16)[:, 1] = 0.0  # the classifier reads nothing from conv2's channel 1
@@ -109,7 +97,7 @@ def test_parameter_counts_and_flops_drop_as_expected():
 
 
 def test_batchnorm_channels_follow_their_conv():
-    model = _randomize_batchnorm(nets.small_cnn(channels=6, seed=0))
+    model = randomize_batchnorm(nets.small_cnn(channels=6, seed=0))
     keep = [torch.tensor([False, True, True, False, True, False]), torch.ones(6, dtype=torch.bool)]
     pruned = pruning.prune_nodes(model, keep)
     torch.testing.assert_close(pruned[0].weight, model[0].weight[keep[0]])
@@ -128,7 +116,7 @@ def test_nested_sequential_keeps_module_names():
 
 
 def test_magnitude_and_slimming_scores():
-    model = _randomize_batchnorm(nets.small_cnn(channels=4, seed=0))
+    model = randomize_batchnorm(nets.small_cnn(channels=4, seed=0))
     magnitude = pruning.node_scores(model, "magnitude")
     torch.testing.assert_close(magnitude[0], torch.sqrt((model[0].weight ** 2).sum(dim=(1, 2, 3))))
     slimming = pruning.node_scores(model, "slimming")

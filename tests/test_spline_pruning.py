@@ -10,18 +10,7 @@ import spline_utils as su
 from spline_utils import nets, pruning
 from spline_utils import spline_pruning as sp
 
-
-def _randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                n = module.num_features
-                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(n, generator=generator))
-                module.running_mean.copy_(torch.randn(n, generator=generator))
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-    return model.double().eval()
+from helpers import randomize_batchnorm
 
 
 def _duplicate_linear(model, layer_index, source, target, scale):
@@ -66,7 +55,7 @@ def test_merge_is_exact_for_mlp_duplicates():
     (lambda: nets.small_vgg(widths=(4, 6), input_size=16, seed=1), (1, 16, 16)),
 ], ids=["small_cnn_flatten", "small_vgg_conv_and_avgpool"])
 def test_merge_is_exact_for_conv_channels_with_batchnorm_folded(build, shape):
-    model = _randomize_batchnorm(build())
+    model = randomize_batchnorm(build()).double()
     convs = [m for m in model if isinstance(m, nn.Conv2d)]
     norms = [m for m in model if isinstance(m, nn.BatchNorm2d)]
     _duplicate_channel_via_batchnorm(convs[0], norms[0], source=1, target=3, scale=1.7)
@@ -93,7 +82,7 @@ def test_negatively_scaled_twin_is_not_merged():
 
 def test_hyperplanes_reproduce_batchnorm_outputs():
     """Oracle: the model's own BN outputs equal the folded hyperplanes applied to the layer's input."""
-    model = _randomize_batchnorm(nets.small_cnn(channels=4, seed=2))
+    model = randomize_batchnorm(nets.small_cnn(channels=4, seed=2)).double()
     x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
     planes = sp.hyperplanes(model)
     with torch.no_grad():
@@ -131,7 +120,7 @@ def test_code_distance_against_explicit_hamming():
 
 
 def test_code_distance_of_conv_channels_uses_all_positions():
-    model = _randomize_batchnorm(nets.small_cnn(channels=3, seed=6))
+    model = randomize_batchnorm(nets.small_cnn(channels=3, seed=6)).double()
     x = torch.randn(10, 1, 28, 28, dtype=torch.float64)
     with torch.no_grad():
         codes = (model[1](model[0](x)) > 0).numpy()              # (10, 3, 8, 8)

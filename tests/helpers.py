@@ -1,0 +1,17 @@
+"""Helpers shared by several test modules."""
+import torch
+import torch.nn as nn
+
+
+def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm non-trivial scales, shifts and running statistics (as after training); eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = module.num_features
+                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(n, generator=generator))
+                module.running_mean.copy_(torch.randn(n, generator=generator))
+                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+    return model.eval()
