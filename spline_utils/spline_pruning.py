@@ -263,6 +263,9 @@ def spline_keep_masks(distances: Sequence[np.ndarray], ratio: float, scope: str 
         raise ValueError(f"ratio must be in [0, 1) (the fraction of nodes to remove), got {ratio}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    if isinstance(distances, nn.Module):
+        raise TypeError("spline_keep_masks takes distance matrices, not a model: "
+                        "call spline_keep_masks(spline_distances(model), ratio)")
     matrices = [_check_square(d).copy() for d in distances]
     if not matrices:
         raise ValueError("need the distances of at least one hidden layer")
@@ -363,7 +366,11 @@ def _median_off_diagonal(matrix: np.ndarray) -> float:
 
 
 def _check_square(distance) -> np.ndarray:
-    distance = np.asarray(distance, dtype=float)
+    try:
+        distance = np.asarray(distance, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"expected a (width, width) distance matrix from spline_distances, got {type(distance).__name__}"
+                        ) from error
     if distance.ndim != 2 or distance.shape[0] != distance.shape[1] or len(distance) == 0:
         raise ValueError(f"distances must be a non-empty square (width, width) matrix, got shape {distance.shape}")
     return distance

@@ -180,6 +180,10 @@ def test_selection_never_empties_a_layer_and_validates():
         sp.spline_distances(nets.mlp((2, 3, 2)), space="data")
     with pytest.raises(ValueError, match="space"):
         sp.spline_distances(nets.mlp((2, 3, 2)), space="weights")
+    with pytest.raises(TypeError, match="spline_distances"):
+        sp.spline_keep_masks(nets.mlp((2, 3, 2)), 0.5)
+    with pytest.raises(TypeError, match="distance matrix"):
+        sp.spline_keep_masks(["not a matrix"], 0.5)
 
 
 def test_redundancy_scores_plug_into_node_scores():
