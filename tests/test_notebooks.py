@@ -22,6 +22,18 @@ def test_committed_without_outputs(notebook):
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[c.stem for c in CHAPTERS])
+def test_valid_notebook_with_unique_cell_ids(notebook):
+    import nbformat
+
+    content = json.loads(notebook.read_text())
+    missing = [i for i, cell in enumerate(content["cells"]) if "id" not in cell]
+    assert not missing, f"{notebook.name}: cells {missing} have no id (nbformat 4.5); run nbformat.validator.normalize"
+    ids = [cell["id"] for cell in content["cells"]]
+    assert len(set(ids)) == len(ids), f"{notebook.name}: duplicate cell ids"
+    nbformat.validate(content)
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=[c.stem for c in CHAPTERS])
 def test_anatomy(notebook):
     cells = json.loads(notebook.read_text())["cells"]
     assert cells[0]["cell_type"] == "markdown" and "colab.research.google.com" in "".join(cells[0]["source"])
