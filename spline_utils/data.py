@@ -40,6 +40,26 @@ def square_task(n_samples: int = 2000, half_width: float = 1.0, low: float = -2.
     return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
 
 
+def disk_task(n_samples: int = 2000, centre=(-0.4, -0.5), radius: float = 1.4, low: float = -3.0,
+              high: float = 3.0, seed: int = 0):
+    """A disk task (our Fig 6 network): class 1 inside the disk ``|x - centre| < radius``, class 0 outside.
+
+    Points are uniform in ``[low, high]^2``. The default disk is off-centre so that a trained network's
+    first-layer lines do not all pass through the origin.
+
+    Returns
+    -------
+    x : torch.Tensor, float32, shape (n_samples, 2)
+    y : torch.Tensor, int64, shape (n_samples,)
+    """
+    if radius <= 0:
+        raise ValueError(f"radius must be positive, got {radius}")
+    generator = np.random.default_rng(seed)
+    x = generator.uniform(low, high, size=(n_samples, 2))
+    y = (np.linalg.norm(x - np.asarray(centre, dtype=float), axis=1) < radius).astype(np.int64)
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+
+
 def train_test_split(x: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.2, seed: int = 0):
     """Seeded random split into ``(x_train, y_train, x_test, y_test)``."""
     if not 0.0 < test_fraction < 1.0:

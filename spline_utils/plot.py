@@ -58,6 +58,29 @@ def draw_boundary(ax, partition: Partition, classes=None, color=BOUNDARY_RED, li
     return draw_segments(ax, partition.boundary_segments(classes), color, linewidth, **kwargs)
 
 
+def draw_node_splines(ax, partition: Partition, layer: int, colours, linewidth: float = 1.8, order=None, **kwargs):
+    """Draw each node's spline of hidden layer ``layer`` (0-based) in its own colour.
+
+    ``colours`` has one entry per node of the layer; ``order`` lists the nodes in drawing order (the last on top),
+    all nodes in index order by default.
+    """
+    nodes = range(partition.layers[layer].num_nodes) if order is None else order
+    return [draw_segments(ax, partition.spline_segments(layer, node), colours[node], linewidth, **kwargs)
+            for node in nodes]
+
+
+def distance_shades(distances: np.ndarray, reference: int, reference_colour="green", cmap: str = "Blues") -> list:
+    """Colours for the splines of one layer by their distance to node ``reference`` (Fig 6, middle panel).
+
+    ``distances`` is the layer's (n, n) spline distance matrix; close splines are dark, far ones light, and the
+    reference itself gets ``reference_colour``.
+    """
+    row = np.asarray(distances, dtype=float)[reference]
+    scaled = row / max(row.max(), 1e-12)
+    shades = plt.get_cmap(cmap)(0.95 - 0.7 * scaled)
+    return [reference_colour if node == reference else shades[node] for node in range(len(row))]
+
+
 def setup_axes(ax, bounds, title: str | None = None, ticks: bool = False):
     """Square axes on ``bounds = (xmin, xmax, ymin, ymax)``, optional title, no ticks by default."""
     ax.set_xlim(bounds[0], bounds[1])

@@ -144,6 +144,12 @@ def test_toy_tasks_follow_their_definitions():
     x, y = data.square_task(500, half_width=0.7, seed=3)
     torch.testing.assert_close(y, (x.abs().max(dim=1).values < 0.7).long())
     assert torch.equal(data.x_task(50, seed=1)[0], data.x_task(50, seed=1)[0])
+    x, y = data.disk_task(2000, centre=(0.5, -1.0), radius=1.2, seed=3)
+    assert x.shape == (2000, 2) and x.abs().max() <= 3
+    torch.testing.assert_close(y, ((x[:, 0] - 0.5) ** 2 + (x[:, 1] + 1.0) ** 2 < 1.2**2).long())
+    assert abs(y.float().mean().item() - torch.pi * 1.2**2 / 36) < 0.03  # the disk's share of the square
+    with pytest.raises(ValueError, match="radius"):
+        data.disk_task(10, radius=0.0)
 
 
 def test_train_test_split_is_a_seeded_partition():
