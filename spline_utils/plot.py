@@ -142,6 +142,48 @@ def draw_distance_matrix(ax, distances: np.ndarray, early_bird_epoch: int | None
     return image
 
 
+def draw_loss_trajectory(ax, loss_x, losses, snapshot_x, draw_inset, top_row: int = 3) -> list:
+    """Loss curve with one inset per snapshot, in the layout of the paper's Fig 4.
+
+    The first ``top_row`` insets sit in a row at the top left, the later ones in a lower row at the right, with room
+    for each inset's title; an arrow links each inset to a red dot on the curve.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    loss_x, losses : array-like, shape (n,)
+        Where the loss was recorded (iterations or epochs) and its values.
+    snapshot_x : sequence of float, length at most ``top_row + 6``
+        Where the insets were taken; their loss is interpolated on the curve.
+    draw_inset : callable ``(inset_ax, index) -> None``
+        Draws snapshot ``index`` into its inset axes.
+
+    Returns
+    -------
+    list of the inset Axes, in snapshot order
+    """
+    n_lower = len(snapshot_x) - top_row
+    if not 0 <= top_row <= 6 or n_lower > 6:
+        raise ValueError(f"room for at most 6 insets per row: got {len(snapshot_x)} snapshots with top_row={top_row}")
+    losses = np.asarray(losses, dtype=float)
+    ax.plot(loss_x, losses, color="blue", linewidth=1.2)
+    loss_at = np.interp(snapshot_x, loss_x, losses)
+    ax.scatter(snapshot_x, loss_at, color="red", zorder=3, s=25)
+    ax.set_ylim(-0.05 * losses.max(), 1.9 * losses.max())
+    width, step, height = 0.14, 0.15, 0.27
+    insets = []
+    for index, (x_value, y_value) in enumerate(zip(snapshot_x, loss_at)):
+        in_top_row = index < top_row
+        left = 0.12 + step * index if in_top_row else 0.98 - step * (n_lower - (index - top_row))
+        bottom = 0.68 if in_top_row else 0.30  # the gap leaves room for the lower row's titles
+        inset = ax.inset_axes([left, bottom, width, height])
+        draw_inset(inset, index)
+        ax.annotate("", xy=(x_value, y_value), xycoords="data", xytext=(left + width / 2, bottom),
+                    textcoords="axes fraction", arrowprops=dict(arrowstyle="->", color="black", linewidth=0.9))
+        insets.append(inset)
+    return insets
+
+
 def draw_network(ax, layer_sizes, colours=LAYER_COLOURS, highlight: tuple | None = None, input_size: int = 2,
                  node_size: float = 30.0) -> list[np.ndarray]:
     """A small network diagram: input nodes, then one column per hidden layer, fully connected.

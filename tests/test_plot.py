@@ -35,3 +35,25 @@ def test_distance_shades_are_darker_for_closer_splines():
     assert shades[0] == "green"
     luminance = [np.dot(shades[node][:3], [0.299, 0.587, 0.114]) for node in (1, 3, 2)]  # near, middle, far
     assert luminance[0] < luminance[1] < luminance[2]
+
+
+def test_loss_trajectory_insets_stay_apart_and_mark_the_curve():
+    fig, ax = plt.subplots()
+    steps = np.arange(0, 10_001, 100)
+    losses = 0.7 * np.exp(-steps / 1500) + 0.05
+    snapshots = (500, 1000, 1500, 3500, 5500, 7500, 9500)
+    drawn = []
+    insets = plot.draw_loss_trajectory(ax, steps, losses, snapshots, lambda inset, index: drawn.append(index))
+    assert drawn == list(range(7)) and len(insets) == 7
+    boxes = [inset.get_position().bounds for inset in insets]  # (left, bottom, width, height) in figure fraction
+    title_room = 0.03 * ax.get_position().height
+    for i, (left, bottom, width, height) in enumerate(boxes):
+        for other_left, other_bottom, other_width, other_height in boxes[i + 1:]:
+            apart_x = left + width <= other_left or other_left + other_width <= left
+            apart_y = bottom + height + title_room <= other_bottom or other_bottom + other_height + title_room <= bottom
+            assert apart_x or apart_y, "two insets (or an inset and a title) overlap"
+    dots = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(dots[:, 1], np.interp(snapshots, steps, losses))
+    with pytest.raises(ValueError, match="at most 6"):
+        plot.draw_loss_trajectory(ax, steps, losses, tuple(range(0, 10_000, 1000)), lambda inset, index: None)
+    plt.close(fig)
