@@ -2,8 +2,8 @@
 
 Headless Chromium from the system (Debian: ``make browser-deps``; never ``playwright install``) driven by Playwright
 serves ``_build/html`` on 127.0.0.1 with every request to another host blocked, so the pages are checked as they
-work offline (the Colab badge and MathJax come from the network and are left out). A screenshot of every chapter is
-saved to ``_build/screenshots/``.
+work offline: figures, sliders and the equations (MathJax is served by the site; only the Colab badge comes from the
+network and is left out). A screenshot of every chapter is saved to ``_build/screenshots/``.
 
 Without Chromium or without a build these tests skip with a message saying what to do; with
 ``SPLINE_BOOK_REQUIRE_BROWSER=1`` (CI, after ``make book``) they fail instead. ``SPLINE_BOOK_HTML`` and
@@ -52,6 +52,15 @@ SWEEP_JS = """async (root) => {
         seen.push({src: image.src, width: image.naturalWidth, label: label.textContent});
     }
     return seen;
+}"""
+
+# Wait for MathJax's first typeset; count the page's math elements, the rendered formulas and TeX errors.
+MATH_JS = """async () => {
+    const math = document.querySelectorAll("span.math, div.math").length;
+    if (!window.MathJax || !window.MathJax.startup) return {math, loaded: false, rendered: 0, errors: 0};
+    await window.MathJax.startup.promise;
+    return {math, loaded: true, rendered: document.querySelectorAll("mjx-container").length,
+            errors: document.querySelectorAll("mjx-merror").length};
 }"""
 
 
@@ -153,6 +162,11 @@ def test_chapter_page(page, site, chapter):
     assert figures or sliders.count() >= 2, f"{chapter}: the page shows no figure besides its slider"
     for index in range(sliders.count()):
         check_slider(page, sliders.nth(index), f"{chapter} slider {index + 1}")
+    math = page.evaluate(MATH_JS)
+    assert math["math"] > 0, f"{chapter}: no equations on the page"
+    assert math["loaded"], f"{chapter}: MathJax did not load from the site (offline); rebuild with `make book`"
+    assert math["rendered"] >= math["math"], f"{chapter}: {math['rendered']} of {math['math']} formulas rendered"
+    assert math["errors"] == 0, f"{chapter}: {math['errors']} formulas are TeX errors (red in the page)"
     assert not page.script_errors, f"{chapter}: script errors {page.script_errors}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     middle = int(sliders.first.get_attribute("data-frames")) // 2

@@ -2,7 +2,8 @@
 
 The sources are staged in ``_build/source`` (config, toc, prose, executed notebooks); Jupyter Book renders them with
 execution off, so no notebook runs twice, and with ``-W`` so any warning fails the build. The HTML lands in
-``_build/html``; the weight of every page is printed at the end.
+``_build/html``; the weight of every page is printed at the end. MathJax is served from the site itself (the
+``django-static-mathjax`` wheel of requirements.txt), so the pages render their equations offline too.
 
 Usage: ``python tools/build_book.py [--only 01_spline_partition] [--smoke] [--path-output DIR]``
 """
@@ -22,6 +23,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGED_FILES = ["_config.yml", "_toc.yml"]
+MATHJAX_ENTRY = "tex-chtml.js"  # MathJax 3 with TeX input and HTML output; it loads the rest from its folder
+MATHJAX_PARTS = [MATHJAX_ENTRY, "input", "output", "ui", "a11y", "adaptors", "sre"]
 os.environ["SPLINE_BOOK_STATIC"] = "1"  # sliders render as static frames only (no dead widgets on the page)
 
 
@@ -53,6 +56,10 @@ def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
         shutil.copy(ROOT / name, stage_dir / name)
     config = yaml.safe_load((stage_dir / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "off"
+    # Not in a folder named _static: Jupyter Book would add every .js file found there to every page.
+    config["sphinx"]["config"]["mathjax_path"] = vendor_mathjax(stage_dir / "_vendor")
+    config["sphinx"]["config"]["html_static_path"] = ["_vendor"]
+    config["exclude_patterns"].append("_vendor/**")
     (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     listed = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
     for notebook in chapters():
@@ -67,6 +74,24 @@ def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
         papermill.execute_notebook(str(notebook), str(target), cwd=str(ROOT / "book"), kernel_name="python3",
                                    parameters={"SMOKE": True} if smoke else None, progress_bar=False)
         print(f"executed {notebook.name} in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def vendor_mathjax(static_dir: Path) -> str:
+    """Copy MathJax 3 from the installed ``mathjax`` package into ``static_dir/mathjax``; return Sphinx's
+    ``mathjax_path`` (relative to the site's ``_static``, where Sphinx copies ``static_dir``)."""
+    try:
+        import mathjax
+    except ImportError:
+        sys.exit("MathJax is missing: pip install -r requirements.txt (it has django-static-mathjax)")
+    source = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    target = static_dir / "mathjax"
+    for part in MATHJAX_PARTS:
+        if (source / part).is_dir():
+            shutil.copytree(source / part, target / part)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source / part, target / part)
+    return f"mathjax/{MATHJAX_ENTRY}"
 
 
 def build(stage_dir: Path, path_output: Path) -> None:
