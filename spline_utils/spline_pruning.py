@@ -369,8 +369,8 @@ def _check_square(distance) -> np.ndarray:
     try:
         distance = np.asarray(distance, dtype=float)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"expected a (width, width) distance matrix from spline_distances, got {type(distance).__name__}"
-                        ) from error
+        raise TypeError("expected a (width, width) distance matrix from spline_distances, "
+                        f"got {type(distance).__name__}") from error
     if distance.ndim != 2 or distance.shape[0] != distance.shape[1] or len(distance) == 0:
         raise ValueError(f"distances must be a non-empty square (width, width) matrix, got shape {distance.shape}")
     return distance
