@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .hooks import eval_with_hooks
+
 AFFINE_MODULES = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, nn.AvgPool2d,
                   nn.Identity, nn.Dropout)
 NONLINEAR_MODULES = (nn.ReLU, nn.LeakyReLU)
@@ -227,16 +229,15 @@ def activation_codes(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = tor
     to_chain(model)  # same validation (supported modules, finite weights) as the partition engine
     network = copy.deepcopy(model).to(dtype=dtype, device="cpu").eval()
     recorded: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, inputs, _out: recorded.append(inputs[0].detach()))
-             for m in _nonlinear_modules(network)]
-    try:
-        with torch.no_grad():
+
+    def record_input(_module, inputs, _output):
+        recorded.append(inputs[0].detach())
+
+    with eval_with_hooks(network, [(module, record_input) for module in _nonlinear_modules(network)]):
+        try:
             network(x.to(dtype=dtype, device="cpu"))
-    except RuntimeError as error:
-        raise ValueError(f"the model could not process inputs of shape {tuple(x.shape)[1:]}: {error}") from error
-    finally:
-        for hook in hooks:
-            hook.remove()
+        except RuntimeError as error:
+            raise ValueError(f"the model could not process inputs of shape {tuple(x.shape)[1:]}: {error}") from error
     if not recorded:
         return torch.zeros((x.shape[0], 0), dtype=torch.bool)
     return torch.cat([h.reshape(h.shape[0], -1) > 0 for h in recorded], dim=1)

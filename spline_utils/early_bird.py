@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from .chain import activation_codes, to_chain
+from .hooks import eval_with_hooks
 from .train import Callback, TrainState
 
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -93,28 +94,26 @@ def batchnorm_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024)
     list of torch.Tensor, one per BatchNorm layer in definition order, each of shape (n_samples, n_nodes_l)
         (a BN2d output (n, C, H, W) is flattened to (n, C * H * W)).
     """
+    outputs, _ = _batchnorm_pass(model, x, batch_size)
+    return [h.reshape(len(h), -1) for h in outputs]
+
+
+def _batchnorm_pass(model: nn.Module, x: torch.Tensor, batch_size: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """One eval pass over ``x`` in batches: every BN layer's output, shape (n, *node_shape), and the model's output."""
     layers = batchnorm_layers(model)
     if not layers:
         raise ValueError("the model has no BatchNorm layer; use probe_codes, which falls back to "
                          "spline_utils.activation_codes for BN-free networks")
     x = _check_inputs(x)
     recorded: dict[int, list[torch.Tensor]] = {index: [] for index in range(len(layers))}
-    hooks = [layer.register_forward_hook(_recorder(recorded[index])) for index, layer in enumerate(layers)]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                chunk = x[start:start + batch_size]
-                model(chunk)
-                if any(len(recorded[i]) != start // batch_size + 1 for i in recorded):
-                    raise ValueError("every BatchNorm layer must run exactly once per forward pass; a layer was "
-                                     "skipped or reused, so its codes are ambiguous")
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    return [torch.cat(recorded[index]).reshape(len(x), -1) for index in range(len(layers))]
+    model_outputs = []
+    with eval_with_hooks(model, [(layer, _recorder(recorded[index])) for index, layer in enumerate(layers)]):
+        for start in range(0, len(x), batch_size):
+            model_outputs.append(model(x[start:start + batch_size]))
+            if any(len(recorded[i]) != start // batch_size + 1 for i in recorded):
+                raise ValueError("every BatchNorm layer must run exactly once per forward pass; a layer was "
+                                 "skipped or reused, so its codes are ambiguous")
+    return [torch.cat(recorded[index]) for index in range(len(layers))], torch.cat(model_outputs)
 
 
 def _recorder(store: list):
@@ -359,28 +358,9 @@ def canvas_fields(model: nn.Module, plane, bounds=(0.0, 1.0, 0.0, 1.0), resoluti
 
     _, _, points = grid_points(bounds, resolution)
     inputs = plane(points).to(torch.float32)
-    outputs = batchnorm_outputs(model, inputs, batch_size)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat([model(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
-    model.train(was_training)
-    shapes = _batchnorm_output_shapes(model, inputs[:1])
-    fields = [h.reshape(resolution, resolution, *shape) for h, shape in zip(outputs, shapes)]
+    outputs, logits = _batchnorm_pass(model, inputs, batch_size)
+    fields = [h.reshape(resolution, resolution, *h.shape[1:]) for h in outputs]
     return fields, logits.reshape(resolution, resolution, -1)
-
-
-def _batchnorm_output_shapes(model: nn.Module, x: torch.Tensor) -> list[tuple]:
-    shapes: list[tuple] = []
-    hooks = [layer.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:])))
-             for layer in batchnorm_layers(model)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return shapes
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .early_bird import BATCHNORM_TYPES
+from .hooks import eval_with_hooks
 
 
 def forward_flops(model: nn.Module, input_shape: tuple) -> int:
@@ -32,14 +33,9 @@ def forward_flops(model: nn.Module, input_shape: tuple) -> int:
         Per-sample input shape, e.g. ``(1, 28, 28)``.
     """
     x = _example_input(model, input_shape)
-    was_training = model.training
-    model.eval()
     counter = FlopCounterMode(display=False)
-    try:
-        with torch.no_grad(), counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    with eval_with_hooks(model), counter:
+        model(x)
     return int(counter.get_total_flops())
 
 
@@ -75,16 +71,8 @@ def authors_forward_flops(model: nn.Module, input_shape: tuple) -> int:
         total += _authors_rule(module, inputs[0], output)
 
     x = _example_input(model, input_shape)
-    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
+    with eval_with_hooks(model, [(module, count) for module in model.modules() if not list(module.children())]):
+        model(x)
     return int(total)
 
 

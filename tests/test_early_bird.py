@@ -241,3 +241,32 @@ def test_paper_scale_settings_resolve(network):
         assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, settings_.num_classes)
     with pytest.raises(ValueError):
         eb.paper_scale_settings("resnet50")
+
+
+def test_canvas_fields_are_the_bn_outputs_and_logits_at_each_grid_point():
+    torch.manual_seed(0)
+    net = nets.small_cnn(channels=4, seed=3)
+    net[1].running_mean.uniform_(-0.5, 0.5)  # non-trivial BN statistics
+    net.train()
+    statistics = {name: buffer.clone() for name, buffer in net.named_buffers()}
+    images = torch.randn(2, 1, 28, 28)
+    plane = su.image_canvas(images[0], images[1])
+    fields, logits = eb.canvas_fields(net, plane, (0.0, 1.0, 0.0, 1.0), resolution=4, batch_size=5)
+    assert net.training, "the training mode is restored"
+    assert all(torch.equal(statistics[name], buffer) for name, buffer in net.named_buffers()), \
+        "drawing the canvas must not update BatchNorm running statistics"
+    xs, ys, _ = su.grid_points((0.0, 1.0, 0.0, 1.0), 4)
+    row, column = 2, 1
+    point = plane(torch.tensor([[xs[column], ys[row]]])).float()
+    recorded = []
+    hooks = [layer.register_forward_hook(lambda _m, _i, out: recorded.append(out[0]))
+             for layer in eb.batchnorm_layers(net)]
+    net.eval()
+    with torch.no_grad():
+        expected_logits = net(point)[0]
+    for hook in hooks:
+        hook.remove()
+    assert [tuple(f.shape) for f in fields] == [(4, 4, *h.shape) for h in recorded]
+    for field, expected in zip(fields, recorded):
+        torch.testing.assert_close(field[row, column], expected)
+    torch.testing.assert_close(logits[row, column], expected_logits)
