@@ -18,10 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .hooks import eval_with_hooks
+from .modules import AFFINE_LAYERS, BATCHNORMS, NONLINEARITIES, PARAMETER_FREE_AFFINE, batchnorm_scale_shift, leaves
 
-AFFINE_MODULES = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, nn.AvgPool2d,
-                  nn.Identity, nn.Dropout)
-NONLINEAR_MODULES = (nn.ReLU, nn.LeakyReLU)
+AFFINE_MODULES = (*AFFINE_LAYERS, *BATCHNORMS, *PARAMETER_FREE_AFFINE)
 SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval statistics), Flatten, AvgPool2d, Identity, Dropout, "
              "ReLU, LeakyReLU, nested in nn.Sequential")
 
@@ -91,6 +90,25 @@ class Chain:
             x = nonlinearity.apply(block.apply(x))
         return self.blocks[-1].apply(x)
 
+    def pre_activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every hidden layer's pre-activation at inputs ``x``, in float64.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (n_samples, *input_shape)
+
+        Returns
+        -------
+        list of torch.Tensor, entry ``l`` of shape (n_samples, *layer_shape_l)
+            The input of nonlinearity ``l``; node ``k`` of the layer is active where its flattened entry is > 0.
+        """
+        outputs, x = [], torch.as_tensor(x).to(torch.float64)
+        with torch.no_grad():
+            for block, nonlinearity in zip(self.blocks, self.nonlinearities):
+                outputs.append(block.apply(x))
+                x = nonlinearity.apply(outputs[-1])
+        return outputs
+
 
 def to_chain(model: nn.Module) -> Chain:
     """Convert ``model`` into a float64 :class:`Chain`.
@@ -111,10 +129,10 @@ def to_chain(model: nn.Module) -> Chain:
     ValueError
         If a parameter or BatchNorm statistic is not finite, or a Conv2d uses non-zero padding modes.
     """
-    modules = list(_leaves(model))
+    modules = leaves(model)
     blocks, nonlinearities = [AffineBlock()], []
     for name, module in modules:
-        if isinstance(module, NONLINEAR_MODULES):
+        if isinstance(module, NONLINEARITIES):
             slope = float(module.negative_slope) if isinstance(module, nn.LeakyReLU) else 0.0
             nonlinearities.append(Nonlinearity(slope))
             blocks.append(AffineBlock())
@@ -129,14 +147,6 @@ def to_chain(model: nn.Module) -> Chain:
     return Chain(blocks, nonlinearities, _input_shape(modules))
 
 
-def _leaves(module: nn.Module, prefix: str = ""):
-    if isinstance(module, nn.Sequential):
-        for name, child in module.named_children():
-            yield from _leaves(child, f"{prefix}.{name}" if prefix else name)
-    else:
-        yield prefix, module
-
-
 def _check_affine(name: str, module: nn.Module) -> None:
     for tensor_name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
@@ -144,7 +154,7 @@ def _check_affine(name: str, module: nn.Module) -> None:
                              "fix or re-initialize the weights before computing its partition.")
     if isinstance(module, nn.Conv2d) and module.padding_mode != "zeros":
         raise ValueError(f"Conv2d {name} uses padding_mode='{module.padding_mode}'; only 'zeros' is supported.")
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and not module.track_running_stats:
+    if isinstance(module, BATCHNORMS) and not module.track_running_stats:
         raise ValueError(f"BatchNorm {name} has no running statistics (track_running_stats=False), so it is not "
                          "affine at evaluation time; use track_running_stats=True.")
 
@@ -173,7 +183,7 @@ def _apply_affine(module: nn.Module, x: torch.Tensor, with_offset: bool) -> torc
     if isinstance(module, nn.Conv2d):
         return F.conv2d(x, module.weight, module.bias if with_offset else None, module.stride, module.padding,
                         module.dilation, module.groups)
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+    if isinstance(module, BATCHNORMS):
         scale, shift = batchnorm_scale_shift(module)
         view = (1, -1) + (1,) * (x.dim() - 2)
         y = x * scale.view(view)
@@ -185,21 +195,8 @@ def _apply_affine(module: nn.Module, x: torch.Tensor, with_offset: bool) -> torc
     raise TypeError(f"unsupported affine module {type(module).__name__}")
 
 
-def batchnorm_scale_shift(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode BatchNorm as ``y = scale * x + shift`` per channel.
-
-    ``scale = gamma / sqrt(running_var + eps)``, ``shift = beta - running_mean * scale``
-    (``gamma = 1, beta = 0`` when the layer is not affine).
-    """
-    std = torch.sqrt(module.running_var + module.eps)
-    gamma = module.weight if module.affine else torch.ones_like(std)
-    beta = module.bias if module.affine else torch.zeros_like(std)
-    scale = gamma / std
-    return scale, beta - module.running_mean * scale
-
-
 def _nonlinear_modules(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, NONLINEAR_MODULES)]
+    return [m for m in model.modules() if isinstance(m, NONLINEARITIES)]
 
 
 def activation_codes(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -11,7 +11,7 @@ import numpy as np
 from .polygons import PolygonPool, Polygons, cut, side_of_line
 
 RELATIVE_TOLERANCE = 1e-10
-CHUNK_BYTES = 2**27
+ROWS_PER_CHUNK = 16384  # regions whose codes are computed in one matrix product
 MATMUL_GROUP = 64
 
 
@@ -31,8 +31,8 @@ def _layer_codes(pieces: Polygons, parent: np.ndarray, pre: np.ndarray, crossing
     group_sizes = np.bincount(parent, minlength=len(pre))
     group_starts = np.cumsum(group_sizes) - group_sizes
     for group in np.nonzero(group_sizes >= MATMUL_GROUP)[0]:
-        for first in range(group_starts[group], group_starts[group] + group_sizes[group], 16384):
-            rows = slice(first, min(first + 16384, group_starts[group] + group_sizes[group]))
+        for first in range(group_starts[group], group_starts[group] + group_sizes[group], ROWS_PER_CHUNK):
+            rows = slice(first, min(first + ROWS_PER_CHUNK, group_starts[group] + group_sizes[group]))
             codes[rows] = points[rows] @ pre[group] > 0
     small = group_sizes[parent] < MATMUL_GROUP
     pieces_small = np.nonzero(small)[0]
@@ -68,7 +68,7 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, scale: float) -> tuple[n
         Some vertex is strictly above the line and none strictly below: the node is active on the whole region.
     """
     n_parents, _, n_nodes = pre.shape
-    box = PolygonPool._boxes(parents)
+    box = parents.bounding_boxes()
     centre = np.stack([(box[:, 0] + box[:, 1]) / 2, (box[:, 2] + box[:, 3]) / 2], axis=1)
     half = np.stack([(box[:, 1] - box[:, 0]) / 2, (box[:, 3] - box[:, 2]) / 2], axis=1)
     tolerance = line_tolerance(np.moveaxis(pre, 1, 2), scale)

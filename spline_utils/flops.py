@@ -5,7 +5,9 @@ Convention used by the book:
 * forward FLOPs per sample come from PyTorch's own counter, :class:`torch.utils.flop_counter.FlopCounterMode`, which
   counts 2 FLOPs per multiply-accumulate of matrix products and convolutions (Linear: ``2 * in * out``; Conv2d:
   ``2 * k_h * k_w * C_in / groups * C_out * H_out * W_out``) and nothing else;
-* training FLOPs per epoch = 3 x forward FLOPs x number of training samples (backward ~ 2 x forward).
+* training FLOPs per epoch = 3 x forward FLOPs x number of training samples (backward ~ 2 x forward);
+* for MLPs the same count in closed form, :func:`mlp_forward_flops` and :func:`mlp_training_flops` (frozen layers
+  need no backward pass).
 
 The authors' ``compute_flops.py`` also counts the cheap elementwise work: a bias adds ``C_out H_out W_out`` (conv)
 or ``out`` (linear), BatchNorm ``2 * numel``, ReLU ``numel``, pooling ``k^2 * numel_out``.
@@ -14,12 +16,14 @@ few per cent (:func:`forward_flops` is the lower one), and ratios of FLOPs (savi
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .early_bird import BATCHNORM_TYPES
 from .hooks import eval_with_hooks
+from .modules import BATCHNORMS, NONLINEARITIES
 
 
 def forward_flops(model: nn.Module, input_shape: tuple) -> int:
@@ -84,9 +88,9 @@ def _authors_rule(module: nn.Module, x: torch.Tensor, output: torch.Tensor) -> i
         return per_position * per_sample
     if isinstance(module, nn.Linear):
         return 2 * module.in_features * module.out_features + (module.out_features if module.bias is not None else 0)
-    if isinstance(module, BATCHNORM_TYPES):
+    if isinstance(module, BATCHNORMS):
         return 2 * x[0].numel()
-    if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
+    if isinstance(module, NONLINEARITIES):
         return x[0].numel()
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         kernel = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
@@ -102,3 +106,19 @@ def _example_input(model: nn.Module, input_shape) -> torch.Tensor:
     dtype = parameter.dtype if parameter is not None else torch.float32
     device = parameter.device if parameter is not None else "cpu"
     return torch.zeros((1, *shape), dtype=dtype, device=device)
+
+
+def mlp_forward_flops(widths: Sequence[int]) -> int:
+    """Forward FLOPs of one sample through ``nets.mlp(widths)``: ``2 * in * out`` per Linear (as
+    :class:`torch.utils.flop_counter.FlopCounterMode` counts; biases and ReLUs are not counted)."""
+    return int(sum(2 * a * b for a, b in zip(widths[:-1], widths[1:])))
+
+
+def mlp_training_flops(widths: Sequence[int], n_samples: int, epochs: int, first_trainable: int = 0) -> int:
+    """Training FLOPs: every sample of every epoch costs one forward pass plus a backward pass of twice the forward
+    cost of the trainable Linear layers (index ``first_trainable`` on; the frozen ones before need no backward).
+
+    With every layer trainable this is ``3 x forward x samples x epochs``.
+    """
+    trainable = mlp_forward_flops(list(widths)[first_trainable:])
+    return int(n_samples * epochs * (mlp_forward_flops(widths) + 2 * trainable))

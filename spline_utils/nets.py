@@ -6,8 +6,25 @@ forward hooks on its BatchNorm layers, see :mod:`spline_utils.early_bird`).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 import torch.nn as nn
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Run the ``with`` block with PyTorch's CPU generator seeded by ``seed``; the global RNG is restored afterwards.
+
+    ``seed=None`` leaves the generator as it is (the block draws from the global stream and advances it).
+    """
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def make_activation(name: str = "relu", negative_slope: float = 0.1) -> nn.Module:
@@ -31,14 +48,12 @@ def mlp(widths, activation: str = "relu", negative_slope: float = 0.1, final_act
     final_activation : bool
         Also put the activation after the last Linear (a stack of hidden layers with no classifier).
     seed : int, optional
-        Seed for PyTorch's default initialization (the global RNG is left untouched).
+        Seed for PyTorch's default initialization (see :func:`seeded`: with a seed the global RNG is left untouched).
     """
     widths = list(widths)
     if len(widths) < 2 or any(int(w) < 1 for w in widths):
         raise ValueError(f"widths needs at least two positive sizes, got {widths}")
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         layers: list[nn.Module] = []
         for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
             layers.append(nn.Linear(fan_in, fan_out))
@@ -53,9 +68,7 @@ def small_cnn(num_classes: int = 10, channels: int = 16, activation: str = "relu
 
     Conv2d(1, C, 21, bias=False)-BN-act -> 8x8, Conv2d(C, C, 5, bias=False)-BN-act -> 4x4, Linear(16 C, classes).
     """
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         return nn.Sequential(
             nn.Conv2d(1, channels, kernel_size=21, bias=False), nn.BatchNorm2d(channels),
             make_activation(activation, negative_slope),
@@ -70,9 +83,7 @@ def small_vgg(num_classes: int = 10, widths=(16, 32, 64), in_channels: int = 1, 
 
     Average pooling (affine) instead of max pooling keeps the whole network a supported spline chain.
     """
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         layers: list[nn.Module] = []
         previous = in_channels
         for width in widths:
@@ -137,17 +148,13 @@ class PreActResNet(nn.Module):
 def preact_resnet(num_classes: int = 10, widths=(16, 32, 64), blocks_per_stage: int = 1, in_channels: int = 1,
                   activation: str = "relu", negative_slope: float = 0.1, seed: int | None = None) -> PreActResNet:
     """A small pre-activation ResNet; ``blocks_per_stage`` scales its depth."""
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         return PreActResNet(num_classes, widths, blocks_per_stage, in_channels, activation, negative_slope)
 
 
 def normal_init_(model: nn.Module, std: float = 1.0, seed: int | None = None) -> nn.Module:
     """Re-draw every Linear/Conv2d weight and bias from N(0, std^2), in place (the random nets of the paper's Fig 8)."""
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         with torch.no_grad():
             for module in model.modules():
                 if isinstance(module, (nn.Linear, nn.Conv2d)):

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .chain import Chain, to_chain
+from .chain import Chain, activation_codes, to_chain
 from .cutting import RELATIVE_TOLERANCE, PartitionTooLarge, cut_by_layer
 from .polygons import Polygons, clip_lines, join_segments, rectangle
 from .propagate import apply_block, map_in_chunks, next_pre_activations
-from .slices import Plane
+from .slices import Plane, grid_points
 
+GRID_POINTS_PER_BATCH = 65536  # grid points whose codes one forward pass computes
 
 
 class LayerPartition:
@@ -96,6 +97,7 @@ class Partition:
         self.layers = layers
         self._input_state = input_state
         self._output_maps = None
+        self._codes = None
 
     def __repr__(self) -> str:
         sizes = [layer.num_regions for layer in self.layers]
@@ -120,7 +122,10 @@ class Partition:
 
     @property
     def codes(self) -> np.ndarray:
-        return self.codes_up_to(len(self.layers) - 1)
+        if self._codes is None:
+            self._codes = self.codes_up_to(len(self.layers) - 1)
+            self._codes.flags.writeable = False
+        return self._codes
 
     def codes_up_to(self, layer: int) -> np.ndarray:
         """Codes of the partition after hidden layer ``layer`` (0-based): its nodes and all earlier ones."""
@@ -329,16 +334,13 @@ def grid_codes(model: nn.Module, bounds, resolution: int, plane: Plane | None = 
         Grid cell centres (see :func:`spline_utils.grid_points`).
     codes : ndarray of bool, shape (resolution**2, n_nodes)
     """
-    from .chain import activation_codes
-    from .slices import grid_points
-
     bounds = _check_bounds(bounds)
     if resolution < 1 or resolution**2 > max_points:
         raise ValueError(f"resolution must be in [1, {int(max_points**0.5)}], got {resolution}")
     _, _, points = grid_points(bounds, resolution)
     inputs = torch.as_tensor(points) if plane is None else plane(points)
-    chunks = [activation_codes(model, inputs[start:start + 65536]).numpy()
-              for start in range(0, len(inputs), 65536)]
+    chunks = [activation_codes(model, inputs[start:start + GRID_POINTS_PER_BATCH]).numpy()
+              for start in range(0, len(inputs), GRID_POINTS_PER_BATCH)]
     return points, np.concatenate(chunks)
 
 

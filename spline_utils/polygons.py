@@ -76,6 +76,14 @@ class Polygons:
         return Polygons(np.concatenate([p.vertices for p in parts]) if parts else np.zeros((0, 2)),
                         np.concatenate([p.counts for p in parts]) if parts else np.zeros(0, np.int64))
 
+    def bounding_boxes(self) -> np.ndarray:
+        """``(xmin, xmax, ymin, ymax)`` of every polygon, shape (n_polygons, 4)."""
+        if not len(self):
+            return np.zeros((0, 4))
+        low = np.minimum.reduceat(self.vertices, self.starts, axis=0)
+        high = np.maximum.reduceat(self.vertices, self.starts, axis=0)
+        return np.stack([low[:, 0], high[:, 0], low[:, 1], high[:, 1]], axis=1)
+
 
 def rectangle(bounds) -> Polygons:
     """The domain ``(xmin, xmax, ymin, ymax)`` as one counter-clockwise polygon."""
@@ -232,17 +240,9 @@ class PolygonPool:
         self.start = polygons.starts.copy()
         self.count = polygons.counts.copy()
         self.parent = np.asarray(parent, dtype=np.int64).copy()
-        self.box = self._boxes(polygons)
+        self.box = polygons.bounding_boxes()
         self.alive = np.ones(n, dtype=bool)
         self.size = n
-
-    @staticmethod
-    def _boxes(polygons: Polygons) -> np.ndarray:
-        if not len(polygons):
-            return np.zeros((0, 4))
-        low = np.minimum.reduceat(polygons.vertices, polygons.starts, axis=0)
-        high = np.maximum.reduceat(polygons.vertices, polygons.starts, axis=0)
-        return np.stack([low[:, 0], high[:, 0], low[:, 1], high[:, 1]], axis=1)
 
     def get(self, index: np.ndarray) -> Polygons:
         """The polygons ``index`` as flat :class:`Polygons`."""
@@ -259,7 +259,7 @@ class PolygonPool:
         self.start[index] = self.n_vertices + polygons.starts
         self.count[index] = polygons.counts
         self.parent[index] = parent
-        self.box[index] = self._boxes(polygons)
+        self.box[index] = polygons.bounding_boxes()
         self.alive[index] = True
         self.size += n
         self.n_vertices += n_vertices

@@ -17,6 +17,7 @@ from scipy import sparse
 CHUNK_BYTES = 2**27
 RESTART = 32
 MAX_JACOBIAN_ENTRIES = 2**25
+ROWS_PER_CORRECTION = 16384  # regions whose sparse corrections are applied in one product
 
 
 def apply_block(block, state, shape=None) -> np.ndarray:
@@ -71,8 +72,8 @@ def next_pre_activations(block, layer) -> np.ndarray:
     result = np.empty((n_regions, 3, jacobian.shape[1]))
     result[is_head] = direct(np.nonzero(is_head)[0])
     rows = np.nonzero(~is_head)[0]
-    for start in range(0, len(rows), 16384):
-        chunk = rows[start:start + 16384]
+    for start in range(0, len(rows), ROWS_PER_CORRECTION):
+        chunk = rows[start:start + ROWS_PER_CORRECTION]
         result[chunk] = result[head[chunk]] + _differences(layer, jacobian, chunk, head[chunk])
     return result
 

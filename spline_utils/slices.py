@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn as nn
+
+from .codes import batchnorm_pass
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,23 @@ def grid_points(bounds, resolution: int) -> tuple[np.ndarray, np.ndarray, np.nda
     ys = ymin + (np.arange(resolution) + 0.5) * (ymax - ymin) / resolution
     grid_x, grid_y = np.meshgrid(xs, ys)
     return xs, ys, np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+
+
+def canvas_fields(model: nn.Module, plane, bounds=(0.0, 1.0, 0.0, 1.0), resolution: int = 150,
+                  batch_size: int = 4096) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """BatchNorm outputs and logits of ``model`` on a ``resolution x resolution`` grid of a 2-D input slice.
+
+    The grid of an :func:`spline_utils.image_canvas` plane is the authors' probe canvas; contouring a field at 0
+    draws a node's spline on the slice (for networks too large for the exact :func:`spline_utils.partition2d`).
+
+    Returns
+    -------
+    fields : list of torch.Tensor, one per BN layer, shape (resolution, resolution, *node_shape_l)
+        Row ``i``, column ``j`` is the grid point ``(xs[j], ys[i])`` of :func:`spline_utils.grid_points`.
+    logits : torch.Tensor, shape (resolution, resolution, n_classes)
+    """
+    _, _, points = grid_points(bounds, resolution)
+    inputs = plane(points).to(torch.float32)
+    outputs, logits = batchnorm_pass(model, inputs, batch_size)
+    fields = [h.reshape(resolution, resolution, *h.shape[1:]) for h in outputs]
+    return fields, logits.reshape(resolution, resolution, -1)

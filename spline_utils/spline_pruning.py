@@ -12,53 +12,24 @@ The paper's pairwise quantity (its Eq. 2) is not at hand, so both readings are i
 The redundancy of ``k`` is ``r_k = min_{k' != k} N(k, k')`` (:func:`redundancy_scores`, a criterion for
 :func:`spline_utils.pruning.node_scores`). Both members of a duplicate pair score low, so :func:`spline_keep_masks`
 removes nodes one at a time and recomputes ``r`` among the survivors: one node of every group stays.
-:func:`group_keep_masks` groups nodes whose distance is below a threshold (connected components) and keeps one per
-group. :func:`merge_and_prune` prunes and folds every removed node that is a positive multiple of a kept one into it:
-if ``h_k' = c h_k`` with ``c > 0`` then ``relu(h_k') = c relu(h_k)``, so adding ``c W_{l+1}[:, k']`` to
-``W_{l+1}[:, k]`` leaves the network function unchanged.
+:func:`spline_groups` groups nodes whose distance is below a threshold (connected components) and
+:func:`group_representatives` keeps one per group. :func:`spline_utils.merging.merge_and_prune` prunes and folds
+every removed node that is a positive multiple of a kept one into it, leaving the network function unchanged.
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
-from .chain import batchnorm_scale_shift, to_chain
-from .pruning import AFFINE, BATCHNORM, SCOPES, layer_widths, leaves, prune_nodes
+from .chain import to_chain
+from .modules import batchnorm_scale_shift, hidden_layer_links
+from .surgery import check_ratio_and_scope
 
 SPACES = ("parameter", "data")
-
-
-@dataclass
-class LayerLink:
-    """A hidden layer, the BatchNorm folded into it (or None) and the next Linear/Conv2d that reads it."""
-
-    layer: nn.Module
-    batchnorm: nn.Module | None
-    next_layer: nn.Module
-    flattened: bool
-
-
-def layer_links(model: nn.Module) -> list[LayerLink]:
-    """One :class:`LayerLink` per hidden layer of ``model`` (an ``nn.Sequential``, see :mod:`spline_utils.pruning`)."""
-    affine, batchnorms, flattened = [], [], []
-    for _, module in leaves(model):
-        if isinstance(module, AFFINE):
-            affine.append(module)
-            batchnorms.append(None)
-            flattened.append(False)
-        elif isinstance(module, BATCHNORM) and affine and batchnorms[-1] is None and not flattened[-1]:
-            batchnorms[-1] = module
-        elif isinstance(module, nn.Flatten) and affine:
-            flattened[-1] = True
-    if len(affine) < 2:
-        raise ValueError("the model has no hidden layer: it needs at least two Linear/Conv2d modules")
-    return [LayerLink(affine[i], batchnorms[i], affine[i + 1], flattened[i]) for i in range(len(affine) - 1)]
 
 
 def hyperplanes(model: nn.Module) -> list[torch.Tensor]:
@@ -70,7 +41,7 @@ def hyperplanes(model: nn.Module) -> list[torch.Tensor]:
         Row ``k`` is the flattened incoming weights (a Linear row or a Conv2d filter) then the bias.
     """
     planes = []
-    for link in layer_links(model):
+    for link in hidden_layer_links(model):
         weight = link.layer.weight.detach().double().flatten(1)
         bias = (link.layer.bias.detach().double() if link.layer.bias is not None
                 else torch.zeros(len(weight), dtype=torch.float64))
@@ -102,7 +73,7 @@ def parameter_distances(model: nn.Module, signed: bool = False) -> list[np.ndarr
     ----------
     model : nn.Sequential
     signed : bool
-        Use ``s = +1`` only: the distance to nodes with the same orientation (what :func:`merge_and_prune` needs).
+        Use ``s = +1`` only: the distance to nodes with the same orientation (what :func:`spline_utils.merging.merge_and_prune` needs).
 
     Returns
     -------
@@ -126,17 +97,11 @@ def layer_pre_activations(model: nn.Module, probe: torch.Tensor) -> list[torch.T
     if probe.dim() < 2 or len(probe) == 0:
         raise ValueError(f"probe must have shape (n_samples, *input_shape) with n_samples >= 1, got "
                          f"{tuple(probe.shape)}")
-    chain, widths = to_chain(model), layer_widths(model)
+    chain, widths = to_chain(model), [link.width for link in hidden_layer_links(model)]
     if chain.num_layers != len(widths):
         raise ValueError(f"the model has {len(widths)} hidden layers but {chain.num_layers} nonlinearities; the "
                          "data-space criterion needs one nonlinearity after each hidden layer")
-    outputs, x = [], probe.to(torch.float64)
-    with torch.no_grad():
-        for block, nonlinearity, width in zip(chain.blocks, chain.nonlinearities, widths):
-            h = block.apply(x)
-            outputs.append(h.reshape(len(h), width, -1))
-            x = nonlinearity.apply(h)
-    return outputs
+    return [h.reshape(len(h), width, -1) for h, width in zip(chain.pre_activations(probe), widths)]
 
 
 def code_distances(model: nn.Module, probe: torch.Tensor) -> list[np.ndarray]:
@@ -213,8 +178,6 @@ def threshold_for_groups(distance: np.ndarray, n_groups: int) -> float:
     Groups are single-linkage clusters, so the answer is an edge weight of the minimum spanning tree of ``distance``:
     the ``n_groups``-th largest one (0 when ``n_groups`` is at least the number of nodes).
     """
-    from scipy.sparse.csgraph import minimum_spanning_tree
-
     distance = _check_square(distance)
     if int(n_groups) != n_groups or n_groups < 1:
         raise ValueError(f"n_groups must be a positive integer, got {n_groups}")
@@ -233,11 +196,6 @@ def group_representatives(distance: np.ndarray, labels: np.ndarray) -> np.ndarra
         members = np.flatnonzero(labels == label)
         keep[members[np.argmin(distance[np.ix_(members, members)].sum(axis=1))]] = True
     return keep
-
-
-def group_keep_masks(distances: Sequence[np.ndarray], threshold: float) -> list[torch.Tensor]:
-    """Keep masks that leave one node per group of :func:`spline_groups` in every layer."""
-    return [torch.from_numpy(group_representatives(d, spline_groups(d, threshold))) for d in distances]
 
 
 def spline_keep_masks(distances: Sequence[np.ndarray], ratio: float, scope: str = "layerwise"
@@ -259,10 +217,7 @@ def spline_keep_masks(distances: Sequence[np.ndarray], ratio: float, scope: str 
     -------
     list of torch.Tensor of bool, mask ``l`` of shape (width_l,), True for kept nodes
     """
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio must be in [0, 1) (the fraction of nodes to remove), got {ratio}")
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    check_ratio_and_scope(ratio, scope, "nodes")
     if isinstance(distances, nn.Module):
         raise TypeError("spline_keep_masks takes distance matrices, not a model: "
                         "call spline_keep_masks(spline_distances(model), ratio)")
@@ -287,62 +242,6 @@ def spline_keep_masks(distances: Sequence[np.ndarray], ratio: float, scope: str 
             _, layer = min(candidates)
             _remove_most_redundant(matrices[layer], keep[layer])
     return [torch.from_numpy(mask) for mask in keep]
-
-
-def merge_and_prune(model: nn.Module, keep_masks: Sequence[torch.Tensor], tolerance: float = 1e-6
-                    ) -> nn.Sequential:
-    """Prune with :func:`spline_utils.pruning.prune_nodes`, first folding removed duplicates into kept nodes.
-
-    Each removed node ``k'`` is matched with the kept node ``k`` of its layer whose unit hyperplane has the same
-    orientation and is closest (``||theta_k - theta_k'||_1``). If that distance is at most ``tolerance``, then
-    ``h_k' = c h_k`` with ``c = ||w_k'|| / ||w_k||`` (BatchNorm folded) and ``c W_{l+1}[:, k']`` is added to
-    ``W_{l+1}[:, k]`` (every position of the channel after a Flatten; the whole kernel slice for a Conv2d). For an
-    exact duplicate the pruned network computes the same function; a larger ``tolerance`` merges near-duplicates
-    approximately.
-
-    Parameters
-    ----------
-    model : nn.Sequential
-        Unchanged; BatchNorm layers are used with their running statistics (eval mode).
-    keep_masks : sequence of bool tensors, mask ``l`` of shape (width_l,)
-    tolerance : float >= 0
-
-    Returns
-    -------
-    nn.Sequential
-        The pruned network (as from ``prune_nodes``) with merged outgoing weights.
-    """
-    if not tolerance >= 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    merged = copy.deepcopy(model)
-    links, planes = layer_links(merged), hyperplanes(merged)
-    same_side = parameter_distances(merged, signed=True)
-    if len(keep_masks) != len(links):
-        raise ValueError(f"need one keep mask per hidden layer ({len(links)}), got {len(keep_masks)}")
-    for link, plane, distance, keep in zip(links, planes, same_side, keep_masks):
-        keep = torch.as_tensor(keep, dtype=torch.bool).numpy()
-        if len(keep) != len(plane) or not keep.any():
-            raise ValueError(f"a keep mask must have {len(plane)} entries with at least one True")
-        kept = np.flatnonzero(keep)
-        norms = plane[:, :-1].norm(dim=1).numpy()
-        for removed in np.flatnonzero(~keep):
-            target = kept[np.argmin(distance[removed, kept])]
-            if distance[removed, target] <= tolerance and norms[target] > 0:
-                _add_outgoing(link, source=removed, target=target, factor=norms[removed] / norms[target])
-    return prune_nodes(merged, keep_masks)
-
-
-def _add_outgoing(link: LayerLink, source: int, target: int, factor: float) -> None:
-    """``W_next[:, target] += factor * W_next[:, source]`` in the next layer's view of the hidden layer."""
-    weight = link.next_layer.weight
-    width = len(link.layer.weight)
-    with torch.no_grad():
-        if isinstance(link.next_layer, nn.Linear):
-            positions = weight.shape[1] // width if link.flattened else 1
-            columns = weight.view(weight.shape[0], width, positions)
-            columns[:, target] += factor * columns[:, source]
-        else:
-            weight[:, target] += factor * weight[:, source]
 
 
 def _nearest(distance: np.ndarray) -> np.ndarray:

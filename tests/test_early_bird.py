@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spline_utils as su
+from spline_utils import codes as packed, flops, modules, nets, pruning, train
 from spline_utils import early_bird as eb
-from spline_utils import flops, nets, train
 
 
 def naive_hamming(a: np.ndarray, b: np.ndarray) -> float:
@@ -25,35 +25,35 @@ def test_packbits_round_trip_and_hamming_against_a_naive_loop(n_samples, widths,
     generator = np.random.default_rng(seed)
     layers_a = [generator.random((n_samples, w)) < 0.5 for w in widths]
     layers_b = [generator.random((n_samples, w)) < 0.3 for w in widths]
-    packed_a, packed_b = eb.PackedCodes.from_bool(layers_a), eb.PackedCodes.from_bool(layers_b)
+    packed_a, packed_b = packed.PackedCodes.from_bool(layers_a), packed.PackedCodes.from_bool(layers_b)
     for layer, original in enumerate(layers_a):
         np.testing.assert_array_equal(packed_a.unpack(layer), original)
     expected = [naive_hamming(a, b) for a, b in zip(layers_a, layers_b)]
-    np.testing.assert_allclose(eb.hamming_distances(packed_a, packed_b), expected)
-    assert eb.network_distance(packed_a, packed_b) == pytest.approx(np.mean(expected))
+    np.testing.assert_allclose(packed.hamming_distances(packed_a, packed_b), expected)
+    assert packed.network_distance(packed_a, packed_b) == pytest.approx(np.mean(expected))
     assert packed_a.nbytes == sum(-(-n_samples * w // 8) for w in widths)
 
 
 def test_distance_matrix_entries_are_pairwise_distances():
     generator = np.random.default_rng(0)
-    history = [eb.PackedCodes.from_bool([generator.random((5, 7)) < 0.5, generator.random((5, 3)) < 0.5])
+    history = [packed.PackedCodes.from_bool([generator.random((5, 7)) < 0.5, generator.random((5, 3)) < 0.5])
                for _ in range(4)]
-    matrix = eb.distance_matrix(history)
-    per_layer = eb.distance_matrix(history, per_layer=True)
+    matrix = packed.distance_matrix(history)
+    per_layer = packed.distance_matrix(history, per_layer=True)
     assert matrix.shape == (4, 4) and per_layer.shape == (4, 4, 2)
     for i in range(4):
         for j in range(4):
-            assert matrix[i, j] == pytest.approx(eb.network_distance(history[i], history[j]))
+            assert matrix[i, j] == pytest.approx(packed.network_distance(history[i], history[j]))
     np.testing.assert_allclose(matrix, per_layer.mean(axis=2))
 
 
 def test_mismatched_codes_are_rejected():
-    a = eb.PackedCodes.from_bool([np.zeros((2, 3), bool)])
-    b = eb.PackedCodes.from_bool([np.zeros((3, 3), bool)])
+    a = packed.PackedCodes.from_bool([np.zeros((2, 3), bool)])
+    b = packed.PackedCodes.from_bool([np.zeros((3, 3), bool)])
     with pytest.raises(ValueError, match="different probe sets"):
-        eb.hamming_distances(a, b)
+        packed.hamming_distances(a, b)
     with pytest.raises(ValueError):
-        eb.PackedCodes.from_bool([np.zeros(3, bool)])
+        packed.PackedCodes.from_bool([np.zeros(3, bool)])
 
 
 def matrix_from_steps(step_distances):
@@ -104,11 +104,11 @@ def bn_net(seed=0):
 
 def test_batchnorm_codes_match_a_manual_forward_pass():
     net, x = bn_net(), torch.randn(50, 3)
-    codes = eb.probe_codes(net, x, batch_size=7)
+    codes = packed.probe_codes(net, x, batch_size=7)
     with torch.no_grad():
-        scale1, shift1 = su.chain.batchnorm_scale_shift(net[1])
+        scale1, shift1 = modules.batchnorm_scale_shift(net[1])
         h1 = net[0](x) * scale1 + shift1
-        scale2, shift2 = su.chain.batchnorm_scale_shift(net[4])
+        scale2, shift2 = modules.batchnorm_scale_shift(net[4])
         h2 = net[3](torch.relu(h1)) * scale2 + shift2
     np.testing.assert_array_equal(codes.unpack(0), (h1 > 0).numpy())
     np.testing.assert_array_equal(codes.unpack(1), (h2 > 0).numpy())
@@ -122,9 +122,9 @@ def test_batchnorm_codes_of_a_residual_network_and_training_mode_restored():
     net = nets.preact_resnet(widths=(4, 8), seed=0)
     net.train()
     x = torch.randn(6, 1, 8, 8)
-    outputs = eb.batchnorm_outputs(net, x, batch_size=4)
+    outputs = packed.batchnorm_outputs(net, x, batch_size=4)
     assert net.training
-    assert len(outputs) == len(eb.batchnorm_layers(net)) == 5
+    assert len(outputs) == len(modules.batchnorm_layers(net)) == 5
     net.eval()
     with torch.no_grad():
         block = net.stages[0]
@@ -136,7 +136,7 @@ def test_batchnorm_codes_of_a_residual_network_and_training_mode_restored():
 
 def test_codes_of_a_batchnorm_free_mlp_are_activation_codes_per_layer():
     net, x = nets.mlp((2, 6, 5, 2), seed=1), torch.randn(40, 2)
-    codes = eb.probe_codes(net, x)
+    codes = packed.probe_codes(net, x)
     reference = su.activation_codes(net, x).numpy()
     np.testing.assert_array_equal(codes.unpack(0), reference[:, :6])
     np.testing.assert_array_equal(codes.unpack(1), reference[:, 6:])
@@ -198,7 +198,7 @@ def test_batchnorm_l1_adds_the_sign_of_the_scales():
     train.fit(net, x, y, epochs=1, lr=0.0, batch_size=8, callbacks=[Record()])
     plain = grads["g"]
     net2 = bn_net()
-    train.fit(net2, x, y, epochs=1, lr=0.0, batch_size=8, callbacks=[eb.BatchNormL1(0.5), Record()])
+    train.fit(net2, x, y, epochs=1, lr=0.0, batch_size=8, callbacks=[pruning.BatchNormL1(0.5), Record()])
     torch.testing.assert_close(grads["g"], plain + 0.5 * torch.sign(net2[1].weight.detach()))
 
 
@@ -229,20 +229,6 @@ def test_early_bird_training_flops_and_errors():
         flops.forward_flops(nn.Linear(2, 2), ())
 
 
-@pytest.mark.parametrize("network", ["alexnet", "vgg16", "preresnet101"])
-def test_paper_scale_settings_resolve(network):
-    settings_ = eb.paper_scale_settings(network)
-    assert (settings_.epochs, settings_.lr, settings_.momentum, settings_.weight_decay, settings_.batch_size,
-            settings_.milestones) == (160, 0.1, 0.9, 1e-4, 128, (80, 120))
-    assert settings_.data_loader == "spline_utils.data.cifar"
-    model = settings_.build_model(seed=0)
-    assert eb.batchnorm_layers(model)
-    with torch.no_grad():
-        assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, settings_.num_classes)
-    with pytest.raises(ValueError):
-        eb.paper_scale_settings("resnet50")
-
-
 def test_canvas_fields_are_the_bn_outputs_and_logits_at_each_grid_point():
     torch.manual_seed(0)
     net = nets.small_cnn(channels=4, seed=3)
@@ -251,7 +237,7 @@ def test_canvas_fields_are_the_bn_outputs_and_logits_at_each_grid_point():
     statistics = {name: buffer.clone() for name, buffer in net.named_buffers()}
     images = torch.randn(2, 1, 28, 28)
     plane = su.image_canvas(images[0], images[1])
-    fields, logits = eb.canvas_fields(net, plane, (0.0, 1.0, 0.0, 1.0), resolution=4, batch_size=5)
+    fields, logits = su.slices.canvas_fields(net, plane, (0.0, 1.0, 0.0, 1.0), resolution=4, batch_size=5)
     assert net.training, "the training mode is restored"
     assert all(torch.equal(statistics[name], buffer) for name, buffer in net.named_buffers()), \
         "drawing the canvas must not update BatchNorm running statistics"
@@ -260,7 +246,7 @@ def test_canvas_fields_are_the_bn_outputs_and_logits_at_each_grid_point():
     point = plane(torch.tensor([[xs[column], ys[row]]])).float()
     recorded = []
     hooks = [layer.register_forward_hook(lambda _m, _i, out: recorded.append(out[0]))
-             for layer in eb.batchnorm_layers(net)]
+             for layer in modules.batchnorm_layers(net)]
     net.eval()
     with torch.no_grad():
         expected_logits = net(point)[0]

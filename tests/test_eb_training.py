@@ -3,18 +3,22 @@ import numpy as np
 import pytest
 import torch
 
-from spline_utils import data, eb_training as et, nets, pruning
+from spline_utils import data, nets, pruning
+from spline_utils.experiments import eb_training as et, eb_training_report as report
+from spline_utils.recipes import TrainingRecipe, paper_recipe
 
 
-def test_schedule_continues_the_step_learning_rate():
-    schedule = et.Schedule(epochs=20, lr=0.1, milestones=(0.5, 0.75))
+def test_recipe_continues_the_step_learning_rate():
+    schedule = TrainingRecipe(epochs=20, lr=0.1, milestones=(0.5, 0.75), momentum=0.5, weight_decay=0.0,
+                              batch_size=32)
     assert schedule.milestone_epochs == (10, 15)
     assert [round(schedule.lr_at(e), 6) for e in (0, 9, 10, 14, 15, 19)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
-    assert schedule.rest(5) == dict(epochs=15, lr=0.1, milestones=[5, 10])
+    assert schedule.rest(5) == dict(epochs=15, lr=0.1, milestones=[5, 10], momentum=0.5, weight_decay=0.0,
+                                    batch_size=32)
     rest = schedule.rest(12)
     assert rest["epochs"] == 8 and rest["milestones"] == [3] and rest["lr"] == pytest.approx(0.01)
     with pytest.raises(ValueError):
-        et.Schedule(milestones=(1.5,))
+        TrainingRecipe(milestones=(1.5,))
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +27,34 @@ def tiny_split():
     return et.Split(*data.train_test_split(images[:240], labels[:240], 0.25, seed=0))
 
 
-@pytest.mark.parametrize("criterion", ["spline layerwise", "spline global", "magnitude", "random", "slimming"])
-def test_prune_ticket_removes_the_requested_fraction(criterion):
+@pytest.mark.parametrize("name", [name for name in et.METHODS if name != "dense"])
+def test_prune_ticket_removes_the_requested_fraction(name):
     model = nets.small_cnn(channels=10, seed=0).eval()
-    pruned = et.prune_ticket(model, criterion, 0.3, probe=torch.randn(8, 1, 28, 28), space="data")
+    method = et.METHODS[name]
+    pruned = et.prune_ticket(model, method, 0.3, probe=torch.randn(8, 1, 28, 28), space="data")
     assert sum(pruning.layer_widths(pruned)) == 20 - 6
-    if criterion != "spline global" and criterion != "slimming":
+    if method.scope == "layerwise":
         assert pruning.layer_widths(pruned) == [7, 7]
+
+
+@pytest.mark.parametrize("network", ["alexnet", "vgg16", "preresnet101"])
+def test_paper_recipes_resolve(network):
+    recipe = paper_recipe(network)
+    assert (recipe.epochs, recipe.lr, recipe.momentum, recipe.weight_decay, recipe.batch_size,
+            recipe.milestone_epochs) == (160, 0.1, 0.9, 1e-4, 128, (80, 120))
+    model = recipe.build_model(0)
+    classes = 10 if recipe.dataset == "cifar10" else 100
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, classes)
+    with pytest.raises(ValueError):
+        paper_recipe("resnet50")
 
 
 def test_compare_rows_and_flops_against_hand_count(tiny_split):
     channels, epochs = 4, 6
-    schedule = et.Schedule(epochs=epochs, finetune_epochs=2)
+    schedule = TrainingRecipe(epochs=epochs, finetune_epochs=2)
     rows = et.compare(lambda seed: nets.small_cnn(channels=channels, seed=seed), tiny_split, seeds=[0],
-                      ratios=[0.5], schedule=schedule, probe_size=16)
+                      ratios=[0.5], recipe=schedule, probe_size=16)
     assert [r["method"] for r in rows] == list(et.METHODS)
     n_train = len(tiny_split.train_x)
 
@@ -67,9 +85,9 @@ def _widths_from_parameters(parameters, channels):
 
 
 def test_undetected_early_bird_falls_back_to_the_trained_network(tiny_split):
-    schedule = et.Schedule(epochs=3)  # lookback 3: the spline rule cannot fire before epoch 4
+    schedule = TrainingRecipe(epochs=3)  # lookback 3: the spline rule cannot fire before epoch 4
     rows = et.compare(lambda seed: nets.small_cnn(channels=3, seed=seed), tiny_split, seeds=[1], ratios=[0.3],
-                      schedule=schedule, probe_size=8, methods=("dense", "spline-EB layerwise"))
+                      recipe=schedule, probe_size=8, methods=("dense", "spline-EB layerwise"))
     spline = rows[1]
     assert not spline["detected"] and spline["epoch"] == 3
     assert spline["flops"] == pytest.approx(rows[0]["flops"] * (1 + 8 / (3 * len(tiny_split.train_x))))
@@ -80,12 +98,12 @@ def test_summarize_and_table():
             for s, a in enumerate([0.9, 0.8])]
     rows += [dict(method="random @EB", ratio=0.5, seed=s, accuracy=a, flops=f, epoch=e, detected=True, parameters=1)
              for s, (a, f, e) in enumerate([(0.7, 40.0, 4), (0.5, 60.0, 6)])]
-    summary = et.summarize(rows)
+    summary = report.summarize(rows)
     assert [r["method"] for r in summary] == ["dense", "random @EB"]
     assert summary[1]["accuracy_mean"] == pytest.approx(0.6) and summary[1]["accuracy_std"] == pytest.approx(0.1)
     assert summary[1]["flops_saving"] == pytest.approx(2.0) and summary[1]["epoch_mean"] == 5
     assert np.isnan(summary[0]["epoch_mean"])
-    table = et.format_table(summary)
+    table = report.format_table(summary)
     assert "random @EB" in table and "2.00x" in table
     with pytest.raises(ValueError, match="unknown"):
         et.compare(lambda s: None, None, [0], [0.5], methods=("lottery",))

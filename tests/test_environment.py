@@ -51,3 +51,11 @@ def test_package_dependencies_are_satisfied_by_the_pins():
         name = requirement.name.lower().replace("_", "-")
         assert name in pinned, f"{name} is a package dependency but not pinned in requirements.txt"
         assert requirement.specifier.contains(pinned[name]), f"{name}=={pinned[name]} violates {requirement}"
+
+
+def test_every_subpackage_is_installed_by_pyproject():
+    """A `pip install` from git (Colab) ships only the packages pyproject.toml lists: every folder with an
+    __init__.py must be among them."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "spline_utils").rglob("__init__.py")}
+    assert found <= listed, f"pyproject.toml [tool.setuptools] packages misses {sorted(found - listed)}"

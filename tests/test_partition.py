@@ -3,6 +3,8 @@
 Oracles: the model's own forward pass (codes via hooks on its ReLU modules, outputs in float64), dense grids,
 polygon areas, and containment of each layer's regions in the previous layer's.
 """
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -21,7 +23,21 @@ def random_mlp(widths, activation="relu", slope=0.1, seed=0, final_activation=Tr
 
 
 def forward64(model, points):
-    return su.to_chain(model).forward(torch.as_tensor(points, dtype=torch.float64)).numpy()
+    """The model's own forward pass in float64 (a copy in eval mode), not the engine's conversion."""
+    with torch.no_grad():
+        return copy.deepcopy(model).double().eval()(torch.as_tensor(points, dtype=torch.float64)).numpy()
+
+
+def hidden_pre_activations(model, points):
+    """Inputs of the model's ReLU/LeakyReLU modules at ``points``, read with hooks on a float64 copy."""
+    network, recorded = copy.deepcopy(model).double().eval(), []
+    hooks = [m.register_forward_hook(lambda _m, inputs, _o: recorded.append(inputs[0].clone()))
+             for m in network.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    with torch.no_grad():
+        network(torch.as_tensor(points, dtype=torch.float64))
+    for hook in hooks:
+        hook.remove()
+    return recorded
 
 
 def random_interior_points(polygon, n, generator):
@@ -169,7 +185,7 @@ def test_paper_cnn_on_an_image_slice():
     oracle = su.activation_codes(model, plane(points)).numpy()
     np.testing.assert_array_equal(partition.codes, oracle)
     slopes, offsets = partition.affine_maps()
-    logits = su.to_chain(model).forward(plane(points)).numpy()
+    logits = forward64(model, plane(points))
     np.testing.assert_allclose(np.einsum("roj,rj->ro", slopes, points) + offsets, logits, rtol=1e-8, atol=1e-8)
     assert partition.areas().sum() == pytest.approx(1.0)
 
@@ -177,14 +193,11 @@ def test_paper_cnn_on_an_image_slice():
 def test_spline_segments_lie_on_the_zero_set_and_cover_every_sign_change():
     model = random_mlp((2, 8, 8), seed=4)
     partition = su.partition2d(model, (-1, 1, -1, 1))
-    chain = su.to_chain(model)
     drawn = 0
     for node in range(8):
         segments = partition.spline_segments(1, node)
         points = np.concatenate([segments.mean(axis=1), segments[:, 0], segments[:, 1]])
-        with torch.no_grad():
-            hidden = chain.nonlinearities[0].apply(chain.blocks[0].apply(torch.tensor(points)))
-            pre = chain.blocks[1].apply(hidden)[:, node].numpy()
+        pre = hidden_pre_activations(model, points)[1][:, node].numpy()
         assert np.abs(pre).max(initial=0.0) < 1e-9
         # every layer-1 region whose vertices straddle the node's zero set holds a segment of it
         parents = partition.layers[0].polygons

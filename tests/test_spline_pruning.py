@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spline_utils as su
-from spline_utils import nets, pruning
+from spline_utils import merging, nets, pruning
 from spline_utils import spline_pruning as sp
 
 from helpers import randomize_batchnorm
@@ -43,7 +43,7 @@ def test_merge_is_exact_for_mlp_duplicates():
     _duplicate_linear(model, 2, source=4, target=0, scale=0.3)
     masks = [_mask(7, [5]), _mask(6, [0])]
     x = torch.randn(200, 3, dtype=torch.float64)
-    merged = sp.merge_and_prune(model, masks)
+    merged = merging.merge_and_prune(model, masks)
     with torch.no_grad():
         assert torch.allclose(merged(x), model(x), atol=1e-12, rtol=0)
         assert not torch.allclose(pruning.prune_nodes(model, masks)(x), model(x), atol=1e-3)
@@ -66,7 +66,7 @@ def test_merge_is_exact_for_conv_channels_with_batchnorm_folded(build, shape):
     assert distances[0][1, 3] < 1e-9 and distances[-1][0, 2] < 1e-9
     x = torch.randn(20, *shape, dtype=torch.float64)
     with torch.no_grad():
-        assert torch.allclose(sp.merge_and_prune(model, masks)(x), model(x), atol=1e-10, rtol=0)
+        assert torch.allclose(merging.merge_and_prune(model, masks)(x), model(x), atol=1e-10, rtol=0)
 
 
 def test_negatively_scaled_twin_is_not_merged():
@@ -77,7 +77,7 @@ def test_negatively_scaled_twin_is_not_merged():
     masks = [_mask(5, [1])]
     x = torch.randn(100, 2, dtype=torch.float64)
     with torch.no_grad():
-        assert torch.equal(sp.merge_and_prune(model, masks)(x), pruning.prune_nodes(model, masks)(x))
+        assert torch.equal(merging.merge_and_prune(model, masks)(x), pruning.prune_nodes(model, masks)(x))
 
 
 def test_hyperplanes_reproduce_batchnorm_outputs():

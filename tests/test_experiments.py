@@ -1,4 +1,4 @@
-"""spline_utils.overparam against independent oracles: closed forms, brute force, sklearn and PyTorch's counters."""
+"""The experiments of chapter 5 (sawtooth, k-means, training strategies) against independent oracles."""
 import copy
 
 import numpy as np
@@ -11,21 +11,22 @@ from hypothesis import strategies as st
 from sklearn.cluster import KMeans
 from torch.utils.flop_counter import FlopCounterMode
 
-from spline_utils import nets, overparam as op
+from spline_utils import flops, nets
+from spline_utils.experiments import kmeans, sawtooth, strategies
 from spline_utils.train import Callback, fit
 
 SAWTOOTH_CORNERS = ([-1.0, -0.5, 0.0, 0.5, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0])
 
 
 def test_sawtooth_is_the_two_peak_polyline():
-    x, y = op.sawtooth_task(1001, dtype=torch.float64)
+    x, y = sawtooth.sawtooth_task(1001, dtype=torch.float64)
     expected = np.interp(x[:, 0].numpy(), *SAWTOOTH_CORNERS)
     assert np.abs(y[:, 0].numpy() - expected).max() < 1e-12
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-14), (torch.float32, 1e-6)])
 def test_hand_built_four_unit_net_reproduces_the_target(dtype, tolerance):
-    net = op.exact_sawtooth_net(dtype)
+    net = sawtooth.exact_sawtooth_net(dtype)
     x = torch.linspace(-1, 1, 4001, dtype=torch.float64)
     with torch.no_grad():
         output = net(x[:, None].to(dtype))[:, 0].double().numpy()
@@ -34,7 +35,7 @@ def test_hand_built_four_unit_net_reproduces_the_target(dtype, tolerance):
 
 
 def test_exact_net_knots_are_the_corners():
-    assert np.allclose(op.knots(op.exact_sawtooth_net()), [-1.0, -0.5, 0.0, 0.5])
+    assert np.allclose(sawtooth.knots(sawtooth.exact_sawtooth_net()), [-1.0, -0.5, 0.0, 0.5])
 
 
 def _train_alone(width, seed, steps, x, y):
@@ -46,10 +47,10 @@ def _train_alone(width, seed, steps, x, y):
 
 
 def test_ensemble_members_train_exactly_as_alone():
-    x, y = op.sawtooth_task(41)
-    ensemble = op.ShallowEnsemble(5, seeds=[3, 7])
+    x, y = sawtooth.sawtooth_task(41)
+    ensemble = sawtooth.ShallowEnsemble(5, seeds=[3, 7])
     fit(ensemble, x, y, 60, batch_size=len(x), optimizer=torch.optim.Adam(ensemble.parameters(), 0.01),
-        loss_fn=op.ensemble_mse)
+        loss_fn=sawtooth.ensemble_mse)
     for index, seed in enumerate([3, 7]):
         alone = _train_alone(5, seed, 60, x, y)
         member = ensemble.member(index)
@@ -60,7 +61,7 @@ def test_ensemble_members_train_exactly_as_alone():
 
 
 def test_width_sweep_shapes_and_wide_nets_fit():
-    errors, ensembles = op.width_sweep([2, 64], seeds=[0, 1], steps=300, lr=0.02, n_samples=51)
+    errors, ensembles = sawtooth.width_sweep([2, 64], seeds=[0, 1], steps=300, lr=0.02, n_samples=51)
     assert errors.shape == (2, 2) and set(ensembles) == {2, 64}
     assert errors[1].max() < errors[0].min()  # two units cannot draw two peaks
 
@@ -70,7 +71,7 @@ def test_width_sweep_shapes_and_wide_nets_fit():
 def test_knots_are_exactly_where_the_slope_changes(seed, width):
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(1, width), nn.ReLU(), nn.Linear(width, 1)).double()
-    points = op.knots(net)
+    points = sawtooth.knots(net)
     edges = np.concatenate([[-1.0], points, [1.0]])
     with torch.no_grad():
         def slope(a, b):
@@ -86,19 +87,19 @@ def test_knots_are_exactly_where_the_slope_changes(seed, width):
 
 
 def test_gaussian_grid_layout():
-    points, centres = op.gaussian_grid(side=3, spacing=2.0, std=0.01, per_cluster=5, seed=1)
+    points, centres = kmeans.gaussian_grid(side=3, spacing=2.0, std=0.01, per_cluster=5, seed=1)
     assert points.shape == (45, 2) and centres.shape == (9, 2)
     assert sorted(set(centres[:, 0])) == [0.0, 2.0, 4.0]
     assert np.abs(points.reshape(9, 5, 2) - centres[:, None]).max() < 0.1
 
 
 def test_lloyd_matches_sklearn_from_the_same_start():
-    points, _ = op.gaussian_grid(side=4, std=0.2, per_cluster=30, seed=2)
-    start = op.random_init(points, 16, seed=5)
-    ours = op.lloyd(points, start)
+    points, _ = kmeans.gaussian_grid(side=4, std=0.2, per_cluster=30, seed=2)
+    start = kmeans.random_init(points, 16, seed=5)
+    ours = kmeans.lloyd(points, start)
     theirs = KMeans(16, init=start, n_init=1, algorithm="lloyd", tol=0.0, max_iter=300).fit(points)
     assert np.allclose(ours, theirs.cluster_centers_, atol=1e-10)
-    assert op.kmeans_cost(points, ours) == pytest.approx(theirs.inertia_, rel=1e-10)
+    assert kmeans.kmeans_cost(points, ours) == pytest.approx(theirs.inertia_, rel=1e-10)
 
 
 @settings(max_examples=25, deadline=None)
@@ -106,27 +107,27 @@ def test_lloyd_matches_sklearn_from_the_same_start():
 def test_removal_costs_match_brute_force(seed, k):
     generator = np.random.default_rng(seed)
     points, centroids = generator.normal(size=(40, 2)), generator.normal(size=(k, 2))
-    base = op.kmeans_cost(points, centroids)
-    brute = [op.kmeans_cost(points, np.delete(centroids, c, axis=0)) - base for c in range(k)]
-    assert np.allclose(op.removal_costs(points, centroids), brute, atol=1e-9)
+    base = kmeans.kmeans_cost(points, centroids)
+    brute = [kmeans.kmeans_cost(points, np.delete(centroids, c, axis=0)) - base for c in range(k)]
+    assert np.allclose(kmeans.removal_costs(points, centroids), brute, atol=1e-9)
 
 
 def test_pruning_back_to_64_recovers_the_grid():
-    points, centres = op.gaussian_grid(seed=0)
-    start = op.lloyd(points, op.random_init(points, 128, seed=0))
-    final, history = op.prune_centroids(points, start, 64)
+    points, centres = kmeans.gaussian_grid(seed=0)
+    start = kmeans.lloyd(points, kmeans.random_init(points, 128, seed=0))
+    final, history = kmeans.prune_centroids(points, start, 64)
     assert final.shape == (64, 2) and len(history) == 65 and len(history[-1]) == 64
-    assert op.recovered_centres(centres, final, radius=0.25).all()
-    from_scratch = op.lloyd(points, op.random_init(points, 64, seed=0))
-    assert op.kmeans_cost(points, final) < op.kmeans_cost(points, from_scratch)
+    assert kmeans.recovered_centres(centres, final, radius=0.25).all()
+    from_scratch = kmeans.lloyd(points, kmeans.random_init(points, 64, seed=0))
+    assert kmeans.kmeans_cost(points, final) < kmeans.kmeans_cost(points, from_scratch)
 
 
 def test_recovered_needs_close_and_unshared():
     centres = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
     centroids = np.array([[0.05, 0.0], [0.0, 0.05], [3.0, 3.0]])  # two on centre 0, none near 1 and 2
-    assert op.recovered_centres(centres, centroids, radius=0.25).tolist() == [True, False, False]
+    assert kmeans.recovered_centres(centres, centroids, radius=0.25).tolist() == [True, False, False]
     shared = np.array([[0.45, 0.0], [9.0, 9.0]])  # nearest centroid of centres 0 and 1, both within the radius
-    assert op.recovered_centres(centres, shared, radius=0.6).tolist() == [True, False, False]
+    assert kmeans.recovered_centres(centres, shared, radius=0.6).tolist() == [True, False, False]
 
 
 @pytest.mark.parametrize("widths", [(2, 8, 8, 2), (64, 16, 10), (3, 5, 7, 4, 2)])
@@ -134,16 +135,16 @@ def test_flops_match_torch_counter(widths):
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         nets.mlp(widths)(torch.zeros(1, widths[0]))
-    assert op.mlp_forward_flops(widths) == counter.get_total_flops()
-    assert op.mlp_training_flops(widths, 10, 3) == 3 * 10 * 3 * counter.get_total_flops()
-    frozen_first = op.mlp_forward_flops(widths) + 2 * op.mlp_forward_flops(widths[1:])
-    assert op.mlp_training_flops(widths, 1, 1, first_trainable=1) == frozen_first
+    assert flops.mlp_forward_flops(widths) == counter.get_total_flops()
+    assert flops.mlp_training_flops(widths, 10, 3) == 3 * 10 * 3 * counter.get_total_flops()
+    frozen_first = flops.mlp_forward_flops(widths) + 2 * flops.mlp_forward_flops(widths[1:])
+    assert flops.mlp_training_flops(widths, 1, 1, first_trainable=1) == frozen_first
 
 
 def _zero_nodes(model, kept):
     masked = copy.deepcopy(model)
     with torch.no_grad():
-        for layer, keep in zip(op.linear_layers(masked)[:-1], kept):
+        for layer, keep in zip(strategies.linear_layers(masked)[:-1], kept):
             dropped = torch.ones(layer.out_features, dtype=torch.bool)
             dropped[keep] = False
             layer.weight[dropped] = 0.0
@@ -153,13 +154,13 @@ def _zero_nodes(model, kept):
 
 def test_prune_mlp_equals_zeroing_the_weakest_nodes():
     model = nets.mlp((3, 10, 9, 2), seed=4)
-    pruned = op.prune_mlp(model, [4, 3])
-    scores = [layer.weight.norm(dim=1) for layer in op.linear_layers(model)[:-1]]  # incoming L2 norms
+    pruned = strategies.prune_mlp(model, [4, 3])
+    scores = [layer.weight.norm(dim=1) for layer in strategies.linear_layers(model)[:-1]]  # incoming L2 norms
     kept = [score.argsort(descending=True)[:k] for score, k in zip(scores, [4, 3])]
     x = torch.randn(50, 3)
     with torch.no_grad():
         assert torch.allclose(pruned(x), _zero_nodes(model, kept)(x), atol=1e-6)
-    assert [layer.out_features for layer in op.linear_layers(pruned)] == [4, 3, 2]
+    assert [layer.out_features for layer in strategies.linear_layers(pruned)] == [4, 3, 2]
 
 
 def test_prune_mlp_rewinds_survivors_to_their_own_initial_weights():
@@ -167,11 +168,11 @@ def test_prune_mlp_rewinds_survivors_to_their_own_initial_weights():
     initial = copy.deepcopy(model)
     with torch.no_grad():
         model[0].weight[4:].mul_(100.0)  # "training": nodes 4 and 5 become the strongest
-    ticket = op.prune_mlp(model, [2], initial_model=initial)
+    ticket = strategies.prune_mlp(model, [2], initial_model=initial)
     assert torch.equal(ticket[0].weight, initial[0].weight[[4, 5]])
     assert torch.equal(ticket[2].weight, initial[2].weight[:, [4, 5]])
     with pytest.raises(ValueError, match="keep"):
-        op.prune_mlp(model, [7])
+        strategies.prune_mlp(model, [7])
 
 
 class _FirstLayerRecorder(Callback):
@@ -188,9 +189,9 @@ class _FirstLayerRecorder(Callback):
 def test_layerwise_pretraining_freezes_lower_layers_then_fine_tunes():
     x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))
     log = []
-    model = op.layerwise_pretrain((2, 5, 4, 2), x, y, stage_epochs=2, finetune_epochs=2, lr=0.1,
+    model = strategies.layerwise_pretrain((2, 5, 4, 2), x, y, stage_epochs=2, finetune_epochs=2, lr=0.1,
                                   stage_callbacks=lambda widths, first: [_FirstLayerRecorder(log)])
-    assert [layer.out_features for layer in op.linear_layers(model)] == [5, 4, 2]
+    assert [layer.out_features for layer in strategies.linear_layers(model)] == [5, 4, 2]
     stage2 = log[3:6]  # begin + 2 epochs of stage 2: layer 1 frozen
     assert all(torch.equal(stage2[0][1], weight) for _, weight in stage2)
     assert torch.equal(log[2][1], stage2[0][1])  # stage 2 starts from stage 1's layer
@@ -199,7 +200,7 @@ def test_layerwise_pretraining_freezes_lower_layers_then_fine_tunes():
 
 def test_cost_trace_accumulates():
     x, y = torch.randn(20, 2), torch.randint(0, 2, (20,))
-    trace = op.CostAccuracyTrace(x, y, flops_per_epoch=10.0, start_flops=5.0)
+    trace = strategies.CostAccuracyTrace(x, y, flops_per_epoch=10.0, start_flops=5.0)
     fit(nets.mlp((2, 3, 2), seed=0), x, y, 3, callbacks=[trace])
     assert [flops for flops, _ in trace.trace] == [15.0, 25.0, 35.0]
 
@@ -207,14 +208,14 @@ def test_cost_trace_accumulates():
 def test_strategy_costs_add_up():
     x, y = torch.randn(40, 2), torch.randint(0, 2, (40,))
     small, dense = (2, 3, 3, 2), (2, 8, 8, 2)
-    traces = op.compare_strategies((x, y, x[:10], y[:10]), small, dense, epochs=4, finetune_epochs=2)
-    dense_cost = op.mlp_training_flops(dense, 40, 4)
+    traces = strategies.compare_strategies((x, y, x[:10], y[:10]), small, dense, epochs=4, finetune_epochs=2)
+    dense_cost = flops.mlp_training_flops(dense, 40, 4)
     assert traces["dense"][-1][0] == dense_cost
-    assert traces["random init"][-1][0] == op.mlp_training_flops(small, 40, 4)
-    assert traces["lottery ticket"][-1][0] == dense_cost + op.mlp_training_flops(small, 40, 4)
-    assert traces["overparametrize + prune"][-1][0] == dense_cost + op.mlp_training_flops(small, 40, 2)
-    layerwise = (op.mlp_training_flops((2, 3, 2), 40, 2) + op.mlp_training_flops(small, 40, 2, first_trainable=1)
-                 + op.mlp_training_flops(small, 40, 2))
+    assert traces["random init"][-1][0] == flops.mlp_training_flops(small, 40, 4)
+    assert traces["lottery ticket"][-1][0] == dense_cost + flops.mlp_training_flops(small, 40, 4)
+    assert traces["overparametrize + prune"][-1][0] == dense_cost + flops.mlp_training_flops(small, 40, 2)
+    layerwise = (flops.mlp_training_flops((2, 3, 2), 40, 2) + flops.mlp_training_flops(small, 40, 2, first_trainable=1)
+                 + flops.mlp_training_flops(small, 40, 2))
     assert traces["layerwise pretraining"][-1][0] == layerwise
-    assert [len(traces[s]) for s in op.STRATEGIES] == [4, 4, 6, 2]
-    assert all(0.0 <= accuracy <= 1.0 for s in op.STRATEGIES for _, accuracy in traces[s])
+    assert [len(traces[s]) for s in strategies.STRATEGIES] == [4, 4, 6, 2]
+    assert all(0.0 <= accuracy <= 1.0 for s in strategies.STRATEGIES for _, accuracy in traces[s])

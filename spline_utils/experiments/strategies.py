@@ -1,0 +1,160 @@
+"""Fig 9: four ways to train a small MLP, with the training cost counted.
+
+Random initialization, the lottery ticket, greedy layerwise pretraining and overparametrize-then-prune, each traced
+as test accuracy against cumulative training FLOPs (:func:`spline_utils.flops.mlp_training_flops`):
+:func:`prune_mlp` (node surgery and lottery rewinding from :mod:`spline_utils.pruning`), :func:`layerwise_pretrain`
+and :func:`compare_strategies`.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from .. import flops, pruning
+from ..nets import mlp
+from ..train import Callback, TrainState, accuracy, fit
+
+def linear_layers(model: nn.Sequential) -> list[nn.Linear]:
+    """The ``nn.Linear`` modules of an MLP, in order."""
+    return [module for module in model if isinstance(module, nn.Linear)]
+
+
+def prune_mlp(model: nn.Sequential, keep: Sequence[int], initial_model: nn.Module | None = None) -> nn.Sequential:
+    """Keep the ``keep[l]`` nodes of hidden layer l with the largest incoming-weight L2 norm (the authors' FCNet
+    criterion, ``pruning.node_scores(model, "magnitude")``) and remove the rest (``pruning.prune_nodes``).
+
+    Parameters
+    ----------
+    model : nn.Sequential
+        An MLP built by :func:`spline_utils.nets.mlp`.
+    keep : sequence of int
+        Nodes to keep per hidden layer.
+    initial_model : nn.Module, optional
+        A copy of ``model`` at initialization: the survivors are rewound to their *own* initial weights
+        (``pruning.rewind``, the lottery ticket). Without it the pruned net keeps the trained weights.
+
+    Returns
+    -------
+    nn.Sequential
+        A new, smaller MLP; ``model`` is unchanged.
+    """
+    masks = pruning.select_nodes(pruning.node_scores(model, "magnitude"), keep=keep)
+    pruned = pruning.prune_nodes(model, masks)
+    return pruning.rewind(pruned, initial_model, masks) if initial_model is not None else pruned
+
+
+def layerwise_pretrain(widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, stage_epochs: int,
+                       finetune_epochs: int, lr: float = 0.01, momentum: float = 0.0, batch_size: int = 64,
+                       seed: int = 0, stage_callbacks=None) -> nn.Sequential:
+    """Greedy layerwise pretraining, then fine-tuning of the whole MLP ``widths``.
+
+    Stage l (l = 1, ..., L-1) trains hidden layer l and a fresh linear head for ``stage_epochs`` while the layers
+    below stay frozen; the last stage fine-tunes every layer for ``finetune_epochs``.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        The final MLP, input first, e.g. ``(2, 8, 8, 2)``.
+    x, y : torch.Tensor
+        Training data, shapes (n, widths[0]) and (n,).
+    stage_callbacks : callable, optional
+        ``stage_callbacks(stage_widths, first_trainable) -> list of Callback`` for each stage (e.g. a cost trace);
+        ``first_trainable`` indexes the first trained Linear of ``nets.mlp(stage_widths)``.
+
+    Returns
+    -------
+    nn.Sequential
+        The trained MLP, same architecture as ``nets.mlp(widths)``.
+    """
+    widths = list(widths)
+    if len(widths) < 3:
+        raise ValueError(f"layerwise pretraining needs at least one hidden layer, got widths {widths}")
+    hidden = len(widths) - 2
+    stages = [(widths[:depth + 1] + [widths[-1]], depth - 1, stage_epochs) for depth in range(1, hidden + 1)]
+    stages.append((widths, 0, finetune_epochs))
+    model = None
+    for stage, (stage_widths, first_trainable, epochs) in enumerate(stages):
+        grown = mlp(stage_widths, seed=seed + stage)
+        if model is not None:
+            inherited = linear_layers(model)
+            if stage < len(stages) - 1:
+                inherited = inherited[:-1]  # a new head on top of the frozen layers
+            for old, new in zip(inherited, linear_layers(grown)):
+                new.load_state_dict(old.state_dict())
+        for frozen in linear_layers(grown)[:first_trainable]:
+            frozen.requires_grad_(False)
+        trainable = [p for layer in linear_layers(grown)[first_trainable:] for p in layer.parameters()]
+        callbacks = stage_callbacks(stage_widths, first_trainable) if stage_callbacks else ()
+        fit(grown, x, y, epochs, optimizer=torch.optim.SGD(trainable, lr=lr, momentum=momentum),
+            batch_size=batch_size, callbacks=callbacks, seed=seed + stage)
+        model = grown
+    return model
+
+
+class CostAccuracyTrace(Callback):
+    """Records ``(cumulative training FLOPs, test accuracy)`` after every epoch, starting from ``start_flops``."""
+
+    def __init__(self, x_test: torch.Tensor, y_test: torch.Tensor, flops_per_epoch: float, start_flops: float = 0.0,
+                 trace: list | None = None):
+        self.x_test, self.y_test = x_test, y_test
+        self.flops_per_epoch, self.flops = float(flops_per_epoch), float(start_flops)
+        self.trace = [] if trace is None else trace
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.flops += self.flops_per_epoch
+        self.trace.append((self.flops, accuracy(state.model, self.x_test, self.y_test)))
+
+
+STRATEGIES = ("random init", "lottery ticket", "layerwise pretraining", "overparametrize + prune")
+
+
+def compare_strategies(data: tuple, small: Sequence[int], dense: Sequence[int], epochs: int, finetune_epochs: int,
+                       seed: int = 0, lr: float = 0.05, momentum: float = 0.9, batch_size: int = 64) -> dict:
+    """Train the small MLP ``small`` four ways and trace test accuracy against cumulative training FLOPs.
+
+    * random init: ``nets.mlp(small)`` trained ``epochs`` epochs;
+    * lottery ticket: ``nets.mlp(dense)`` trained ``epochs``, pruned to ``small`` (:func:`prune_mlp`), the survivors
+      rewound to their own initial weights and retrained ``epochs``;
+    * layerwise pretraining (:func:`layerwise_pretrain`): ``epochs // 2`` per stage, then ``finetune_epochs``;
+    * overparametrize + prune: the same trained dense net, pruned, fine-tuned ``finetune_epochs`` without rewinding.
+
+    Parameters
+    ----------
+    data : tuple
+        ``(x_train, y_train, x_test, y_test)``, inputs flattened to ``(n, small[0])``.
+
+    Returns
+    -------
+    dict
+        ``strategy -> list of (cumulative FLOPs, test accuracy)`` after every epoch, for :data:`STRATEGIES` and
+        ``"dense"`` (the dense net that the lottery ticket and the pruned net start from).
+    """
+    x_train, y_train, x_test, y_test = data
+    if len(small) != len(dense) or (small[0], small[-1]) != (dense[0], dense[-1]):
+        raise ValueError(f"small {small} and dense {dense} need the same depth, input and output sizes")
+    if epochs < 2 or finetune_epochs < 1:
+        raise ValueError(f"need epochs >= 2 and finetune_epochs >= 1, got {epochs} and {finetune_epochs}")
+    n_train, settings = len(x_train), dict(lr=lr, momentum=momentum, batch_size=batch_size)
+    traces = {name: [] for name in (*STRATEGIES, "dense")}
+
+    def trace(name, widths, start=0.0, first_trainable=0):
+        epoch_flops = flops.mlp_training_flops(widths, n_train, 1, first_trainable)
+        return [CostAccuracyTrace(x_test, y_test, epoch_flops, start, traces[name])]
+
+    fit(mlp(small, seed=seed), x_train, y_train, epochs, seed=seed, callbacks=trace(STRATEGIES[0], small), **settings)
+    big = mlp(dense, seed=seed)
+    initial = copy.deepcopy(big)
+    fit(big, x_train, y_train, epochs, seed=seed, callbacks=trace("dense", dense), **settings)
+    dense_cost, keep = traces["dense"][-1][0], list(small)[1:-1]
+    fit(prune_mlp(big, keep, initial), x_train, y_train, epochs, seed=seed,
+        callbacks=trace(STRATEGIES[1], small, dense_cost), **settings)
+    layerwise = traces[STRATEGIES[2]]
+    layerwise_pretrain(small, x_train, y_train, epochs // 2, finetune_epochs, seed=seed, **settings,
+                       stage_callbacks=lambda widths, first: trace(STRATEGIES[2], widths,
+                                                                   layerwise[-1][0] if layerwise else 0.0, first))
+    fit(prune_mlp(big, keep), x_train, y_train, finetune_epochs, seed=seed,
+        callbacks=trace(STRATEGIES[3], small, dense_cost), **settings)
+    return traces
