@@ -179,7 +179,7 @@ def _verified_splits(download: bool, looked: list) -> dict:
             for origin, source in sources:
                 try:
                     splits = _verify(source(Path(workdir)), origin)
-                except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+                except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
                     looked.append(f"{origin}: {error}")
                     continue
                 _write_cache(splits, cache)
@@ -207,12 +207,13 @@ def _verify(splits: dict, origin: str) -> dict:
 
 
 def _write_cache(splits: dict, cache: Path) -> None:
-    """Store verified ``splits`` compressed at ``cache`` (written to a temporary name, then moved in place)."""
+    """Store verified ``splits`` compressed at ``cache`` (written under a unique temporary name, then moved)."""
     cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(cache.name + ".part.npz")
-    np.savez_compressed(partial, **{f"{split}_{kind}": array for split, pair in splits.items()
-                                    for kind, array in zip(("images", "labels"), pair)})
-    partial.replace(cache)
+    handle, partial = tempfile.mkstemp(dir=cache.parent, prefix=cache.name, suffix=".part")
+    with open(handle, "wb") as stream:
+        np.savez_compressed(stream, **{f"{split}_{kind}": array for split, pair in splits.items()
+                                       for kind, array in zip(("images", "labels"), pair)})
+    Path(partial).replace(cache)
 
 
 def _from_mirror(base_url: str, workdir: Path) -> dict:
