@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test book bench clean browser-deps browser-check
+.PHONY: setup test data book bench clean browser-deps browser-check
 
 setup: $(STAMP)
 
@@ -19,7 +19,11 @@ $(STAMP): requirements.txt pyproject.toml
 test: setup
 	$(PY) -m pytest -q
 
-book: setup
+# Real MNIST, fetched once into the cache ($SPLINE_UTILS_DATA, else ~/.cache/spline_utils), verified on use.
+data: setup
+	$(PY) -m spline_utils.mnist
+
+book: setup data
 	$(PY) tools/build_book.py
 
 bench: setup
