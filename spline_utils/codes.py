@@ -83,7 +83,7 @@ def batchnorm_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 1024)
 
 
 def batchnorm_pass(model: nn.Module, x: torch.Tensor, batch_size: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """One eval pass over ``x`` in batches: every BN layer's output, shape (n, *node_shape), and the model's output.
+    """One eval pass over ``x`` in batches: every BN layer's output, shape ``(n, *node_shape)``, and the model's output.
 
     Parameters
     ----------
@@ -115,7 +115,7 @@ def _recorder(store: list):
 
 
 def check_inputs(x) -> torch.Tensor:
-    """``x`` as a tensor of shape (n_samples, *input_shape) with n_samples >= 1, or a ValueError."""
+    """``x`` as a tensor of shape ``(n_samples, *input_shape)`` with ``n_samples >= 1``, or a ValueError."""
     x = torch.as_tensor(x)
     if x.dim() < 2 or len(x) == 0:
         raise ValueError(f"x must have shape (n_samples, *input_shape) with n_samples >= 1; got {tuple(x.shape)}")
