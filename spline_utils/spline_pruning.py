@@ -73,7 +73,8 @@ def parameter_distances(model: nn.Module, signed: bool = False) -> list[np.ndarr
     ----------
     model : nn.Sequential
     signed : bool
-        Use ``s = +1`` only: the distance to nodes with the same orientation (what :func:`spline_utils.merging.merge_and_prune` needs).
+        Use ``s = +1`` only: the distance to nodes with the same orientation (what
+        :func:`spline_utils.merging.merge_and_prune` needs).
 
     Returns
     -------
