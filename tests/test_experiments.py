@@ -268,3 +268,18 @@ def test_fig9_learning_curves_are_the_mean_over_seeds_per_own_epoch():
     np.testing.assert_allclose(curves["layerwise pretraining"].get_xdata(), [1, 2, 3])
     assert curves["lottery ticket"].get_alpha() == 1.0 and curves["random init"].get_alpha() == 0.2
     plt.close(fig)
+
+
+def test_voronoi_crosses_exactly_the_centres_left_without_a_centroid():
+    import matplotlib.pyplot as plt
+
+    points, centres = kmeans.gaussian_grid(side=3, std=0.05, per_cluster=5, seed=0)
+    fig, ax = plt.subplots()
+    assert not kmeans.draw_voronoi(ax, points, centres, centres.copy(), 0.25, view=(-1, 3, -1, 3)).any()
+    two_in_one = centres.copy()
+    two_in_one[4] = centres[0] + 0.05  # the centre cluster loses its centroid to cluster 0
+    missed = kmeans.draw_voronoi(ax, points, centres, two_in_one, 0.25, view=(-1, 3, -1, 3))
+    assert np.flatnonzero(missed).tolist() == [4]  # no centroid near the centre cluster any more
+    crosses = ax.collections[-1].get_offsets()
+    np.testing.assert_allclose(crosses, centres[[4]])
+    plt.close(fig)

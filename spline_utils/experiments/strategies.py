@@ -168,9 +168,10 @@ STYLES = {"random init": ("#e08a00", "o"), "lottery ticket": ("#1f5fbf", "s"),
           "layerwise pretraining": ("#2e9e44", "^"), "overparametrize + prune": ("#d62728", "D"),
           "dense": ("black", "*")}
 STARTS_FROM_DENSE = ("lottery ticket", "overparametrize + prune")  # charged for the dense training first
+WITH_DENSE = STRATEGIES + ("dense",)  # the four strategies and the dense reference, the rows of the figure
 
 
-def draw_accuracy_ranges(ax, runs: Sequence[dict], names: Sequence[str] = (*STRATEGIES, "dense")) -> None:
+def draw_accuracy_ranges(ax, runs: Sequence[dict], names: Sequence[str] = WITH_DENSE) -> None:
     """Final test accuracy of each strategy: one row each, a bar from the worst to the best seed, a dot per seed,
     the mean as a large marker with its value written beside it.
 
@@ -195,7 +196,7 @@ def draw_accuracy_ranges(ax, runs: Sequence[dict], names: Sequence[str] = (*STRA
     ax.set_xlabel("final test accuracy (bar: worst to best seed)")
 
 
-def draw_cost_bars(ax, runs: Sequence[dict], names: Sequence[str] = (*STRATEGIES, "dense"),
+def draw_cost_bars(ax, runs: Sequence[dict], names: Sequence[str] = WITH_DENSE,
                    unit: float = 1e6) -> None:
     """Total training cost of each strategy as a horizontal bar, the dense training it starts from hatched, and
     its multiple of the random start written at the end of the bar.
