@@ -190,10 +190,10 @@ def draw_accuracy_ranges(ax, runs: Sequence[dict], names: Sequence[str] = WITH_D
         ax.scatter(final, np.full(len(final), row), s=16, color=colour, alpha=0.7, zorder=3)
         ax.scatter(final.mean(), row, s=130 if marker == "*" else 70, marker=marker, color=colour,
                    edgecolor="white", linewidth=0.8, zorder=4)
-        ax.annotate(f"{final.mean():.3f}", (final.max(), row), xytext=(6, 0), textcoords="offset points",
-                    va="center", fontsize=10, color=colour)
+        ax.annotate(f"{final.mean():.3f}", (final.mean(), row), xytext=(0, 7), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=10, color=colour)
     _strategy_rows(ax, names)
-    ax.set_xlabel("final test accuracy (bar: worst to best seed)")
+    ax.set_xlabel("final test accuracy")
 
 
 def draw_cost_bars(ax, runs: Sequence[dict], names: Sequence[str] = WITH_DENSE,
@@ -222,9 +222,9 @@ def draw_cost_bars(ax, runs: Sequence[dict], names: Sequence[str] = WITH_DENSE,
                     va="center", fontsize=10)
     _strategy_rows(ax, names)
     ax.set_xlim(0, 1.25 * max(run[name][-1][0] for run in runs[:1] for name in names) / unit)
-    ax.set_xlabel("training MFLOPs (x: multiple of random init)")
+    ax.set_xlabel("training MFLOPs")
     ax.legend(handles=[matplotlib.patches.Patch(facecolor="white", edgecolor="#555555", hatch="///",
-                                                label="dense training first")], loc="lower right", fontsize=9)
+                                                label="dense training first")], loc="upper right", fontsize=10)
 
 
 def draw_learning_curves(ax, runs: Sequence[dict], names: Sequence[str] = STRATEGIES,
