@@ -32,7 +32,10 @@ def region_colours(n_regions: int, seed: int = 0, saturation: float = 0.35) -> n
 
 
 def draw_regions(ax, polygons, colours=None, edgecolor="none", linewidth=0.3, seed: int = 0, **kwargs):
-    """Fill convex regions (a :class:`~spline_utils.polygons.Polygons`); random pastel colours by default."""
+    """Fill convex regions (a :class:`~spline_utils.polygons.Polygons`); random pastel colours by default.
+
+    ``colours`` is one colour for all regions (e.g. :data:`FAINT_FILL`, the paper's look) or one per region.
+    """
     regions = polygons.split()
     if colours is None:
         colours = region_colours(len(regions), seed)
@@ -185,7 +188,7 @@ def draw_loss_trajectory(ax, loss_x, losses, snapshot_x, draw_inset, top_row: in
 
 
 def draw_network(ax, layer_sizes, colours=LAYER_COLOURS, highlight: tuple | None = None, input_size: int = 2,
-                 node_size: float = 30.0) -> list[np.ndarray]:
+                 node_size: float = 30.0, labels: bool = True, fontsize: float = 11) -> list[np.ndarray]:
     """A small network diagram: input nodes, then one column per hidden layer, fully connected.
 
     Parameters
@@ -194,6 +197,8 @@ def draw_network(ax, layer_sizes, colours=LAYER_COLOURS, highlight: tuple | None
         Hidden layer widths.
     highlight : (layer, node), optional
         A node drawn large with a black edge (0-based layer and node).
+    labels : bool
+        Name the columns under the diagram ("input", "layer 1", ...) in ``fontsize`` points.
 
     Returns
     -------
@@ -213,8 +218,12 @@ def draw_network(ax, layer_sizes, colours=LAYER_COLOURS, highlight: tuple | None
         layer, node = highlight
         ax.scatter(*positions[layer + 1][node], s=node_size * 4, facecolor=colours[layer % len(colours)],
                    edgecolor="black", linewidth=1.5, zorder=3)
+    if labels:
+        for column in range(len(widths)):
+            ax.text(column, -0.56, "input" if column == 0 else f"layer {column}", ha="center", va="top",
+                    fontsize=fontsize, color="black" if column == 0 else colours[(column - 1) % len(colours)])
     ax.set_xlim(-0.5, len(widths) - 0.5)
-    ax.set_ylim(-0.6, 0.6)
+    ax.set_ylim(-0.68 if labels else -0.6, 0.6)
     ax.axis("off")
     return positions
 
@@ -225,3 +234,44 @@ def figure_png(fig, dpi: int = 80) -> bytes:
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+# Layer-by-layer views (chapter 1: Figs 1(a) and 8).
+FAINT_FILL = "#f3f3f3"  # the one neutral tone of the paper's Fig 1(a) planes
+
+
+def draw_layer_view(ax, partition: Partition, layer: int, classes=None, title: str | None = None):
+    """The partition after hidden layer ``layer`` as the paper's Fig 1(a) draws it.
+
+    One faint neutral fill, the splines of the earlier layers in grey, this layer's new splines dark; for
+    ``layer == len(partition.layers)`` (the classifier) every hidden spline is grey and the decision boundary
+    (``classes`` as in :meth:`Partition.boundary_segments`) is blue.
+    """
+    n_hidden = len(partition.layers)
+    if not 0 <= layer <= n_hidden:
+        raise ValueError(f"layer must be 0..{n_hidden} (the last is the classifier); got {layer}")
+    setup_axes(ax, partition.bounds, title)
+    draw_regions(ax, partition.polygons_after(min(layer, n_hidden - 1)), colours=FAINT_FILL)
+    draw_previous_splines(ax, partition, layer, linewidth=1.1)
+    if layer < n_hidden:
+        draw_layer_splines(ax, partition, layer, color=NEW_DARK, linewidth=1.8)
+    else:
+        draw_boundary(ax, partition, classes, color=SPLINE_BLUE, linewidth=2.8)
+    return ax
+
+
+def draw_previous_splines(ax, partition: Partition, layer: int, color=OLD_GREY, linewidth: float = 0.6) -> list:
+    """The splines of hidden layers ``0 .. layer - 1``: the partition that layer ``layer`` subdivides."""
+    return [draw_layer_splines(ax, partition, earlier, color=color, linewidth=linewidth)
+            for earlier in range(min(layer, len(partition.layers)))]
+
+
+def link_to_spline(fig, ax_from, point, ax_to, segments: np.ndarray, **kwargs):
+    """A dotted line from ``point`` (data coordinates of ``ax_from``, e.g. a node of :func:`draw_network`) to the
+    middle segment of a spline drawn in ``ax_to``; ``None`` if the spline has no segment."""
+    if not len(segments):
+        return None
+    middle = segments[len(segments) // 2].mean(axis=0)
+    style = dict(linestyle=":", color="black", linewidth=1.2) | kwargs
+    return fig.add_artist(matplotlib.patches.ConnectionPatch(xyA=point, coordsA=ax_from.transData, xyB=middle,
+                                                             coordsB=ax_to.transData, **style))

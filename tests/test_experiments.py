@@ -220,3 +220,67 @@ def test_strategy_costs_add_up():
     assert traces["layerwise pretraining"][-1][0] == layerwise
     assert [len(traces[s]) for s in strategies.STRATEGIES] == [4, 4, 6, 2]
     assert all(0.0 <= accuracy <= 1.0 for s in strategies.STRATEGIES for _, accuracy in traces[s])
+
+
+def _synthetic_runs():
+    """Two seeds of made-up traces: (cumulative FLOPs, accuracy) per epoch, dense cost 100 MFLOPs."""
+    dense = [(50e6, 0.9), (100e6, 0.97)]
+    return [{"random init": [(1e6, 0.5), (2e6, 0.70 + 0.2 * seed)],
+             "lottery ticket": [(101e6, 0.8), (102e6, 0.95 + 0.05 * seed)],
+             "layerwise pretraining": [(1e6, 0.6), (3e6, 0.8), (4e6, 0.85)],
+             "overparametrize + prune": [(101e6, 0.96)],
+             "dense": dense} for seed in (0, 1)]
+
+
+def test_fig9_accuracy_ranges_span_worst_to_best_seed_and_stay_at_most_one():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    strategies.draw_accuracy_ranges(ax, _synthetic_runs())
+    ranges = [line.get_xdata() for line in ax.lines]
+    expected = [(0.7, 0.9), (0.95, 1.0), (0.85, 0.85), (0.96, 0.96), (0.97, 0.97)]
+    np.testing.assert_allclose(ranges, expected)
+    assert max(max(r) for r in ranges) <= 1.0
+    assert [t.get_text() for t in ax.texts] == ["0.800", "0.975", "0.850", "0.960", "0.970"]  # the means
+    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "dense net (reference)"
+    plt.close(fig)
+
+
+def test_fig9_cost_bars_split_off_the_dense_training_and_give_the_multiple_of_random_init():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    strategies.draw_cost_bars(ax, _synthetic_runs())
+    bars = [(p.get_x(), p.get_width(), p.get_y() + p.get_height() / 2) for p in ax.patches]
+    # rows: random (2), lottery (100 hatched + 2), layerwise (4), prune (100 hatched + 1), dense (100) MFLOPs
+    expected = [(0, 2, 0), (0, 100, 1), (100, 2, 1), (0, 4, 2), (0, 100, 3), (100, 1, 3), (0, 100, 4)]
+    np.testing.assert_allclose(bars, expected)
+    assert [t.get_text() for t in ax.texts] == ["1.0x", "51.0x", "2.0x", "50.5x", "50.0x"]
+    plt.close(fig)
+
+
+def test_fig9_learning_curves_are_the_mean_over_seeds_per_own_epoch():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    strategies.draw_learning_curves(ax, _synthetic_runs(), highlight="lottery ticket")
+    curves = {line.get_label(): line for line in ax.lines}
+    np.testing.assert_allclose(curves["random init"].get_ydata(), [0.5, 0.8])
+    np.testing.assert_allclose(curves["layerwise pretraining"].get_xdata(), [1, 2, 3])
+    assert curves["lottery ticket"].get_alpha() == 1.0 and curves["random init"].get_alpha() == 0.2
+    plt.close(fig)
+
+
+def test_voronoi_crosses_exactly_the_centres_left_without_a_centroid():
+    import matplotlib.pyplot as plt
+
+    points, centres = kmeans.gaussian_grid(side=3, std=0.05, per_cluster=5, seed=0)
+    fig, ax = plt.subplots()
+    assert not kmeans.draw_voronoi(ax, points, centres, centres.copy(), 0.25, view=(-1, 3, -1, 3)).any()
+    two_in_one = centres.copy()
+    two_in_one[4] = centres[0] + 0.05  # the centre cluster loses its centroid to cluster 0
+    missed = kmeans.draw_voronoi(ax, points, centres, two_in_one, 0.25, view=(-1, 3, -1, 3))
+    assert np.flatnonzero(missed).tolist() == [4]  # no centroid near the centre cluster any more
+    crosses = ax.collections[-1].get_offsets()
+    np.testing.assert_allclose(crosses, centres[[4]])
+    plt.close(fig)

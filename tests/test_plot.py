@@ -57,3 +57,73 @@ def test_loss_trajectory_insets_stay_apart_and_mark_the_curve():
     with pytest.raises(ValueError, match="at most 6"):
         plot.draw_loss_trajectory(ax, steps, losses, tuple(range(0, 10_000, 1000)), lambda inset, index: None)
     plt.close(fig)
+
+
+def _forward64(model, points, stop=None):
+    """The model's own forward pass in float64 on (n, 2) points, through its first ``stop`` modules."""
+    import copy
+
+    import torch
+
+    model64 = copy.deepcopy(model).double()
+    with torch.no_grad():
+        return model64[:stop](torch.as_tensor(points, dtype=torch.float64)).numpy()
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_lifted_output_heights_are_the_models_forward_pass(activation):
+    from spline_utils import plot3d
+
+    model = nets.mlp((2, 6, 5, 2), activation=activation, seed=3)
+    partition = su.partition2d(model, (-2, 2, -1.5, 2.5))
+    pieces = plot3d.lift(*plot3d.output_surface(partition, classes=(1, 0)))
+    assert len(pieces) == partition.num_regions
+    lifted = np.concatenate(pieces)
+    outputs = _forward64(model, lifted[:, :2])
+    np.testing.assert_allclose(lifted[:, 2], outputs[:, 1] - outputs[:, 0], atol=1e-10)
+    for piece, region in zip(pieces, partition.regions):  # the pieces sit over the regions, vertex for vertex
+        np.testing.assert_array_equal(piece[:, :2], region)
+
+
+def test_lifted_node_heights_are_its_pre_activation_and_crease_only_on_earlier_splines():
+    from spline_utils import plot3d
+
+    model = nets.mlp((2, 6, 5, 2), seed=4)
+    partition = su.partition2d(model, (-2, 2, -2, 2))
+    for layer, stop in ((0, 1), (1, 3)):  # the Linear of hidden layer 1 is model[0], of hidden layer 2 model[2]
+        polygons, maps = plot3d.node_surface(partition, layer, node=2)
+        assert len(polygons) == partition.polygons_after(layer - 1).counts.size
+        lifted = np.concatenate(plot3d.lift(polygons, maps))
+        np.testing.assert_allclose(lifted[:, 2], _forward64(model, lifted[:, :2], stop)[:, 2], atol=1e-10)
+    assert len(plot3d.node_surface(partition, 0, 0)[0]) == 1  # a layer-1 node is one plane over the domain
+
+
+def test_lift_and_surfaces_refuse_bad_arguments(partition):
+    from spline_utils import plot3d
+
+    with pytest.raises(ValueError, match="shape"):
+        plot3d.lift(partition.polygons, np.zeros((partition.num_regions, 2)))
+    with pytest.raises(ValueError, match="node 9"):
+        plot3d.node_surface(partition, 1, 9)
+    with pytest.raises(ValueError, match="class 5"):
+        plot3d.output_surface(partition, (5, 0))
+
+
+def test_draw_lifted_puts_the_zero_set_on_the_surface_and_on_the_floor():
+    from spline_utils import plot3d
+
+    partition = su.partition2d(nets.mlp((2, 6, 5, 2), seed=4), (-3, 3, -3, 3))
+    boundary = partition.boundary_segments()
+    assert len(boundary) > 1
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d")
+    polygons, maps = plot3d.output_surface(partition)
+    floor = plot3d.draw_lifted(ax, polygons, maps, floor_segments=[(partition.layer_spline_segments(0), "grey", 1)])
+    lines = [c for c in ax.collections if type(c).__name__ == "Line3DCollection"]
+    heights = [np.unique(np.round([p[2] for s in c._segments3d for p in s], 9)) for c in lines]
+    assert any(len(h) == 1 and h[0] == 0 for h in heights)  # the zero set, on the surface
+    assert floor < min(np.concatenate(plot3d.lift(polygons, maps))[:, 2])
+    on_floor = [c for c, h in zip(lines, heights) if len(h) == 1 and np.isclose(h[0], floor)]
+    drawn = sorted(len(c._segments3d) for c in on_floor)
+    assert drawn == sorted([len(partition.layer_spline_segments(0)), len(boundary)])
+    plt.close(fig)

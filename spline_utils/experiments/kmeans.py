@@ -1,7 +1,7 @@
 """Fig 10: k-means on a grid of Gaussians, from a random start and by overparametrizing, then pruning centroids.
 
 :func:`gaussian_grid`, :func:`lloyd`, :func:`prune_centroids` (remove the centroid whose removal costs least, re-run
-Lloyd) and :func:`recovered_centres`.
+Lloyd) and :func:`recovered_centres`; :func:`draw_voronoi` draws a result.
 """
 from __future__ import annotations
 
@@ -110,3 +110,29 @@ def recovered_centres(centres: np.ndarray, centroids: np.ndarray, radius: float)
     nearest_centre = distances.argmin(axis=0)
     close = distances[np.arange(len(centres)), nearest_centroid] <= radius ** 2
     return close & (nearest_centre[nearest_centroid] == np.arange(len(centres)))
+
+
+def draw_voronoi(ax, points: np.ndarray, centres: np.ndarray, centroids: np.ndarray, radius: float,
+                 view=(-0.6, 7.6, -0.6, 7.6), resolution: int = 360, title: str | None = None) -> np.ndarray:
+    """The Voronoi cells of ``centroids`` (one faint tone each, white edges), the data in grey, the centroids in
+    black and a red cross on every true centre that is not recovered (:func:`recovered_centres` with ``radius``).
+
+    Returns
+    -------
+    ndarray of bool, shape (len(centres),)
+        Which true centres were missed.
+    """
+    from .. import plot
+
+    grid_x, grid_y = np.meshgrid(np.linspace(view[0], view[1], resolution), np.linspace(view[2], view[3], resolution))
+    grid = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+    cells = squared_distances(grid, centroids).argmin(axis=1).reshape(grid_x.shape)
+    colours = plot.region_colours(len(centroids), seed=1, saturation=0.3)
+    ax.imshow(colours[cells], extent=view, origin="lower", interpolation="nearest")
+    ax.contour(grid_x, grid_y, cells, levels=np.arange(len(centroids)) + 0.5, colors="white", linewidths=0.6)
+    ax.scatter(*points.T, s=0.6, color="#555555", alpha=0.5)
+    ax.scatter(*centroids.T, s=14, color="black", zorder=3)
+    missed = ~recovered_centres(centres, centroids, radius)
+    ax.scatter(*centres[missed].T, marker="x", s=70, color=plot.BOUNDARY_RED, linewidths=2.2, zorder=4)
+    plot.setup_axes(ax, view, title)
+    return missed

@@ -3,13 +3,16 @@
 Random initialization, the lottery ticket, greedy layerwise pretraining and overparametrize-then-prune, each traced
 as test accuracy against cumulative training FLOPs (:func:`spline_utils.flops.mlp_training_flops`):
 :func:`prune_mlp` (node surgery and lottery rewinding from :mod:`spline_utils.pruning`), :func:`layerwise_pretrain`
-and :func:`compare_strategies`.
+and :func:`compare_strategies`; the figure's panels: :func:`draw_accuracy_ranges`, :func:`draw_cost_bars` and
+:func:`draw_learning_curves`.
 """
 from __future__ import annotations
 
 import copy
 from typing import Sequence
 
+import matplotlib.patches
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -158,3 +161,95 @@ def compare_strategies(data: tuple, small: Sequence[int], dense: Sequence[int], 
     fit(prune_mlp(big, keep), x_train, y_train, finetune_epochs, seed=seed,
         callbacks=trace(STRATEGIES[3], small, dense_cost), **settings)
     return traces
+
+
+# Fig 9's look: one colour and one marker per strategy, the dense reference in black.
+STYLES = {"random init": ("#e08a00", "o"), "lottery ticket": ("#1f5fbf", "s"),
+          "layerwise pretraining": ("#2e9e44", "^"), "overparametrize + prune": ("#d62728", "D"),
+          "dense": ("black", "*")}
+STARTS_FROM_DENSE = ("lottery ticket", "overparametrize + prune")  # charged for the dense training first
+WITH_DENSE = STRATEGIES + ("dense",)  # the four strategies and the dense reference, the rows of the figure
+
+
+def draw_accuracy_ranges(ax, runs: Sequence[dict], names: Sequence[str] = WITH_DENSE) -> None:
+    """Final test accuracy of each strategy: one row each, a bar from the worst to the best seed, a dot per seed,
+    the mean as a large marker with its value written beside it.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        :func:`compare_strategies` results, one per seed.
+    names : sequence of str
+        Strategies to draw, top to bottom.
+    """
+    for row, name in enumerate(names):
+        colour, marker = STYLES[name]
+        final = np.array([run[name][-1][1] for run in runs])
+        ax.plot([final.min(), final.max()], [row, row], color=colour, linewidth=6, alpha=0.25,
+                solid_capstyle="butt")
+        ax.scatter(final, np.full(len(final), row), s=16, color=colour, alpha=0.7, zorder=3)
+        ax.scatter(final.mean(), row, s=130 if marker == "*" else 70, marker=marker, color=colour,
+                   edgecolor="white", linewidth=0.8, zorder=4)
+        ax.annotate(f"{final.mean():.3f}", (final.mean(), row), xytext=(0, 7), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=10, color=colour)
+    _strategy_rows(ax, names)
+    ax.set_xlabel("final test accuracy")
+
+
+def draw_cost_bars(ax, runs: Sequence[dict], names: Sequence[str] = WITH_DENSE,
+                   unit: float = 1e6) -> None:
+    """Total training cost of each strategy as a horizontal bar, the dense training it starts from hatched, and
+    its multiple of the random start written at the end of the bar.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        :func:`compare_strategies` results (the cost is the same for every seed: the first is used).
+    unit : float
+        FLOPs per unit of the axis (MFLOPs by default).
+    """
+    dense_cost = runs[0]["dense"][-1][0]
+    reference = runs[0][STRATEGIES[0]][-1][0]
+    for row, name in enumerate(names):
+        colour, _ = STYLES[name]
+        total = runs[0][name][-1][0]
+        inherited = dense_cost if name in STARTS_FROM_DENSE else 0.0
+        if inherited:
+            ax.barh(row, inherited / unit, height=0.6, color="white", edgecolor="#555555", hatch="///",
+                    linewidth=0.8)
+        ax.barh(row, (total - inherited) / unit, left=inherited / unit, height=0.6, color=colour)
+        ax.annotate(f"{total / reference:.1f}x", (total / unit, row), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=10)
+    _strategy_rows(ax, names)
+    ax.set_xlim(0, 1.25 * max(run[name][-1][0] for run in runs[:1] for name in names) / unit)
+    ax.set_xlabel("training MFLOPs")
+    ax.legend(handles=[matplotlib.patches.Patch(facecolor="white", edgecolor="#555555", hatch="///",
+                                                label="dense training first")], loc="upper right", fontsize=10)
+
+
+def draw_learning_curves(ax, runs: Sequence[dict], names: Sequence[str] = STRATEGIES,
+                         highlight: str | None = None) -> None:
+    """Test accuracy after each epoch of the small network's own training (the dense net's for ``"dense"``).
+
+    The mean over seeds as a line with a band from the worst to the best seed; with ``highlight``, every other
+    strategy is faded.
+    """
+    for name in names:
+        colour, marker = STYLES[name]
+        accuracies = np.array([[point[1] for point in run[name]] for run in runs])
+        epochs = np.arange(1, accuracies.shape[1] + 1)
+        alpha = 1.0 if highlight in (None, name) else 0.2
+        ax.plot(epochs, accuracies.mean(axis=0), color=colour, marker=marker, markevery=max(len(epochs) // 6, 1),
+                markersize=5, linewidth=2.2 if highlight == name else 1.6, alpha=alpha, label=name)
+        ax.fill_between(epochs, accuracies.min(axis=0), accuracies.max(axis=0), color=colour, alpha=0.15 * alpha,
+                        linewidth=0)
+    ax.set_ylim(top=1.0)
+    ax.set_xlabel("epoch of the small network's own training")
+    ax.set_ylabel("test accuracy")
+
+
+def _strategy_rows(ax, names: Sequence[str]) -> None:
+    ax.set_yticks(range(len(names)), ["dense net (reference)" if name == "dense" else name for name in names])
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
