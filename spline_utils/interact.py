@@ -246,7 +246,9 @@ def _display_live_slider(ipywidgets, render: Callable[[int], bytes], labels: lis
 
     slider.observe(lambda change: show(change["new"]), names="value")
     show(start)
-    display(ipywidgets.VBox([ipywidgets.HBox([slider, value]), image]))
+    # flex-start: the picture keeps its own size instead of being stretched (and blurred) to the column's width
+    display(ipywidgets.VBox([ipywidgets.HBox([slider, value]), image],
+                            layout=ipywidgets.Layout(align_items="flex-start")))
 
 
 def _script_json(value) -> str:
