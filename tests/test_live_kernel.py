@@ -300,7 +300,8 @@ def wait_for_redraw(label, image, old_label: str, old_picture: bytes) -> tuple[s
             if shown != old_picture:
                 return text, shown
         time.sleep(0.25)
-    pytest.fail(f"the picture did not change within {REDRAW_SECONDS} s of dragging (label still {label.inner_text()!r})")
+    pytest.fail(f"the picture did not change within {REDRAW_SECONDS} s of dragging "
+                f"(label still {label.inner_text()!r})")
 
 
 def screenshot(page, box, name: str) -> None:
