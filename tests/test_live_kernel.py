@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -195,7 +194,7 @@ def wait_for_server(server: subprocess.Popen, base: str, token: str, log_path: P
             with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except OSError:  # not listening yet (URLError, ConnectionError and TimeoutError are OSErrors)
             pass
         time.sleep(0.5)
     pytest.fail(f"JupyterLab did not answer within {SERVER_START_SECONDS} s:\n{log_path.read_text()[-3000:]}")
@@ -207,7 +206,7 @@ def shut_down(server: subprocess.Popen, base: str, token: str) -> None:
         request = urllib.request.Request(f"{base}/api/shutdown?token={token}", method="POST")
         urllib.request.urlopen(request, timeout=10).close()
         server.wait(timeout=20)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired):
         for sent in (signal.SIGTERM, signal.SIGKILL):
             if server.poll() is None:
                 os.killpg(server.pid, sent)
@@ -219,7 +218,7 @@ def shut_down(server: subprocess.Popen, base: str, token: str) -> None:
 
 @pytest.fixture(scope="module")
 def notebook(browser, jupyter):
-    """``(page, notebook folder, seconds)``: the check notebook open in JupyterLab after Run All in a live kernel.
+    """``(page, notebook folder)``: the check notebook open in JupyterLab after Run All in a live kernel.
 
     Requests leaving 127.0.0.1 are aborted; uncaught script errors are collected in ``page.script_errors``.
     """
@@ -231,13 +230,13 @@ def notebook(browser, jupyter):
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("http://127.0.0.1", "data:",
                                                                                           "blob:"))
                else route.abort())
-    seconds = open_and_run_all(page, base, token)
-    yield page, folder, seconds
+    open_and_run_all(page, base, token)
+    yield page, folder
     context.close()
 
 
-def open_and_run_all(page, base: str, token: str) -> float:
-    """Open ``NOTEBOOK`` in JupyterLab, Run All, wait until every code cell ran; returns the seconds it took."""
+def open_and_run_all(page, base: str, token: str) -> None:
+    """Open ``NOTEBOOK`` in JupyterLab, Run All, wait until every code cell ran without an error."""
     started = time.monotonic()
     page.goto(f"{base}/lab/tree/{NOTEBOOK}?reset&token={token}", wait_until="load",
               timeout=SERVER_START_SECONDS * 1000)
@@ -252,7 +251,7 @@ def open_and_run_all(page, base: str, token: str) -> float:
         progress = page.evaluate(PROGRESS_JS)
         assert not progress["errors"], f"a cell failed in the live kernel: {progress['errors']}"
         if progress["done"] == progress["total"] and progress["status"] == "idle":
-            return time.monotonic() - started
+            return
         time.sleep(0.5)
     pytest.fail(f"Run All did not finish within {RUN_ALL_SECONDS} s ({progress})")
 
@@ -311,20 +310,19 @@ def screenshot(page, box, name: str) -> None:
 
 
 def test_chapter_slider_moves_in_a_live_kernel(notebook):
-    page, _, _ = notebook
+    page, _ = notebook
     box, track, handle, label, image = live_widget(page, "node")
     before = label.inner_text().strip(), picture(image)
     drag(page, track, handle, to_right_end=True)
-    after = wait_for_redraw(label, image, *before)
+    wait_for_redraw(label, image, *before)
     assert handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax"), \
         "dragging to the right end should reach the last position"
     screenshot(page, box, "chapter01")
-    assert after[0] and after[1] != before[1]
     assert not page.script_errors, f"script errors in JupyterLab: {page.script_errors}"
 
 
 def test_live_control_retrains_on_every_move(notebook):
-    page, folder, _ = notebook
+    page, folder = notebook
     box, track, handle, label, image = live_widget(page, "hidden units")
     first = label.inner_text().strip(), picture(image)
     assert first[0] == str(RETRAIN_WIDTHS[0])
