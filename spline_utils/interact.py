@@ -4,6 +4,10 @@
 ``<input type="range">`` with a few lines of inline JavaScript: no kernel, no widget library, no CDN, no external
 URL (the frames are inlined as ``data:`` PNGs). In a live kernel, ``live=True`` shows an ipywidgets slider over the
 same values instead, which draws each frame the first time it is asked for (so the cell runs fast) and remembers it.
+
+:func:`live_control` is for what only a kernel can give: a control whose every change recomputes (re-trains a
+small network, say) and redraws. The static page cannot hold every outcome, so it shows a short note and the
+default position's picture.
 """
 from __future__ import annotations
 
@@ -107,30 +111,121 @@ def frame_slider(draw: Callable, values: Sequence, name: str, format_value: Call
         The static slider with every frame pre-rendered (display it, or let it be the cell's result); ``None``
         when the live slider was displayed instead.
     """
-    values = list(values)
-    if not values:
-        raise ValueError("values is empty: give at least one slider position")
-    if not 0 <= start < len(values):
-        raise ValueError(f"start must index values, 0 <= start < {len(values)}; got {start}")
-    labels = [str(format_value(value)) for value in values]
-    if live and not os.environ.get(BUILD_ENVIRONMENT_VARIABLE) and _in_interactive_kernel():
-        try:
-            import ipywidgets
-        except ImportError:
-            pass
-        else:
-            _display_live_slider(ipywidgets, lambda index: figure_png(draw(values[index]), dpi=dpi), labels, name,
-                                 start)
-            return None
+    values, labels = _positions(values, format_value, start)
+    ipywidgets = _live_widgets() if live else None
+    if ipywidgets is not None:
+        _display_live_slider(ipywidgets, lambda index: figure_png(draw(values[index]), dpi=dpi), labels, name,
+                             start, remember=True)
+        return None
     from IPython.display import HTML
 
     frames = [figure_png(draw(value), dpi=dpi) for value in values]
     return HTML(slider_html(frames, labels, name, start))
 
 
+def live_control(compute: Callable, values: Sequence, name: str, format_value: Callable = str, start: int = 0,
+                 dpi: int = 80, live: bool = True):
+    """A control over ``values`` whose every change calls ``compute(value)`` in the kernel and shows its figure.
+
+    For work worth doing live (re-training a small network, re-partitioning it) and too varied to pre-render:
+    nothing is cached, so moving back to a position recomputes it. On the static page (the book build, with
+    ``SPLINE_BOOK_STATIC`` set, or no interactive kernel, or ``live=False``) only the ``start`` position is
+    computed and shown, under a note that says what the control does in Jupyter or Colab.
+
+    Parameters
+    ----------
+    compute : callable
+        ``compute(value) -> matplotlib.figure.Figure``; the figure is closed after rendering.
+    values : sequence
+        The control's positions, in order.
+    name : str
+        The control's label, e.g. ``"hidden units"``.
+    format_value : callable
+        Readable label of a value, shown next to the control.
+    start : int
+        Index of the initial position (the one the static page shows).
+    dpi : int
+        Resolution of the pictures.
+    live : bool
+        Show the live control when an interactive kernel with ipywidgets is there.
+
+    Returns
+    -------
+    IPython.display.HTML or None
+        The note with the ``start`` picture (display it, or let it be the cell's result); ``None`` when the live
+        control was displayed instead.
+    """
+    values, labels = _positions(values, format_value, start)
+    ipywidgets = _live_widgets() if live else None
+    if ipywidgets is not None:
+        _display_live_slider(ipywidgets, lambda index: figure_png(compute(values[index]), dpi=dpi), labels, name,
+                             start, remember=False)
+        return None
+    from IPython.display import HTML
+
+    return HTML(static_frame_html(figure_png(compute(values[start]), dpi=dpi), labels, name, start))
+
+
+def static_frame_html(frame: bytes, labels: Sequence[str], name: str, start: int = 0) -> str:
+    """HTML standing in for a live control on the static page: a note and the ``start`` position's PNG ``frame``.
+
+    Parameters
+    ----------
+    frame : bytes
+        PNG image of the ``start`` position.
+    labels : sequence of str, length n
+        Readable value of each position of the live control.
+    name : str
+        The control's name.
+    start : int
+        Index of the position shown, ``0 <= start < n``.
+
+    Returns
+    -------
+    str
+        A ``<div class="su-live-control">`` holding a ``<p class="su-live-note">`` and an ``<img>`` with the frame
+        inlined as a ``data:`` URL (nothing is loaded from the network).
+    """
+    labels = [str(label) for label in labels]
+    if not isinstance(frame, bytes) or not frame.startswith(PNG_SIGNATURE):
+        raise ValueError("frame must be PNG bytes (e.g. spline_utils.plot.figure_png(fig))")
+    if not 0 <= start < len(labels):
+        raise ValueError(f"start must index labels, 0 <= start < {len(labels)}; got {start}")
+    name_text, shown = html.escape(name), html.escape(labels[start])
+    span = f"{html.escape(labels[0])} to {html.escape(labels[-1])}" if len(labels) > 1 else shown
+    encoded = base64.b64encode(frame).decode("ascii")
+    return f"""<div class="su-live-control">
+<p class="su-live-note" style="font-family:sans-serif;font-size:0.9em;border-left:3px solid #888;padding-left:0.6em">
+<b>Live control.</b> Run this notebook in Jupyter or Colab to move <b>{name_text}</b> from {span}
+({len(labels)} positions); every move recomputes the picture. Shown here: {name_text} = {shown}.</p>
+<img class="su-live-frame" style="max-width:100%" alt="{name_text}: {shown}" src="data:image/png;base64,{encoded}">
+</div>"""
+
+
+def _positions(values: Sequence, format_value: Callable, start: int) -> tuple[list, list[str]]:
+    """The positions as a list and their readable labels, after checking that ``start`` indexes them."""
+    values = list(values)
+    if not values:
+        raise ValueError("values is empty: give at least one slider position")
+    if not 0 <= start < len(values):
+        raise ValueError(f"start must index values, 0 <= start < {len(values)}; got {start}")
+    return values, [str(format_value(value)) for value in values]
+
+
+def _live_widgets():
+    """The ipywidgets module where a live control can be shown (interactive kernel, not the book build), else None."""
+    if os.environ.get(BUILD_ENVIRONMENT_VARIABLE) or not _in_interactive_kernel():
+        return None
+    try:
+        import ipywidgets
+    except ImportError:
+        return None
+    return ipywidgets
+
+
 def _display_live_slider(ipywidgets, render: Callable[[int], bytes], labels: list[str], name: str,
-                         start: int) -> None:
-    """An ipywidgets slider that renders frame ``index`` with ``render(index)`` once and caches it."""
+                         start: int, remember: bool) -> None:
+    """An ipywidgets slider whose position ``index`` shows ``render(index)``, cached when ``remember``."""
     from IPython.display import display
 
     cache: dict[int, bytes] = {}
@@ -141,14 +236,19 @@ def _display_live_slider(ipywidgets, render: Callable[[int], bytes], labels: lis
     image = ipywidgets.Image(format="png")
 
     def show(index: int) -> None:
-        if index not in cache:
-            cache[index] = render(index)
-        image.value = cache[index]
-        value.value = labels[index]
+        frame = cache.get(index)
+        if frame is None:
+            value.value = f"{labels[index]} (computing...)"  # the reader sees this while render(index) runs
+            frame = render(index)
+            if remember:
+                cache[index] = frame
+        image.value, value.value = frame, labels[index]
 
     slider.observe(lambda change: show(change["new"]), names="value")
     show(start)
-    display(ipywidgets.VBox([ipywidgets.HBox([slider, value]), image]))
+    # flex-start: the picture keeps its own size instead of being stretched (and blurred) to the column's width
+    display(ipywidgets.VBox([ipywidgets.HBox([slider, value]), image],
+                            layout=ipywidgets.Layout(align_items="flex-start")))
 
 
 def _script_json(value) -> str:

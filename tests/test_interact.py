@@ -1,4 +1,5 @@
-"""The kernel-free slider: one frame per value, readable labels, no external URL, unique ids, same input same HTML."""
+"""The kernel-free slider: one frame per value, readable labels, no external URL, unique ids, same input same HTML.
+The live control: recomputes on every move in a kernel; a note and the default picture on the static page."""
 import base64
 import json
 import re
@@ -11,7 +12,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from spline_utils import interact
-from spline_utils.interact import frame_slider, slider_html
+from spline_utils.interact import frame_slider, live_control, slider_html, static_frame_html
 from spline_utils.plot import figure_png
 
 VALUES = [0.0, 0.25, 0.5, 0.75]
@@ -157,3 +158,69 @@ def test_book_build_is_always_static(monkeypatch):
     monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
     result = frame_slider(draw_bar, VALUES[:2], "height", dpi=DPI)
     assert "su-slider" in result.data
+
+
+def test_live_control_recomputes_every_move(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    shown, computed = [], []
+    monkeypatch.delenv(interact.BUILD_ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda widget: shown.append(widget))
+
+    def compute(value):
+        label_while_computing = shown[0].children[0].children[1].value if shown else None
+        computed.append((value, label_while_computing))
+        return draw_bar(value)
+
+    result = live_control(compute, VALUES, "height", format_value=lambda v: f"{v:.0%}", start=2, dpi=DPI)
+    assert result is None and len(shown) == 1
+    assert computed == [(VALUES[2], None)], "only the initial position is computed when the cell runs"
+    controls, image = shown[0].children
+    slider, label = controls.children
+    assert (slider.min, slider.max, slider.value, slider.continuous_update) == (0, 3, 2, False)
+    assert image.value == figure_png(draw_bar(VALUES[2]), dpi=DPI) and label.value == "50%"
+    slider.value = 0
+    assert computed[-1] == (VALUES[0], "0% (computing...)"), "the reader is told while the kernel works"
+    assert image.value == figure_png(draw_bar(VALUES[0]), dpi=DPI) and label.value == "0%"
+    slider.value = 2
+    assert [value for value, _ in computed] == [VALUES[2], VALUES[0], VALUES[2]], "a live control never caches"
+    assert image.value == figure_png(draw_bar(VALUES[2]), dpi=DPI) and label.value == "50%"
+
+
+@pytest.mark.parametrize("static_because", ["book build", "no kernel", "live=False"])
+def test_live_control_on_the_static_page_shows_a_note_and_the_default_picture(monkeypatch, static_because):
+    computed = []
+    if static_because == "book build":
+        monkeypatch.setenv(interact.BUILD_ENVIRONMENT_VARIABLE, "1")
+        monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
+    else:
+        monkeypatch.delenv(interact.BUILD_ENVIRONMENT_VARIABLE, raising=False)
+        monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: static_because != "no kernel")
+    result = live_control(lambda v: computed.append(v) or draw_bar(v), VALUES, "height",
+                          format_value=lambda v: f"{v:.0%}", start=1, dpi=DPI, live=static_because != "live=False")
+    assert computed == [VALUES[1]], "the static page computes the default position only"
+    elements = Elements(result.data)
+    images = [attrs for tag, attrs in elements.tags if tag == "img"]
+    assert len(images) == 1 and not elements.scripts
+    assert base64.b64decode(images[0]["src"].removeprefix("data:image/png;base64,")) == \
+        figure_png(draw_bar(VALUES[1]), dpi=DPI)
+    assert images[0]["alt"] == "height: 25%"
+    note = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", result.data.split("<img")[0]))
+    for phrase in ("Live control", "Jupyter or Colab", "height from 0% to 75%", "(4 positions)", "height = 25%"):
+        assert phrase in note, f"the note should say {phrase!r}: {note}"
+
+
+def test_static_frame_html_escapes_text_and_rejects_bad_input():
+    frame = figure_png(draw_bar(0.5), dpi=DPI)
+    hostile = '<script>alert("x")</script>'
+    elements = Elements(static_frame_html(frame, [hostile], hostile))
+    assert [tag for tag, _ in elements.tags].count("script") == 0
+    assert elements.first("img")["alt"] == f"{hostile}: {hostile}"
+    with pytest.raises(ValueError, match="PNG bytes"):
+        static_frame_html(b"GIF89a", ["a"], "x")
+    with pytest.raises(ValueError, match="start must index"):
+        static_frame_html(frame, ["a"], "x", start=1)
+    with pytest.raises(ValueError, match="values is empty"):
+        live_control(draw_bar, [], "x")
+    with pytest.raises(ValueError, match="start must index"):
+        live_control(draw_bar, VALUES, "x", start=-1)
