@@ -16,8 +16,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The browser-marked tests need a built book and Chromium: `make browser-check` runs them (after `make book`).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not browser"
 
 # Real MNIST, fetched once into the cache ($SPLINE_UTILS_DATA, else ~/.cache/spline_utils), verified on use.
 data: setup
