@@ -229,7 +229,8 @@ def test_identical_sliders_on_one_page_move_independently(page):
 
 
 # After the page's scripts ran and MathJax typeset (formulas change the width of the page): the document's width and
-# every box that must fit the column: display equations (each scrolls in its own box), tables, API signatures (wrap).
+# every box that must fit the column: display equations and tables (each scrolls in its own box), API signatures
+# (they wrap).
 LAYOUT_JS = """async () => {
     if (window.MathJax && window.MathJax.startup) await window.MathJax.startup.promise;
     const right = (selector) => [...document.querySelectorAll(selector)].filter((e) => e.offsetParent !== null)
@@ -237,7 +238,8 @@ LAYOUT_JS = """async () => {
     const signatures = [...document.querySelectorAll("dt.sig")]
         .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent.slice(0, 60));
     return {width: document.documentElement.scrollWidth, viewport: window.innerWidth,
-            boxes: [...right("mjx-container[display=true]"), ...right("article table"), ...right("dt.sig")],
+            boxes: [...right("mjx-container[display=true]"), ...right(".pst-scrollable-table-container"),
+                    ...right("dt.sig")],
             unwrapped_signatures: signatures};
 }"""
 

@@ -24,7 +24,14 @@ MAX_BYTES = 300_000
 
 
 def draw(output: Path = OUTPUT, dpi: int = 110) -> dict:
-    """Train the network, draw its exact partition to ``output``; return the numbers the picture shows."""
+    """Train the network and draw its exact partition to ``output`` (PNG).
+
+    Returns
+    -------
+    dict
+        ``regions`` (int, regions of the partition), ``accuracy`` (float, on the training points), ``bytes`` (int,
+        size of the PNG; above ``MAX_BYTES`` it raises ``RuntimeError`` saying to lower ``dpi``).
+    """
     x, y = data.disk_task(n_samples=3000, centre=(0.0, 0.0), radius=1.6, seed=SEED)
     model = nets.mlp(WIDTHS, seed=SEED)
     train.fit(model, x, y, epochs=100, lr=0.05, momentum=0.9, batch_size=128, seed=SEED)
