@@ -214,7 +214,8 @@ class _Builder:
             return self._add_call(node, inputs, constants_allowed=False)
         if (target in ops.SCALING_METHODS) if is_method else (target in ops.SCALING_FUNCTIONS):
             divides = target in ("div", "div_") or target in (torch.div, operator.truediv)
-            operands = [arg for arg in list(node.args) + list(node.kwargs.values()) if isinstance(arg, fx.Node) and arg in self.traced]
+            operands = [arg for arg in list(node.args) + list(node.kwargs.values())
+                        if isinstance(arg, fx.Node) and arg in self.traced]
             if len(operands) != 1 or divides and node.args[0] not in self.traced:
                 raise TypeError(f"{ops.operation_name(node)} multiplies or divides by a tensor that depends on the "
                                 "input, which is not affine")
