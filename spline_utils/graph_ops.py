@@ -97,8 +97,8 @@ def max_pool_arguments(node, module: nn.Module | None) -> tuple:
         padding, dilation = given.get("padding", 0), given.get("dilation", 1)
         ceil_mode, indices = given.get("ceil_mode", False), given.get("return_indices", False)
     if ceil_mode or indices:
-        raise TypeError(f"{operation_name(node)} (MaxPool2d): max pooling with ceil_mode=True or return_indices=True is not "
-                        "supported; use ceil_mode=False (pad the input instead)")
+        raise TypeError(f"{operation_name(node)} (MaxPool2d): max pooling with ceil_mode=True or "
+                        "return_indices=True is not supported; use ceil_mode=False (pad the input instead)")
     stride = stride if stride not in (None, ()) else kernel
     return tuple(_pair(value) for value in (kernel, stride, padding, dilation))
 
