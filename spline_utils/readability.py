@@ -113,13 +113,18 @@ def read_report(path: str | os.PathLike) -> list[dict]:
 
 
 def format_report(entries: list[dict]) -> str:
-    """The entries that have problems, one paragraph per figure (identical slider frames once), for a test failure."""
-    seen, paragraphs = set(), []
+    """The entries that have problems, for a test failure: one paragraph per source and set of problems.
+
+    Frames of a slider with the same problems make one paragraph (with their count and the first frame's name).
+    """
+    groups: dict = {}
     for entry in entries:
-        key = (entry["figure"], tuple(entry["problems"]))
-        if entry["problems"] and key not in seen:
-            seen.add(key)
-            paragraphs.append(f"{entry['source']}, {entry['figure']!r}:\n  " + "\n  ".join(entry["problems"]))
+        if entry["problems"]:
+            groups.setdefault((entry["source"], tuple(entry["problems"])), []).append(entry["figure"])
+    paragraphs = []
+    for (source, problems), figures in groups.items():
+        count = f" ({len(figures)} frames)" if len(figures) > 1 else ""
+        paragraphs.append(f"{source}{count}, {figures[0]!r}:\n  " + "\n  ".join(problems))
     return "\n".join(paragraphs)
 
 

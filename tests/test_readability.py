@@ -106,8 +106,8 @@ def test_figure_png_records_frames_at_their_resolution(tmp_path, monkeypatch):
     assert [e["source"] for e in entries] == ["slider frame"] * 2
     assert entries[0]["problems"] == [] and entries[1]["problems"]
     assert entries[0]["figure"] == "a clean figure"
-    text = readability.format_report(entries + entries)  # the same frame twice is reported once
-    assert text.count("slider frame") == 1 and "5.6 px" in text
+    text = readability.format_report(entries + entries)  # two frames with the same problems: one paragraph
+    assert text.count("slider frame") == 1 and "(2 frames)" in text and "5.6 px" in text
 
 
 def test_nothing_is_recorded_without_the_environment_variable(tmp_path, monkeypatch):
