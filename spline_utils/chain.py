@@ -36,7 +36,7 @@ class AffineBlock:
 
     def apply(self, x: torch.Tensor, with_offset: bool = True) -> torch.Tensor:
         for module in self.modules:
-            x = _apply_affine(module, x, with_offset)
+            x = apply_affine(module, x, with_offset)
         return x
 
 
@@ -139,7 +139,7 @@ def to_chain(model: nn.Module) -> Chain:
         elif isinstance(module, AFFINE_MODULES + NONLINEARITIES) and _own_forward(module):
             raise TypeError(f"module {name} ({type(module).__name__}) overrides forward; a chain cannot represent it")
         elif isinstance(module, AFFINE_MODULES):
-            _check_affine(name, module)
+            check_affine(name, module)
             if not isinstance(module, (nn.Identity, nn.Dropout)):
                 blocks[-1].modules.append(_float64_copy(module))
         else:
@@ -169,7 +169,9 @@ def _own_forward(module: nn.Module) -> bool:
     return type(module).forward is not base.forward
 
 
-def _check_affine(name: str, module: nn.Module) -> None:
+def check_affine(name: str, module: nn.Module) -> None:
+    """Refuse an affine module the engine cannot represent: non-finite values, a non-zero padding mode, a BatchNorm
+    without running statistics (``ValueError`` naming the module)."""
     for tensor_name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ValueError(f"module {name} ({type(module).__name__}) has non-finite values in '{tensor_name}'; "
@@ -199,7 +201,8 @@ def _input_shape(modules) -> tuple | None:
     return None
 
 
-def _apply_affine(module: nn.Module, x: torch.Tensor, with_offset: bool) -> torch.Tensor:
+def apply_affine(module: nn.Module, x: torch.Tensor, with_offset: bool) -> torch.Tensor:
+    """One affine module on a batch ``x``: ``W x + b`` (``with_offset``) or its linear part ``W x``."""
     if isinstance(module, nn.Linear):
         return F.linear(x, module.weight, module.bias if with_offset else None)
     if isinstance(module, nn.Conv2d):

@@ -28,7 +28,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from . import graph_ops as ops
-from .chain import _apply_affine, _check_affine
+from .chain import apply_affine, check_affine
 
 
 @dataclass
@@ -230,9 +230,9 @@ class _Builder:
     def _add_module(self, node, module, inputs) -> int:
         name = node.target
         if isinstance(module, ops.AFFINE_MODULES):
-            _check_affine(name, module)
-            offset = _apply_affine(module, torch.zeros((1, *self._shape(inputs[0])), dtype=torch.float64), True)[0]
-            return self._affine(node, inputs, lambda x: _apply_affine(module, x, False), offset)
+            check_affine(name, module)
+            offset = apply_affine(module, torch.zeros((1, *self._shape(inputs[0])), dtype=torch.float64), True)[0]
+            return self._affine(node, inputs, lambda x: apply_affine(module, x, False), offset)
         if isinstance(module, ops.LINEAR_MODULES):
             return self._affine(node, inputs, module)
         if isinstance(module, ops.IDENTITY_MODULES):
