@@ -4,24 +4,34 @@ Select it in the environment of a Jupyter kernel, with a report file::
 
     MPLBACKEND=module://spline_utils.readability_backend SPLINE_READABILITY_REPORT=/tmp/report.jsonl
 
-After every cell (an IPython ``post_execute`` hook) and at every ``plt.show()``, each open figure is checked with
-:func:`spline_utils.readability.record_figure` at the resolution the inline backend would show it (``fig.dpi``) and
-closed, as the inline backend closes figures after displaying them. Figures are not displayed.
+Every pyplot figure is checked with :func:`spline_utils.readability.record_figure` at the resolution the inline
+backend would show it (``fig.dpi``) when it is closed: by ``plt.close`` (e.g. after ``glue(name, fig)``), by
+``plt.show()``, or after the cell that left it open (an IPython ``post_execute`` hook closes every open figure, as
+the inline backend does after displaying them). Figures are not displayed.
 """
 from __future__ import annotations
 
 from matplotlib._pylab_helpers import Gcf
-from matplotlib.backend_bases import FigureManagerBase as FigureManager  # noqa: F401 (the backend's interface)
-from matplotlib.backends.backend_agg import FigureCanvasAgg as FigureCanvas  # noqa: F401
+from matplotlib.backend_bases import FigureManagerBase
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from .readability import record_figure
 
 
+class FigureManager(FigureManagerBase):
+    """Records its figure's readability problems when the figure is closed."""
+
+    def destroy(self) -> None:
+        record_figure(self.canvas.figure, f"cell {_execution_count()}")
+        super().destroy()
+
+
+class FigureCanvas(FigureCanvasAgg):
+    manager_class = FigureManager
+
+
 def check_open_figures() -> None:
-    """Record every open figure's readability problems, then close it."""
-    source = f"cell {_execution_count()}"
-    for manager in Gcf.get_all_fig_managers():
-        record_figure(manager.canvas.figure, source)
+    """Close every open figure, which records its readability problems."""
     Gcf.destroy_all()
 
 

@@ -1,5 +1,8 @@
 """The readability check on synthetic figures whose text sizes and positions are known by construction."""
 import json
+import os
+import subprocess
+import sys
 
 import matplotlib
 
@@ -116,16 +119,21 @@ def test_nothing_is_recorded_without_the_environment_variable(tmp_path, monkeypa
     assert readability.read_report(tmp_path / "missing.jsonl") == []
 
 
-def test_the_backend_checks_and_closes_every_open_figure(tmp_path, monkeypatch):
-    from spline_utils import readability_backend
-
+def test_the_backend_checks_every_figure_however_it_is_closed(tmp_path):
+    """plt.close (as after glue), plt.show and the end of a cell all record the figure; a fresh interpreter, because
+    a backend is chosen once per process."""
     report = tmp_path / "report.jsonl"
-    monkeypatch.setenv(readability.REPORT_VARIABLE, str(report))
-    with plt.rc_context({"backend": "Agg"}):
-        fig, ax = clean_figure()
-        ax.text(0.5, 1.0, "tiny", fontsize=4)
-        clean_figure()
-        readability_backend.check_open_figures()
-    assert plt.get_fignums() == []
+    script = (
+        "import matplotlib.pyplot as plt\n"
+        "from spline_utils import readability_backend\n"
+        "fig, ax = plt.subplots(); ax.text(0.5, 0.5, 'closed', fontsize=4); plt.close(fig)\n"
+        "fig, ax = plt.subplots(); ax.set_title('shown'); plt.show()\n"
+        "fig, ax = plt.subplots(); ax.set_title('left open')\n"
+        "readability_backend.check_open_figures()\n"
+        "assert plt.get_fignums() == []\n")
+    environment = dict(os.environ, MPLBACKEND="module://spline_utils.readability_backend",
+                       **{readability.REPORT_VARIABLE: str(report)})
+    subprocess.run([sys.executable, "-c", script], env=environment, check=True)
     entries = [json.loads(line) for line in report.read_text().splitlines()]
-    assert len(entries) == 2 and sum(bool(e["problems"]) for e in entries) == 1
+    assert [e["figure"] for e in entries][1:] == ["shown", "left open"]
+    assert [bool(e["problems"]) for e in entries] == [True, False, False]
