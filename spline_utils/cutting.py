@@ -209,7 +209,7 @@ def _pieces_lower_bound(polygon: Polygons, lines: np.ndarray, frame: Frame) -> i
         j = np.arange(first, min(first + step, n_lines))
         det = a[:, None] * b[j] - b[:, None] * a[j]  # (k, len(j)): earlier line i, new line j
         earlier = np.arange(n_lines)[:, None] < j
-        parallel = np.abs(det) < 1e-9
+        parallel = np.abs(det) < 1e-6  # sine of the angle: nearer-parallel pairs meet too imprecisely to count
         same_direction = a[:, None] * a[j] + b[:, None] * b[j] > 0
         gap = np.abs(np.where(same_direction, c[:, None] - c[j], c[:, None] + c[j]))
         duplicate = (earlier & parallel & (gap <= merge)).any(axis=0)
