@@ -11,11 +11,13 @@ flattened in PyTorch's C order. Node ``k`` is active (code 1) where its pre-acti
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.nn.utils.prune as torch_prune
 
 from .hooks import eval_with_hooks
 from .modules import AFFINE_LAYERS, BATCHNORMS, NONLINEARITIES, PARAMETER_FREE_AFFINE, batchnorm_scale_shift, leaves
@@ -127,13 +129,18 @@ def to_chain(model: nn.Module) -> Chain:
     TypeError
         If a module is not supported (the message names it).
     ValueError
-        If a parameter or BatchNorm statistic is not finite, or a Conv2d uses non-zero padding modes.
+        If a parameter or BatchNorm statistic is not finite or has no values (``meta`` device), a BatchNorm's
+        ``running_var + eps`` is not positive, a LeakyReLU slope is not finite, or a Conv2d uses non-zero padding
+        modes.
     """
     modules = leaves(model)
     blocks, nonlinearities = [AffineBlock()], []
     for name, module in modules:
         if isinstance(module, NONLINEARITIES) and not _own_forward(module):
             slope = float(module.negative_slope) if isinstance(module, nn.LeakyReLU) else 0.0
+            if not math.isfinite(slope):
+                raise ValueError(f"LeakyReLU {name or 'model'} has negative_slope={slope}; the slope must be a finite "
+                                 "number")
             nonlinearities.append(Nonlinearity(slope))
             blocks.append(AffineBlock())
         elif isinstance(module, AFFINE_MODULES + NONLINEARITIES) and _own_forward(module):
@@ -173,6 +180,10 @@ def check_affine(name: str, module: nn.Module) -> None:
     """Refuse an affine module the engine cannot represent: non-finite values, a non-zero padding mode, a BatchNorm
     without running statistics (``ValueError`` naming the module)."""
     for tensor_name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        if tensor.is_meta:
+            raise ValueError(f"module {name} ({type(module).__name__}) is on the 'meta' device: '{tensor_name}' has a "
+                             "shape but no values. Materialize the model first (model.to_empty(device='cpu'), then "
+                             "load its weights).")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ValueError(f"module {name} ({type(module).__name__}) has non-finite values in '{tensor_name}'; "
                              "fix or re-initialize the weights before computing its partition.")
@@ -181,10 +192,36 @@ def check_affine(name: str, module: nn.Module) -> None:
     if isinstance(module, BATCHNORMS) and not module.track_running_stats:
         raise ValueError(f"BatchNorm {name} has no running statistics (track_running_stats=False), so it is not "
                          "affine at evaluation time; use track_running_stats=True.")
+    if isinstance(module, BATCHNORMS):
+        scale, shift = batchnorm_scale_shift(module)
+        if not (torch.isfinite(scale).all() and torch.isfinite(shift).all()):
+            raise ValueError(f"BatchNorm {name} has running_var + eps <= 0 (or so close to 0 that 1/sqrt overflows) in "
+                             f"some channel, so its eval-mode scale is not a number; a variance cannot be negative. "
+                             "Re-estimate the statistics (reset_running_stats() and a pass over data in train mode).")
+
+
+def effective_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose weights are the ones its forward pass uses, as plain parameters.
+
+    A :mod:`torch.nn.utils.prune` mask is applied and removed in the copy (``model`` keeps it): ``weight`` becomes
+    ``weight_orig * weight_mask``. A plain ``copy.deepcopy`` fails on such a model once it has run a forward pass
+    with gradients, because its ``weight`` is then a computed (non-leaf) tensor.
+    """
+    memo = {}
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    copied = copy.deepcopy(model, memo)
+    for module in copied.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, torch_prune.BasePruningMethod):
+                torch_prune.remove(module, hook._tensor_name)
+    return copied
 
 
 def _float64_copy(module: nn.Module) -> nn.Module:
-    copied = copy.deepcopy(module).to(dtype=torch.float64, device="cpu")
+    copied = effective_copy(module).to(dtype=torch.float64, device="cpu")
     copied.eval()
     for parameter in copied.parameters():
         parameter.requires_grad_(False)
@@ -257,7 +294,7 @@ def activation_codes(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = tor
         from .graph_partition import graph_activation_codes  # here: graph_partition imports this module
         return graph_activation_codes(model, x, dtype)
     to_chain(model)  # same validation (supported modules, finite weights) as the partition engine
-    network = copy.deepcopy(model).to(dtype=dtype, device="cpu").eval()
+    network = effective_copy(model).to(dtype=dtype, device="cpu").eval()
     recorded: list[torch.Tensor] = []
 
     def record_input(_module, inputs):  # before the module runs: an in-place ReLU overwrites its input
@@ -272,4 +309,4 @@ def activation_codes(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = tor
             raise ValueError(f"the model could not process inputs of shape {tuple(x.shape)[1:]}: {error}") from error
     if not recorded:
         return torch.zeros((x.shape[0], 0), dtype=torch.bool)
-    return torch.cat([h.reshape(h.shape[0], -1) for h in recorded], dim=1)
+    return torch.cat([h.flatten(1) for h in recorded], dim=1)

@@ -92,6 +92,9 @@ def batchnorm_pass(model: nn.Module, x: torch.Tensor, batch_size: int) -> tuple[
     x : torch.Tensor, shape (n_samples, *input_shape)
     batch_size : int
     """
+    if any(tensor.is_meta for tensor in [*model.parameters(), *model.buffers()]):
+        raise ValueError("the model is on the 'meta' device: its weights have shapes but no values. Materialize it "
+                         "first (model.to_empty(device='cpu'), then load its weights).")
     layers = batchnorm_layers(model)
     if not layers:
         raise ValueError("the model has no BatchNorm layer; use probe_codes, which falls back to "

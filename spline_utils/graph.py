@@ -17,7 +17,6 @@ reproduce it (an in-place operation on a tensor used again, a batch-mixing resha
 """
 from __future__ import annotations
 
-import copy
 import operator
 from dataclasses import dataclass
 from typing import Callable
@@ -28,7 +27,7 @@ import torch.fx as fx
 import torch.nn as nn
 
 from . import graph_ops as ops
-from .chain import apply_affine, check_affine
+from .chain import apply_affine, check_affine, effective_copy
 
 
 @dataclass
@@ -89,7 +88,7 @@ class _Recorder(fx.Interpreter):
 
 def float64_copy(model: nn.Module) -> nn.Module:
     """A float64, CPU, eval-mode copy of ``model`` without gradients."""
-    network = copy.deepcopy(model).to(dtype=torch.float64, device="cpu").eval()
+    network = effective_copy(model).to(dtype=torch.float64, device="cpu").eval()
     for parameter in network.parameters():
         parameter.requires_grad_(False)
     return network

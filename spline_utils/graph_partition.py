@@ -17,8 +17,9 @@ import torch.nn as nn
 from . import graph_ops as ops
 from .cutting import cut_by_layer
 from .graph import AffineNode, Graph, float64_copy, trace_graph, trace_module
-from .partition import LayerPartition, Partition, _check_memory
+from .partition import LayerPartition, Partition, check_memory
 from .polygons import Polygons
+from .tolerance import Frame
 from .propagate import CHUNK_BYTES
 
 
@@ -57,7 +58,7 @@ def ancestors(layers: list[LayerPartition], level: int, ancestor_level: int) -> 
 
 
 def graph_partition2d(model: nn.Module, bounds: tuple, plane, input_state: np.ndarray, domain: Polygons,
-                      tolerance_scale: float, max_regions: int, max_bytes: int) -> GraphPartition:
+                      frame: Frame, max_regions: int, max_bytes: int) -> GraphPartition:
     """The engine behind :func:`spline_utils.partition2d` for models that are not plain ``nn.Sequential`` chains.
 
     ``input_state`` is the input as an affine map of the 2-D coordinates, shape (1, 3, *input_shape).
@@ -74,18 +75,18 @@ def graph_partition2d(model: nn.Module, bounds: tuple, plane, input_state: np.nd
         if isinstance(node, AffineNode):
             level[index] = max(level[source] for source in node.inputs)
             n_regions = 1 if level[index] < 0 else layers[level[index]].num_regions
-            _check_memory(n_regions, 3 * int(np.prod(node.shape)) * 8, max_bytes)
+            check_memory(n_regions, 3 * int(np.prod(node.shape)) * 8, max_bytes)
             maps[index] = _apply_affine_node(node, [(maps[s], ancestors(layers, level[index], level[s]),
                                                      _shape(graph, s)) for s in node.inputs], n_regions)
         else:
             current = len(layers) - 1
             parents = domain if current < 0 else layers[current].polygons
-            _check_memory(len(parents), 3 * int(np.prod(node.shape)) * 8, max_bytes)
+            check_memory(len(parents), 3 * int(np.prod(node.shape)) * 8, max_bytes)
             pre = maps[node.input][ancestors(layers, current, level[node.input])].reshape(len(parents), 3, -1)
-            pieces, parent, codes = cut_by_layer(parents, pre, tolerance_scale, max_regions, len(layers))
+            pieces, parent, codes = cut_by_layer(parents, pre, frame, max_regions, len(layers))
             layers.append(LayerPartition(pieces, parent, codes, pre, node.slope, node.shape))
             level[index] = len(layers) - 1
-            _check_memory(len(pieces), 3 * int(np.prod(node.shape)) * 8, max_bytes)
+            check_memory(len(pieces), 3 * int(np.prod(node.shape)) * 8, max_bytes)
             maps[index] = layers[-1].post_activations(np.arange(len(pieces)))
         for source in _inputs(node):
             if last_reader[source] == index:

@@ -11,14 +11,16 @@ The cutting lives in :mod:`spline_utils.cutting`, the propagation of per-region 
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from .chain import Chain, activation_codes, is_chain, to_chain
-from .cutting import RELATIVE_TOLERANCE, PartitionTooLarge, cut_by_layer
+from .cutting import PartitionTooLarge, cut_by_layer
 from .polygons import Polygons, clip_lines, join_segments, rectangle
+from .tolerance import Frame
 from .propagate import apply_block, map_in_chunks, next_pre_activations
 from .slices import Plane, grid_points
 
@@ -137,6 +139,11 @@ class Partition:
             index = self.layers[current].parent[index]
         return np.concatenate(parts[::-1], axis=1)
 
+    @property
+    def frame(self) -> Frame:
+        """The domain's centre and half-size, which the geometric tolerances are relative to."""
+        return Frame.around(self.bounds)
+
     def polygons_after(self, layer: int) -> Polygons:
         """The regions after hidden layer ``layer`` (0-based); ``-1`` is the undivided domain."""
         return self.domain if layer < 0 else self.layers[layer].polygons
@@ -203,16 +210,24 @@ class Partition:
             One straight segment per region of the previous layers that the spline crosses: the spline bends
             only on earlier splines.
         """
-        current = self.layers[layer]
-        if not 0 <= node < current.num_nodes:
-            raise ValueError(f"layer {layer} has {current.num_nodes} nodes; node {node} does not exist")
+        current = self.layers[self._check_layer(layer)]
+        if isinstance(node, bool) or not isinstance(node, numbers.Integral) or not 0 <= node < current.num_nodes:
+            raise ValueError(f"hidden layer {layer} has {current.num_nodes} nodes (0 to {current.num_nodes - 1}); "
+                             f"node {node!r} does not exist")
         parents = self.polygons_after(layer - 1)
-        _, segments = clip_lines(parents, current.pre_activations[:, :, node], RELATIVE_TOLERANCE)
+        _, segments = clip_lines(parents, current.pre_activations[:, :, node], self.frame)
         return segments
+
+    def _check_layer(self, layer) -> int:
+        """``layer`` as a valid hidden-layer index (0-based, no negative indexing), or a ValueError."""
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not 0 <= layer < len(self.layers):
+            raise ValueError(f"layer must be a hidden layer index from 0 to {len(self.layers) - 1} (the network has "
+                             f"{len(self.layers)} hidden layers; negative indices are not used); got {layer!r}")
+        return int(layer)
 
     def layer_spline_segments(self, layer: int) -> np.ndarray:
         """All splines of a hidden layer, shape (n_segments, 2, 2)."""
-        parts = [self.spline_segments(layer, node) for node in range(self.layers[layer].num_nodes)]
+        parts = [self.spline_segments(layer, node) for node in range(self.layers[self._check_layer(layer)].num_nodes)]
         return np.concatenate(parts) if parts else np.zeros((0, 2, 2))
 
     def spline(self, layer: int, node: int) -> list[np.ndarray]:
@@ -231,14 +246,17 @@ class Partition:
         """
         maps = self.output_maps()
         n_outputs = maps.shape[2]
+        if n_outputs == 0:
+            raise ValueError("the network has no outputs (its last layer has 0 features), so it has no decision "
+                             "boundary; give the last layer at least one output")
         if classes is None and n_outputs == 1:
-            return clip_lines(self.polygons, maps[:, :, 0], RELATIVE_TOLERANCE)[1]
+            return clip_lines(self.polygons, maps[:, :, 0], self.frame)[1]
         if classes is not None or n_outputs == 2:
             first, second = classes if classes is not None else (0, 1)
             for index in (first, second):
                 if not 0 <= index < n_outputs:
                     raise ValueError(f"class {index} does not exist: the network has {n_outputs} outputs")
-            return clip_lines(self.polygons, maps[:, :, first] - maps[:, :, second], RELATIVE_TOLERANCE)[1]
+            return clip_lines(self.polygons, maps[:, :, first] - maps[:, :, second], self.frame)[1]
         pieces = [self._top_logit_ties(maps, first, second)
                   for first in range(n_outputs) for second in range(first + 1, n_outputs)]
         return np.concatenate(pieces)
@@ -248,7 +266,7 @@ class Partition:
         return join_segments(self.boundary_segments(classes))
 
     def _top_logit_ties(self, maps: np.ndarray, first: int, second: int) -> np.ndarray:
-        hit, segments = clip_lines(self.polygons, maps[:, :, first] - maps[:, :, second], RELATIVE_TOLERANCE)
+        hit, segments = clip_lines(self.polygons, maps[:, :, first] - maps[:, :, second], self.frame)
         if not hit.any():
             return segments
         region_maps = maps[hit]
@@ -287,7 +305,9 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
         Maps 2-D coordinates to the model's input (see :mod:`spline_utils.slices`). Without it the model's input
         must be 2-D.
     max_regions : int
-        Stop with :class:`PartitionTooLarge` once a layer's partition would have more regions than this.
+        Stop with :class:`PartitionTooLarge` once a layer's partition would have more regions than this. Before a
+        layer is cut, a lower bound on its region count (from where its lines cross) is checked, so a partition far
+        above the cap stops within seconds. A whole number: ``None``, NaN or infinity do not turn the cap off.
     max_bytes : int
         Stop with :class:`PartitionTooLarge` before allocating per-region affine maps larger than this.
 
@@ -302,32 +322,33 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
     TypeError
         An unsupported module (named in the message).
     ValueError
-        Bad bounds, an input size that does not match the model, non-finite weights.
+        Bad bounds or caps, an input size that does not match the model, non-finite or ``meta`` weights, a
+        non-finite LeakyReLU slope, a BatchNorm whose ``running_var + eps`` is not positive.
     PartitionTooLarge
         The region or memory cap would be exceeded.
     """
     bounds = _check_bounds(bounds)
-    if max_regions < 1:
-        raise ValueError(f"max_regions must be >= 1, got {max_regions}")
+    max_regions = _check_cap("max_regions", max_regions, "regions")
+    max_bytes = _check_cap("max_bytes", max_bytes, "bytes")
     domain = rectangle(bounds)
-    tolerance_scale = max(abs(b) for b in bounds)
+    frame = Frame.around(bounds)
     if not is_chain(model):
         from .graph_partition import graph_partition2d  # here, not at the top: graph_partition builds on this module
         input_state = _input_state((2,) if plane is None else None, plane).numpy()
-        return graph_partition2d(model, bounds, plane, input_state, domain, tolerance_scale, max_regions, max_bytes)
+        return graph_partition2d(model, bounds, plane, input_state, domain, frame, max_regions, max_bytes)
     chain = to_chain(model)
     input_state = _input_state(chain.input_shape, plane)
-    shapes = chain.layer_shapes(input_state.shape[2:])
+    shapes = _layer_shapes(chain, input_state, plane)
     layers: list[LayerPartition] = []
     for layer_index, (block, nonlinearity) in enumerate(zip(chain.blocks, chain.nonlinearities)):
         if layer_index == 0:
             pre, parents = apply_block(block, input_state), domain
         else:
             previous = layers[-1]
-            _check_memory(previous.num_regions, 3 * math.prod(shapes[layer_index]) * 8, max_bytes)
+            check_memory(previous.num_regions, 3 * math.prod(shapes[layer_index]) * 8, max_bytes)
             pre = next_pre_activations(block, previous)
             parents = previous.polygons
-        pieces, parent, layer_codes = cut_by_layer(parents, pre, tolerance_scale, max_regions, layer_index)
+        pieces, parent, layer_codes = cut_by_layer(parents, pre, frame, max_regions, layer_index)
         layers.append(LayerPartition(pieces, parent, layer_codes, pre, nonlinearity.slope, shapes[layer_index]))
     return Partition(chain, bounds, plane, domain, layers, input_state)
 
@@ -365,16 +386,34 @@ def _check_bounds(bounds) -> tuple:
     return values
 
 
+def _check_cap(name: str, value, units: str) -> int:
+    """A cap as a positive int; ``None``, NaN, infinity, strings and fractions are refused (no cap means no cap)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or value < 1 or value != int(value):
+        raise ValueError(f"{name} must be a whole number >= 1 (the most {units} to allow; there is no setting that "
+                         f"turns the cap off: pass a larger number), got {value!r}")
+    return int(value)
+
+
+def _layer_shapes(chain: Chain, input_state: np.ndarray, plane: Plane | None) -> list[tuple]:
+    """The chain's layer shapes for the input; a model whose input size is unknown must take the 2-D points."""
+    try:
+        return chain.layer_shapes(input_state.shape[2:])
+    except ValueError as error:
+        if plane is not None or chain.input_shape is not None:
+            raise
+        raise ValueError(f"the model does not take 2-D points ({error}); pass plane=... (e.g. "
+                         "spline_utils.image_canvas(image0, image1)) to partition a 2-D slice of its input") from error
+
+
 def _input_state(input_shape: tuple | None, plane: Plane | None) -> torch.Tensor:
     """The input as an affine map of (a, b): shape (1, 3, *input_shape), rows offset, d/da, d/db.
 
     ``input_shape`` is the model's per-sample input shape where it is known, else ``None``.
     """
     if plane is None:
-        if input_shape != (2,):
-            expected = "an unknown shape (it starts with a conv layer)" if input_shape is None \
-                else f"shape {input_shape}"
-            raise ValueError(f"the model expects inputs of {expected}, not 2-D points; pass plane=... "
+        if input_shape not in (None, (2,)):
+            raise ValueError(f"the model expects inputs of shape {input_shape}, not 2-D points; pass plane=... "
                              "(e.g. spline_utils.image_canvas(image0, image1)) to partition a 2-D slice")
         state = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     else:
@@ -387,7 +426,8 @@ def _input_state(input_shape: tuple | None, plane: Plane | None) -> torch.Tensor
     return state[None]
 
 
-def _check_memory(n_regions: int, bytes_per_region: int, max_bytes: int) -> None:
+def check_memory(n_regions: int, bytes_per_region: int, max_bytes: int) -> None:
+    """Raise :class:`PartitionTooLarge` before allocating ``n_regions * bytes_per_region`` bytes above ``max_bytes``."""
     needed = n_regions * bytes_per_region
     if needed > max_bytes:
         raise PartitionTooLarge(

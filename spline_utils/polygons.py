@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .tolerance import Frame, line_tolerance, min_segment_length
+
 
 @dataclass
 class Polygons:
@@ -58,11 +60,14 @@ class Polygons:
         return Polygons(self.vertices[vertex_index], counts)
 
     def areas(self) -> np.ndarray:
-        """Shoelace areas, shape (n_polygons,)."""
-        x, y = self.vertices[:, 0], self.vertices[:, 1]
+        """Shoelace areas, shape (n_polygons,), relative to each polygon's first vertex (exact far from the origin)."""
+        if not len(self.counts):
+            return np.zeros(0)
+        relative = self.vertices - np.repeat(self.vertices[self.starts], self.counts, axis=0)
+        x, y = relative[:, 0], relative[:, 1]
         following = self.next_vertex()
         cross = x * y[following] - x[following] * y
-        return 0.5 * np.add.reduceat(cross, self.starts) if len(self.counts) else np.zeros(0)
+        return 0.5 * np.add.reduceat(cross, self.starts)
 
     def vertex_means(self) -> np.ndarray:
         """Mean of each polygon's vertices, shape (n_polygons, 2): a point strictly inside a convex polygon."""
@@ -134,7 +139,7 @@ def cut(polygons: Polygons, values: np.ndarray, tolerance: np.ndarray):
     return halves[0], halves[1]
 
 
-def clip_lines(polygons: Polygons, lines: np.ndarray, relative_tolerance: float = 1e-10):
+def clip_lines(polygons: Polygons, lines: np.ndarray, frame: Frame | None = None):
     """Intersect each polygon with its own line ``c + a1 x + a2 y = 0``.
 
     Parameters
@@ -142,6 +147,8 @@ def clip_lines(polygons: Polygons, lines: np.ndarray, relative_tolerance: float 
     polygons : Polygons
     lines : ndarray, shape (n_polygons, 3)
         ``(c, a1, a2)`` per polygon.
+    frame : Frame, optional
+        The domain the tolerances are relative to (see :func:`line_tolerance`); by default the polygons' bounding box.
 
     Returns
     -------
@@ -154,7 +161,10 @@ def clip_lines(polygons: Polygons, lines: np.ndarray, relative_tolerance: float 
     c, a1, a2 = lines[owner, 0], lines[owner, 1], lines[owner, 2]
     x, y = polygons.vertices[:, 0], polygons.vertices[:, 1]
     values = c + a1 * x + a2 * y
-    tolerance = relative_tolerance * (np.abs(c) + np.abs(a1 * x) + np.abs(a2 * y))
+    if frame is None:
+        vertices = polygons.vertices if len(polygons.vertices) else np.zeros((1, 2))
+        frame = Frame.around((vertices[:, 0].min(), vertices[:, 0].max(), vertices[:, 1].min(), vertices[:, 1].max()))
+    tolerance = line_tolerance(lines, frame)[owner]
     side = side_of_line(values, tolerance)
     following = polygons.next_vertex()
     crossing = side * side[following] < 0
@@ -172,8 +182,7 @@ def clip_lines(polygons: Polygons, lines: np.ndarray, relative_tolerance: float 
     highest = np.full(n, -np.inf)
     np.minimum.at(lowest, point_owner[valid], along[valid])
     np.maximum.at(highest, point_owner[valid], along[valid])
-    scale = np.abs(polygons.vertices).max() if len(polygons.vertices) else 1.0
-    hit = (highest - lowest > 1e-12 * max(scale, 1.0)) & (norm > 0) & np.isfinite(lowest)
+    hit = (highest - lowest > min_segment_length(frame)) & (norm > 0) & np.isfinite(lowest)
     # A polygon whose edge lies on the line has two "on" vertices and no crossing: that edge is shared with a
     # neighbour and belongs to the spline as well, so it counts.
     foot = -(lines[hit, 0] / safe_norm[hit] ** 2)[:, None] * lines[hit, 1:3]

@@ -8,12 +8,15 @@ pruning with :mod:`torch.nn.utils.prune` masks. Which nodes to keep is chosen in
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.utils.prune as torch_prune
 
+from .chain import effective_copy
 from .modules import AFFINE_LAYERS, HiddenLayer, hidden_layer_links, leaves
 
 SCOPES = ("layerwise", "global")
@@ -36,9 +39,17 @@ def prune_nodes(model: nn.Module, keep_masks: Sequence[torch.Tensor]) -> nn.Sequ
     Returns
     -------
     nn.Sequential
-        Same module names and order as ``model``, fewer units; parameters are copies (same dtype and device).
+        Same module names and order as ``model``, fewer units; parameters are copies (same dtype and device). The
+        weights of a weight-masked ``model`` (:func:`prune_weights` without ``permanent``) are its effective, masked
+        weights; the copy holds no masks.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not an ``nn.Sequential`` (see :func:`check_node_surgery`) or has a module pruning cannot pass.
     """
-    pruned = copy.deepcopy(model)
+    check_node_surgery(model)
+    pruned = effective_copy(model)
     links = hidden_layer_links(pruned)
     masks = check_keep_masks(links, keep_masks)
     names = {id(module): name for name, module in leaves(pruned)}
@@ -59,6 +70,20 @@ def prune_nodes(model: nn.Module, keep_masks: Sequence[torch.Tensor]) -> nn.Sequ
     for name, module in replacements.items():
         _replace(pruned, name, module)
     return pruned
+
+
+def check_node_surgery(model: nn.Module) -> None:
+    """Refuse, before any training, a model whose nodes :func:`prune_nodes` cannot remove.
+
+    Node surgery reads the network as a chain of layers, each feeding the next; a model that is not an
+    ``nn.Sequential`` (a ResNet such as ``nets.preact_resnet``: its skip connections add a block's input to its
+    output, so one block's channels are tied to every other block's of the stage) is refused with a ``TypeError``.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"node surgery needs an nn.Sequential, and {type(model).__name__} is not one: its forward is "
+                        "not a chain of layers (a ResNet's skip connections tie channels across blocks), so its "
+                        "nodes cannot be removed. Use a sequential network (spline_utils.nets.small_vgg, small_cnn, "
+                        "mlp), or weight masks (prune_weights), or the detectors alone (train_dense) on this model.")
 
 
 def check_keep_masks(links: Sequence[HiddenLayer], keep_masks) -> list[torch.Tensor]:
@@ -158,9 +183,10 @@ def rewind(pruned_model: nn.Module, initial_model: nn.Module, keep_masks: Sequen
 
 
 def check_ratio_and_scope(ratio: float, scope: str, units: str) -> None:
-    """``ratio`` must be a fraction in [0, 1) and ``scope`` one of :data:`SCOPES`."""
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio must be in [0, 1) (the fraction of {units} to remove), got {ratio}")
+    """``ratio`` must be a fraction in [0, 1) (a number, not a string) and ``scope`` one of :data:`SCOPES`."""
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not math.isfinite(ratio) \
+            or not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio must be a number in [0, 1) (the fraction of {units} to remove), got {ratio!r}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
 

@@ -1,6 +1,5 @@
 """Every chapter runs end to end through papermill with SMOKE=True (seconds), and is committed clean."""
 import json
-import os
 from pathlib import Path
 
 import pytest

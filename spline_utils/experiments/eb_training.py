@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from .. import flops, pruning, spline_pruning, train
 from ..early_bird import MaskEarlyBird, SplineEarlyBird
 from ..recipes import TrainingRecipe
+from ..surgery import check_node_surgery
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,8 @@ def compare(build_model: Callable[[int], nn.Module], split: Split, seeds: Sequen
     unknown = set(methods) - set(METHODS)
     if unknown or not seeds or not ratios:
         raise ValueError(f"need seeds, ratios and methods from {tuple(METHODS)}; unknown: {sorted(unknown)}")
+    if any(METHODS[name].criterion for name in methods):
+        check_node_surgery(build_model(seeds[0]))  # before the dense run, not after it
     probe = split.train_x[:probe_size]
     iterator = seeds
     if progress:

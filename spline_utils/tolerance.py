@@ -1,0 +1,55 @@
+"""When a point is on a line: tolerances relative to the domain's own size, not to its distance from the origin.
+
+Every geometric decision of the engine (which side of a node's line a vertex lies on, whether a line crosses a region,
+whether a spline's piece is a segment or a point) compares ``c + a1 x + a2 y`` with :func:`line_tolerance`. It is
+measured in the domain's :class:`Frame`, so a domain of width 1 around 1e10 is resolved as finely as one around 0, up
+to the float64 round-off of the numbers involved.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Lines closer to a vertex than this fraction of their variation across the domain pass through it.
+RELATIVE_TOLERANCE = 1e-10
+#: The float64 round-off of evaluating ``c + a1 x + a2 y``, as a fraction of ``|c| + |a1 x| + |a2 y|`` (256 ulp).
+ROUNDING_TOLERANCE = 2.0**-44
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where tolerances are measured: the domain's centre and half-size.
+
+    A tolerance relative to the domain's own size, not to its distance from the origin, resolves a domain of width 1
+    around 1e10 as well as one around 0.
+    """
+
+    centre_x: float
+    centre_y: float
+    half: float
+
+    @classmethod
+    def around(cls, bounds) -> "Frame":
+        """The frame of a rectangle ``(xmin, xmax, ymin, ymax)``."""
+        xmin, xmax, ymin, ymax = (float(b) for b in bounds)
+        return cls((xmin + xmax) / 2, (ymin + ymax) / 2, max(xmax - xmin, ymax - ymin) / 2)
+
+
+def line_tolerance(maps: np.ndarray, frame: Frame) -> np.ndarray:
+    """How close to zero an affine function ``(..., 3)`` (rows c, a1, a2) must be at a point to be on its line.
+
+    The sum of :data:`RELATIVE_TOLERANCE` times the function's size on the domain (its value at the centre plus its
+    variation over the half-size) and :data:`ROUNDING_TOLERANCE` times the size of the terms summed to evaluate it
+    (the round-off, which grows with the distance from the origin). Shape ``maps.shape[:-1]``.
+    """
+    c, a1, a2 = maps[..., 0], maps[..., 1], maps[..., 2]
+    spread = frame.half * (np.abs(a1) + np.abs(a2))
+    local = np.abs(c + a1 * frame.centre_x + a2 * frame.centre_y) + spread
+    terms = np.abs(c) + np.abs(a1) * abs(frame.centre_x) + np.abs(a2) * abs(frame.centre_y) + spread
+    return RELATIVE_TOLERANCE * local + ROUNDING_TOLERANCE * terms
+
+
+def min_segment_length(frame: Frame) -> float:
+    """Segments shorter than this are points: a line that only touches a polygon's vertex."""
+    return 1e-12 * frame.half + ROUNDING_TOLERANCE * (max(abs(frame.centre_x), abs(frame.centre_y)) + frame.half)
