@@ -1,7 +1,8 @@
 """Benchmark of the exact partition engine: regions per second and seconds per partition.
 
 Seeded, default-initialized MLPs (hidden layers only, ReLU after each) on [-1, 1]^2, and the paper's small CNN
-(trained briefly on the offline digits so its partition is realistic) on the slice a * image0 + b * image1.
+(trained briefly on the offline digits so its partition is realistic) on the slice a * image0 + b * image1; the graph
+engine on the book's PreAct ResNet (narrow, untrained) on a window of that slice and on a conv-BN-ReLU-MaxPool CNN.
 Each case runs REPEATS times; the median is reported. Usage: ``python benchmarks/bench_partition.py [--repeats 5]``.
 """
 from __future__ import annotations
@@ -37,6 +38,21 @@ def cnn_case():
     return model, su.image_canvas(six, nine)
 
 
+def residual_case(six, nine):
+    """The book's PreAct ResNet (narrow, untrained, seeded) on a window of the 6-9 canvas."""
+    return nets.preact_resnet(widths=(4, 8, 16), seed=0), su.image_canvas(six, nine), (0.45, 0.55, 0.45, 0.55)
+
+
+def max_pool_cnn(seed: int = 0) -> torch.nn.Sequential:
+    """conv-BN-ReLU-MaxPool2d(2) twice, then a linear classifier (28x28 inputs)."""
+    nn = torch.nn
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(1, 6, 5), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(6, 6, 5), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(6 * 4 * 4, 10)).eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -50,6 +66,12 @@ def main() -> None:
               TARGETS.get(w)) for w in MLP_WIDTHS]
     cnn, plane = cnn_case()
     cases.append(("paper CNN, slice 6-9 (digits)", cnn, (0, 1, 0, 1), plane, None))
+    images, labels = data.digits()
+    six, nine = images[labels == 6][0], images[labels == 9][0]
+    resnet, resnet_plane, resnet_bounds = residual_case(six, nine)
+    cases.append(("PreActResNet 4-8-16, 6-9 window", resnet, resnet_bounds, resnet_plane, None))
+    cases.append(("MaxPool CNN, 6-9 window", max_pool_cnn(), (0.45, 0.55, 0.45, 0.55), su.image_canvas(six, nine),
+                  None))
     for name, model, bounds, plane, target in cases:
         median, best, partition = time_partition(model, bounds, plane, args.repeats)
         verdict = "" if target is None else ("ok" if median <= target else "MISSED") + f" {target:g}s"

@@ -36,7 +36,7 @@ class AffineBlock:
 
     def apply(self, x: torch.Tensor, with_offset: bool = True) -> torch.Tensor:
         for module in self.modules:
-            x = _apply_affine(module, x, with_offset)
+            x = apply_affine(module, x, with_offset)
         return x
 
 
@@ -132,12 +132,14 @@ def to_chain(model: nn.Module) -> Chain:
     modules = leaves(model)
     blocks, nonlinearities = [AffineBlock()], []
     for name, module in modules:
-        if isinstance(module, NONLINEARITIES):
+        if isinstance(module, NONLINEARITIES) and not _own_forward(module):
             slope = float(module.negative_slope) if isinstance(module, nn.LeakyReLU) else 0.0
             nonlinearities.append(Nonlinearity(slope))
             blocks.append(AffineBlock())
+        elif isinstance(module, AFFINE_MODULES + NONLINEARITIES) and _own_forward(module):
+            raise TypeError(f"module {name} ({type(module).__name__}) overrides forward; a chain cannot represent it")
         elif isinstance(module, AFFINE_MODULES):
-            _check_affine(name, module)
+            check_affine(name, module)
             if not isinstance(module, (nn.Identity, nn.Dropout)):
                 blocks[-1].modules.append(_float64_copy(module))
         else:
@@ -147,7 +149,29 @@ def to_chain(model: nn.Module) -> Chain:
     return Chain(blocks, nonlinearities, _input_shape(modules))
 
 
-def _check_affine(name: str, module: nn.Module) -> None:
+def is_chain(model: nn.Module) -> bool:
+    """Whether :func:`to_chain` represents ``model`` exactly: plain (nested) ``nn.Sequential`` of supported modules,
+    each used once.
+
+    Models for which this is ``False`` go through the ``torch.fx`` graph engine (:mod:`spline_utils.graph`).
+    """
+    try:
+        modules = leaves(model)
+    except TypeError:
+        return False
+    return all(isinstance(module, AFFINE_MODULES + NONLINEARITIES) and not _own_forward(module)
+               for _, module in modules)
+
+
+def _own_forward(module: nn.Module) -> bool:
+    """A subclass of a supported module that overrides its ``forward``."""
+    base = next(cls for cls in AFFINE_MODULES + NONLINEARITIES if isinstance(module, cls))
+    return type(module).forward is not base.forward
+
+
+def check_affine(name: str, module: nn.Module) -> None:
+    """Refuse an affine module the engine cannot represent: non-finite values, a non-zero padding mode, a BatchNorm
+    without running statistics (``ValueError`` naming the module)."""
     for tensor_name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ValueError(f"module {name} ({type(module).__name__}) has non-finite values in '{tensor_name}'; "
@@ -177,7 +201,8 @@ def _input_shape(modules) -> tuple | None:
     return None
 
 
-def _apply_affine(module: nn.Module, x: torch.Tensor, with_offset: bool) -> torch.Tensor:
+def apply_affine(module: nn.Module, x: torch.Tensor, with_offset: bool) -> torch.Tensor:
+    """One affine module on a batch ``x``: ``W x + b`` (``with_offset``) or its linear part ``W x``."""
     if isinstance(module, nn.Linear):
         return F.linear(x, module.weight, module.bias if with_offset else None)
     if isinstance(module, nn.Conv2d):
@@ -202,8 +227,9 @@ def _nonlinear_modules(model: nn.Module) -> list[nn.Module]:
 def activation_codes(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Activation codes of inputs ``x``: which hidden nodes are active, in layer order.
 
-    Computed from the model's own forward pass (forward hooks on its ReLU/LeakyReLU modules, eval mode,
-    in ``dtype``), so it is an independent check of :func:`spline_utils.partition2d`.
+    Computed from the model's own forward pass in eval mode and ``dtype`` (hooks that read the input of each
+    ReLU/LeakyReLU module before it runs; for models that are not plain ``nn.Sequential`` chains, the forward run
+    operation by operation with ``torch.fx``), so it is an independent check of :func:`spline_utils.partition2d`.
 
     Parameters
     ----------
@@ -217,24 +243,33 @@ def activation_codes(model: nn.Module, x: torch.Tensor, dtype: torch.dtype = tor
     torch.Tensor of bool, shape (n_samples, n_nodes)
         Entry ``[i, k]`` is ``True`` where hidden node ``k``'s pre-activation at ``x[i]`` is > 0. Nodes are ordered
         layer by layer, each layer's nodes flattened in C order, the same order as ``partition2d(...).codes``.
+        A layer is each call of a ReLU/LeakyReLU, in the order the forward runs them (a module called twice gives
+        two layers). A MaxPool2d with ``K`` window elements gives ``K - 1`` layers where it runs, each of its
+        output's shape: layer ``k`` (1..K-1) is active where the ``k``-th valid window element (row-major kernel
+        order, padding skipped) is strictly greater than all earlier ones (inactive where the window has fewer).
     """
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x)
     if x.dim() < 2:
         raise ValueError(f"x must have shape (n_samples, *input_shape); got shape {tuple(x.shape)}. "
                          "Add a batch dimension with x[None].")
+    if not is_chain(model):
+        from .graph_partition import graph_activation_codes  # here: graph_partition imports this module
+        return graph_activation_codes(model, x, dtype)
     to_chain(model)  # same validation (supported modules, finite weights) as the partition engine
     network = copy.deepcopy(model).to(dtype=dtype, device="cpu").eval()
     recorded: list[torch.Tensor] = []
 
-    def record_input(_module, inputs, _output):
-        recorded.append(inputs[0].detach())
+    def record_input(_module, inputs):  # before the module runs: an in-place ReLU overwrites its input
+        recorded.append(inputs[0].detach() > 0)
 
-    with eval_with_hooks(network, [(module, record_input) for module in _nonlinear_modules(network)]):
+    for module in _nonlinear_modules(network):  # a private copy: the hooks go with it
+        module.register_forward_pre_hook(record_input)
+    with eval_with_hooks(network):
         try:
             network(x.to(dtype=dtype, device="cpu"))
         except RuntimeError as error:
             raise ValueError(f"the model could not process inputs of shape {tuple(x.shape)[1:]}: {error}") from error
     if not recorded:
         return torch.zeros((x.shape[0], 0), dtype=torch.bool)
-    return torch.cat([h.reshape(h.shape[0], -1) > 0 for h in recorded], dim=1)
+    return torch.cat([h.reshape(h.shape[0], -1) for h in recorded], dim=1)

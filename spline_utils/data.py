@@ -25,10 +25,7 @@ def x_task(n_samples: int = 2000, low: float = -5.0, high: float = 5.0, seed: in
     x : torch.Tensor, float32, shape (n_samples, 2)
     y : torch.Tensor, int64, shape (n_samples,)
     """
-    generator = np.random.default_rng(seed)
-    x = generator.uniform(low, high, size=(n_samples, 2))
-    y = (np.abs(x[:, 1]) > np.abs(x[:, 0])).astype(np.int64)
-    return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    return _uniform_task(n_samples, low, high, seed, lambda x: np.abs(x[:, 1]) > np.abs(x[:, 0]))
 
 
 def square_task(n_samples: int = 2000, half_width: float = 1.0, low: float = -2.0, high: float = 2.0,
@@ -40,10 +37,7 @@ def square_task(n_samples: int = 2000, half_width: float = 1.0, low: float = -2.
     x : torch.Tensor, float32, shape (n_samples, 2)
     y : torch.Tensor, int64, shape (n_samples,)
     """
-    generator = np.random.default_rng(seed)
-    x = generator.uniform(low, high, size=(n_samples, 2))
-    y = (np.abs(x).max(axis=1) < half_width).astype(np.int64)
-    return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    return _uniform_task(n_samples, low, high, seed, lambda x: np.abs(x).max(axis=1) < half_width)
 
 
 def disk_task(n_samples: int = 2000, centre=(-0.4, -0.5), radius: float = 1.4, low: float = -3.0,
@@ -60,10 +54,14 @@ def disk_task(n_samples: int = 2000, centre=(-0.4, -0.5), radius: float = 1.4, l
     """
     if radius <= 0:
         raise ValueError(f"radius must be positive, got {radius}")
-    generator = np.random.default_rng(seed)
-    x = generator.uniform(low, high, size=(n_samples, 2))
-    y = (np.linalg.norm(x - np.asarray(centre, dtype=float), axis=1) < radius).astype(np.int64)
-    return torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    return _uniform_task(n_samples, low, high, seed,
+                         lambda x: np.linalg.norm(x - np.asarray(centre, dtype=float), axis=1) < radius)
+
+
+def _uniform_task(n_samples: int, low: float, high: float, seed: int, inside):
+    """``n_samples`` seeded points uniform in ``[low, high]^2``, labelled 1 where ``inside(points)`` holds."""
+    points = np.random.default_rng(seed).uniform(low, high, size=(n_samples, 2))
+    return torch.tensor(points, dtype=torch.float32), torch.tensor(inside(points).astype(np.int64))
 
 
 def train_test_split(x: torch.Tensor, y: torch.Tensor, test_fraction: float = 0.2, seed: int = 0):

@@ -19,8 +19,6 @@ from typing import Callable, Sequence
 from .plot import figure_png
 from .static_sliders import check_interval, slider_html, static_frame_html
 
-__all__ = ["frame_slider", "live_control", "slider_html", "static_frame_html"]
-
 BUILD_ENVIRONMENT_VARIABLE = "SPLINE_BOOK_STATIC"
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .chain import Chain, activation_codes, to_chain
+from .chain import Chain, activation_codes, is_chain, to_chain
 from .cutting import RELATIVE_TOLERANCE, PartitionTooLarge, cut_by_layer
 from .polygons import Polygons, clip_lines, join_segments, rectangle
 from .propagate import apply_block, map_in_chunks, next_pre_activations
@@ -275,8 +275,12 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
     Parameters
     ----------
     model : torch.nn.Module
-        Linear, Conv2d, BatchNorm (eval statistics are used), Flatten, AvgPool2d, ReLU, LeakyReLU, nested in
-        ``nn.Sequential``. Not modified.
+        Not modified. A plain (nested) ``nn.Sequential`` of Linear, Conv2d, BatchNorm (eval statistics are used),
+        Flatten, AvgPool2d, Identity, Dropout, ReLU, LeakyReLU runs through the chain engine; any other module
+        whose forward ``torch.fx`` can trace into the operations of :mod:`spline_utils.graph_ops` (residual
+        connections, MaxPool2d, concatenation, functional ReLUs, ...) through the graph engine
+        (:mod:`spline_utils.graph_partition`), with hidden layers in the order of
+        :func:`spline_utils.activation_codes`.
     bounds : tuple (xmin, xmax, ymin, ymax)
         The rectangle to partition, in the 2-D coordinates.
     plane : Plane, optional
@@ -305,11 +309,15 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
     bounds = _check_bounds(bounds)
     if max_regions < 1:
         raise ValueError(f"max_regions must be >= 1, got {max_regions}")
-    chain = to_chain(model)
-    input_state = _input_state(chain, plane)
-    shapes = chain.layer_shapes(input_state.shape[2:])
     domain = rectangle(bounds)
     tolerance_scale = max(abs(b) for b in bounds)
+    if not is_chain(model):
+        from .graph_partition import graph_partition2d  # here, not at the top: graph_partition builds on this module
+        input_state = _input_state((2,) if plane is None else None, plane).numpy()
+        return graph_partition2d(model, bounds, plane, input_state, domain, tolerance_scale, max_regions, max_bytes)
+    chain = to_chain(model)
+    input_state = _input_state(chain.input_shape, plane)
+    shapes = chain.layer_shapes(input_state.shape[2:])
     layers: list[LayerPartition] = []
     for layer_index, (block, nonlinearity) in enumerate(zip(chain.blocks, chain.nonlinearities)):
         if layer_index == 0:
@@ -357,21 +365,24 @@ def _check_bounds(bounds) -> tuple:
     return values
 
 
-def _input_state(chain: Chain, plane: Plane | None) -> np.ndarray:
-    """The input as an affine map of (a, b): shape (1, 3, *input_shape), rows offset, d/da, d/db."""
+def _input_state(input_shape: tuple | None, plane: Plane | None) -> torch.Tensor:
+    """The input as an affine map of (a, b): shape (1, 3, *input_shape), rows offset, d/da, d/db.
+
+    ``input_shape`` is the model's per-sample input shape where it is known, else ``None``.
+    """
     if plane is None:
-        if chain.input_shape != (2,):
-            expected = "an unknown shape (it starts with a conv layer)" if chain.input_shape is None \
-                else f"shape {chain.input_shape}"
+        if input_shape != (2,):
+            expected = "an unknown shape (it starts with a conv layer)" if input_shape is None \
+                else f"shape {input_shape}"
             raise ValueError(f"the model expects inputs of {expected}, not 2-D points; pass plane=... "
                              "(e.g. spline_utils.image_canvas(image0, image1)) to partition a 2-D slice")
         state = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     else:
         if not isinstance(plane, Plane):
             raise ValueError(f"plane must be a spline_utils.Plane, got {type(plane).__name__}")
-        if chain.input_shape is not None and plane.input_shape != chain.input_shape:
+        if input_shape is not None and plane.input_shape != input_shape:
             raise ValueError(f"the plane gives inputs of shape {plane.input_shape} but the model expects "
-                             f"{chain.input_shape}")
+                             f"{input_shape}")
         state = torch.stack([plane.origin, plane.u, plane.v])
     return state[None]
 

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
 
 from .partition import Partition
+from .readability import record_figure
 
 # The paper's colours: splines blue, decision boundary red (Figs 2-4); Fig 1(a): new splines dark, older grey,
 # classifier blue; Fig 3/4(b): layer 1 light blue, layer 2 green.
@@ -229,7 +230,12 @@ def draw_network(ax, layer_sizes, colours=LAYER_COLOURS, highlight: tuple | None
 
 
 def figure_png(fig, dpi: int = 80) -> bytes:
-    """Render a figure to PNG bytes and close it."""
+    """Render a figure to PNG bytes and close it.
+
+    With ``SPLINE_READABILITY_REPORT`` set (the notebook tests), the figure's readability at ``dpi`` is recorded
+    first (:func:`spline_utils.readability.record_figure`).
+    """
+    record_figure(fig, "slider frame", dpi=dpi)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)

@@ -1,9 +1,11 @@
-"""The built book in a real browser: every chapter page loads its figures and every static slider changes the picture.
+"""The built book in a real browser: every page is clean and fits a phone, the sidebars open and close, every chapter
+page loads its figures and every static slider changes the picture.
 
 Headless Chromium from the system (Debian: ``make browser-deps``; never ``playwright install``) driven by Playwright
-serves ``_build/html`` on 127.0.0.1 with every request to another host blocked, so the pages are checked as they
-work offline: figures, sliders and the equations (MathJax is served by the site; only the Colab badge comes from the
-network and is left out). A screenshot of every chapter is saved to ``_build/screenshots/``.
+serves ``_build/html`` on 127.0.0.1. Every page must work offline and quietly: any request to another host, any
+console error or warning and any uncaught script error fails the check (there is no allow-list). At 390 px (a phone)
+no page may scroll sideways. Screenshots go to ``_build/screenshots/``: every page at 390 px, the sidebars open and
+closed at 390 and 1400 px, and every chapter with its first slider.
 
 Without Chromium or without a build these tests skip with a message saying what to do; with
 ``SPLINE_BOOK_REQUIRE_BROWSER=1`` (CI, after ``make book``) they fail instead. ``SPLINE_BOOK_HTML`` and
@@ -28,10 +30,13 @@ CHROMIUM = os.environ.get("SPLINE_BOOK_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("SPLINE_BOOK_REQUIRE_BROWSER") == "1"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-# jupyter-book 1.0.4 + sphinx-thebe 0.3.1 put sphinx-thebe's config script in every page's <head> twice; the second
-# copy fails harmlessly (the book does not use thebe). Any other uncaught script error fails the check.
-KNOWN_THEME_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 CHAPTERS = sorted(path.stem for path in (ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+# Every page of the site: the toc's pages and Sphinx's generated ones.
+PAGES = ["index.html", "book/intro.html", *(f"book/{chapter}.html" for chapter in CHAPTERS), "book/api.html",
+         "book/references.html", "genindex.html", "py-modindex.html", "search.html"]
+REDIRECTS = {"index.html": "book/intro.html"}  # the site's root page forwards to the landing page
+PHONE, DESKTOP = 390, 1400
+LOCAL = ("http://127.0.0.1", "data:", "blob:")
 
 # Every <img> of the page: wait for it (lazy images too), report whether it decoded.
 IMAGES_JS = """async () => Promise.all([...document.images].map(async (image) => {
@@ -87,16 +92,37 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
-    """A fresh offline page: requests leaving 127.0.0.1 are aborted, uncaught script errors are collected."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.script_errors = []
-    page.on("pageerror", lambda error: str(error) in KNOWN_THEME_ERRORS or page.script_errors.append(str(error)))
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("http://127.0.0.1", "data:"))
-               else route.abort())
-    yield page
-    context.close()
+def open_page(browser):
+    """``open_page(width)``: a fresh offline page ``width`` px wide that records what must never happen:
+    ``page.problems`` lists every uncaught script error, console error or warning, and request to another host
+    (those are aborted)."""
+    contexts = []
+
+    def open_page(width):
+        contexts.append(browser.new_context(viewport={"width": width, "height": 900}))
+        page = contexts[-1].new_page()
+        page.problems = []
+        page.on("pageerror", lambda error: page.problems.append(f"script error: {error}"))
+        page.on("console", lambda message: message.type in ("error", "warning") and page.problems.append(
+            f"console {message.type}: {message.text} ({message.location.get('url')})"))
+
+        def route(route):
+            if route.request.url.startswith(LOCAL):
+                return route.continue_()
+            page.problems.append(f"request to another host: {route.request.url}")
+            return route.abort()
+
+        page.route("**/*", route)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(open_page):
+    return open_page(1280)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +193,7 @@ def test_chapter_page(page, site, chapter):
     assert math["loaded"], f"{chapter}: MathJax did not load from the site (offline); rebuild with `make book`"
     assert math["rendered"] >= math["math"], f"{chapter}: {math['rendered']} of {math['math']} formulas rendered"
     assert math["errors"] == 0, f"{chapter}: {math['errors']} formulas are TeX errors (red in the page)"
-    assert not page.script_errors, f"{chapter}: script errors {page.script_errors}"
+    assert not page.problems, f"{chapter}: {page.problems}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     middle = int(sliders.first.get_attribute("data-frames")) // 2
     sliders.first.locator("input").evaluate(
@@ -198,5 +224,148 @@ def test_identical_sliders_on_one_page_move_independently(page):
     assert second.locator(".su-slider-value").inner_text() == "red"
     assert first.locator("img").get_attribute("src") != second.locator("img").get_attribute("src")
     assert first.locator("img").get_attribute("alt") == "colour: blue"
-    assert not page.script_errors
+    assert not page.problems
 
+
+
+# After the page's scripts ran and MathJax typeset (formulas change the width of the page): the document's width and
+# every box that must fit the column: display equations and tables (each scrolls in its own box), API signatures
+# (they wrap).
+LAYOUT_JS = """async () => {
+    if (window.MathJax && window.MathJax.startup) await window.MathJax.startup.promise;
+    const right = (selector) => [...document.querySelectorAll(selector)].filter((e) => e.offsetParent !== null)
+        .map((e) => ({what: selector, right: e.getBoundingClientRect().right, text: e.textContent.slice(0, 60)}));
+    const signatures = [...document.querySelectorAll("dt.sig")]
+        .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent.slice(0, 60));
+    return {width: document.documentElement.scrollWidth, viewport: window.innerWidth,
+            boxes: [...right("mjx-container[display=true]"), ...right(".pst-scrollable-table-container"),
+                    ...right("dt.sig")],
+            unwrapped_signatures: signatures};
+}"""
+
+
+def visit(page, site, path):
+    """Open ``path`` of the site, let lazy images load, return the layout (LAYOUT_JS)."""
+    if not (HTML_DIR / path).exists():
+        unavailable(f"{path} is not in {HTML_DIR}: run `make book`")
+    page.goto(f"{site}/{path}", wait_until="load")
+    if path in REDIRECTS:
+        page.wait_for_url(f"{site}/{REDIRECTS[path]}", wait_until="load")
+    page.evaluate(IMAGES_JS)
+    return page.evaluate(LAYOUT_JS)
+
+
+@pytest.mark.parametrize("width", [PHONE, DESKTOP])
+@pytest.mark.parametrize("path", PAGES)
+def test_page_is_clean_and_fits_the_screen(open_page, site, path, width):
+    """No request leaves the site, no console error or warning; at 390 px nothing scrolls the page sideways."""
+    page = open_page(width)
+    layout = visit(page, site, path)
+    page.wait_for_timeout(300)  # late console messages (theme scripts run after load)
+    assert not page.problems, f"{path}: {page.problems}"
+    assert layout["width"] <= width, f"{path} at {width} px: the page is {layout['width']} px wide (scrolls sideways)"
+    wide = [box for box in layout["boxes"] if box["right"] > width + 1]
+    assert not wide, f"{path} at {width} px: boxes past the screen's edge: {wide}"
+    if width == PHONE:
+        assert not layout["unwrapped_signatures"], f"{path}: API signatures that do not wrap at {width} px: " \
+                                                   f"{layout['unwrapped_signatures']}"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{path.replace('/', '_')[:-5]}-390.png"))
+
+
+# Whether the element is on screen: rendered, not hidden, and at least half of it inside the viewport.
+SHOWN_JS = """(selector) => {
+    const element = document.querySelector(selector);
+    if (!element) return false;
+    const style = getComputedStyle(element), box = element.getBoundingClientRect();
+    const inside = Math.min(box.right, innerWidth) - Math.max(box.left, 0);
+    return style.display !== "none" && style.visibility !== "hidden" && box.width > 0 && inside >= box.width / 2;
+}"""
+SIDEBARS = {"primary": ".bd-sidebar-primary", "secondary": ".bd-sidebar-secondary"}
+
+
+def shown(page, sidebar):
+    return page.evaluate(SHOWN_JS, SIDEBARS[sidebar])
+
+
+def expect_shown(page, sidebar, expected, action):
+    """Wait up to 3 s (the sidebars slide) for ``sidebar`` to be shown (or hidden) after ``action``."""
+    try:
+        page.wait_for_function(f"({SHOWN_JS})('{SIDEBARS[sidebar]}') === {str(expected).lower()}", timeout=3000)
+    except Exception:
+        pass
+    state = "open" if expected else "closed"
+    assert shown(page, sidebar) == expected, f"the {sidebar} sidebar is not {state} after {action}"
+
+
+def visible_toggle(page, sidebar):
+    """The one toggle button of ``sidebar`` the reader sees (the theme has a hidden copy in its navbar)."""
+    toggles = page.locator(f"button.{sidebar}-toggle")
+    visible = [toggles.nth(index) for index in range(toggles.count()) if toggles.nth(index).is_visible()]
+    assert len(visible) == 1, f"{len(visible)} visible {sidebar} toggle buttons, expected 1"
+    return visible[0]
+
+
+@pytest.mark.parametrize("sidebar", ["primary", "secondary"])
+def test_sidebar_opens_and_closes_on_a_phone(open_page, site, sidebar):
+    """At 390 px both sidebars start closed; the toggle opens each, Escape and a tap beside it close it."""
+    page = open_page(PHONE)
+    visit(page, site, f"book/{CHAPTERS[0]}.html")
+    expect_shown(page, sidebar, False, "loading the page")
+    toggle = visible_toggle(page, sidebar)
+    toggle.click()
+    expect_shown(page, sidebar, True, "a click on its toggle")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"nav-390-{sidebar}-open.png"))
+    page.keyboard.press("Escape")
+    expect_shown(page, sidebar, False, "Escape")
+    toggle.click()
+    expect_shown(page, sidebar, True, "a second click on its toggle")
+    page.mouse.click(PHONE - 10 if sidebar == "primary" else 10, 450)  # beside the sidebar, on the backdrop
+    expect_shown(page, sidebar, False, "a tap beside it")
+    page.screenshot(path=str(SCREENSHOTS / f"nav-390-{sidebar}-closed.png"))
+    assert not page.problems, page.problems
+
+
+def test_sidebars_on_a_desktop(open_page, site):
+    """At 1400 px the menu collapses and comes back with its toggle; the contents sidebar is always shown (the theme
+    offers no toggle for it at this width, so none is visible to click and do nothing)."""
+    page = open_page(DESKTOP)
+    visit(page, site, f"book/{CHAPTERS[0]}.html")
+    expect_shown(page, "primary", True, "loading the page")
+    expect_shown(page, "secondary", True, "loading the page")
+    toggles = page.locator("button.secondary-toggle")
+    assert not any(toggles.nth(index).is_visible() for index in range(toggles.count())), \
+        "a contents toggle is shown at 1400 px"
+    toggle = visible_toggle(page, "primary")
+    toggle.click()
+    expect_shown(page, "primary", False, "a click on its toggle")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "nav-1400-primary-closed.png"))
+    toggle.click()
+    expect_shown(page, "primary", True, "a second click on its toggle")
+    page.screenshot(path=str(SCREENSHOTS / "nav-1400-primary-open.png"))
+    assert not page.problems, page.problems
+
+
+def test_landing_page(open_page, site):
+    """The landing page opens with its partition picture across the column; the sidebar title fits in two lines."""
+    page = open_page(DESKTOP)
+    visit(page, site, "book/intro.html")
+    first = page.evaluate("""() => {
+        const article = document.querySelector("article"), image = article.querySelector("img");
+        const heading = article.querySelector("h2");
+        return {src: image && image.src, width: image ? image.naturalWidth : 0,
+                shown: image ? image.getBoundingClientRect().width / article.getBoundingClientRect().width : 0,
+                beforeHeading: !!image && !!heading &&
+                    !!(image.compareDocumentPosition(heading) & Node.DOCUMENT_POSITION_FOLLOWING)};
+    }""")
+    assert first["src"] and "landing-partition" in first["src"], f"the first picture is {first['src']}"
+    assert first["width"] > 0 and first["beforeHeading"], "the partition picture does not load before the first section"
+    assert first["shown"] > 0.8, f"the picture spans {first['shown']:.0%} of the column"
+    title = page.evaluate("""() => { const title = document.querySelector(".logo__title");
+        return title.getBoundingClientRect().height / parseFloat(getComputedStyle(title).lineHeight); }""")
+    assert title <= 2.1, f"the sidebar title wraps to {title:.1f} lines; shorten `title` in _config.yml"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "intro-1400.png"))
+    assert not page.problems, page.problems

@@ -16,7 +16,8 @@ def test_leaves_flatten_nested_sequentials_with_qualified_names():
 
 
 @pytest.mark.parametrize("shared", ["activation", "linear"])
-def test_a_module_used_twice_is_refused_not_silently_dropped(shared):
+def test_a_module_used_twice_is_not_walked_as_a_chain(shared):
+    """The walk refuses it (named_children() would silently drop the second use); the engine traces it instead."""
     if shared == "activation":
         act = nn.ReLU()
         model = nn.Sequential(nn.Linear(2, 4), act, nn.Linear(4, 4), act, nn.Linear(4, 2))
@@ -24,19 +25,21 @@ def test_a_module_used_twice_is_refused_not_silently_dropped(shared):
         linear = nn.Linear(4, 4)
         model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), linear, nn.ReLU(), linear, nn.ReLU(), nn.Linear(4, 2))
     with pytest.raises(TypeError, match="same object"):
-        su.partition2d(model)
+        modules.leaves(model)
     with pytest.raises(TypeError, match="same object"):
-        su.activation_codes(model, torch.zeros(3, 2))
+        pruning.layer_widths(model)
+    assert not su.chain.is_chain(model)
 
 
-def test_a_sequential_subclass_with_its_own_forward_is_refused():
+def test_a_sequential_subclass_with_its_own_forward_is_not_walked_as_a_chain():
     class Doubled(nn.Sequential):
         def forward(self, x):
             return 2 * super().forward(x)
 
     model = Doubled(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
     with pytest.raises(TypeError, match="own forward"):
-        su.partition2d(model)
+        su.to_chain(model)
+    assert not su.chain.is_chain(model)
 
 
 def test_hidden_layer_links_attach_each_batchnorm_to_its_layer():

@@ -45,11 +45,35 @@ def test_anatomy(notebook):
     assert "frame_slider(" in "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
+# TEMPORARY: chapters whose figures fail the readability check today, each with the issue that fixes them. A chapter
+# that passes while listed here fails the test (strict), so remove it from this list when its figures are fixed.
+KNOWN_UNREADABLE = {
+    "02_pruning_partition": "issue 13: Fig 2's accuracy labels at 7.5 px",
+    "03_early_bird": "issue 13 items 5, 6, 9: Fig 4 insets 96 px wide, Fig 13 ticks at 7.9 px, EB slider text 6.7 px",
+    "05_overparametrize_then_prune": "issue 13 items 7, 9: Fig 9 legend 5.8-6.9 px, k-means labels 6.6 px, network "
+                                     "diagram 77 px tall",
+}
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[c.stem for c in CHAPTERS])
-def test_smoke_run(notebook, tmp_path):
+def test_smoke_run(notebook, tmp_path, monkeypatch):
+    """The chapter runs, and every figure it shows (slider frames included) reads at the page's size."""
     import papermill
 
-    os.environ["SPLINE_BOOK_STATIC"] = "1"
+    from spline_utils import readability
+
+    report = tmp_path / "readability.jsonl"
+    monkeypatch.setenv("SPLINE_BOOK_STATIC", "1")
+    monkeypatch.setenv("MPLBACKEND", readability.BACKEND)  # the kernel inherits both, checks and closes every figure
+    monkeypatch.setenv(readability.REPORT_VARIABLE, str(report))
     papermill.execute_notebook(str(notebook), str(tmp_path / notebook.name), parameters={"SMOKE": True},
                                cwd=str(ROOT / "book"), kernel_name="python3", progress_bar=False)
+    figures = readability.read_report(report)
+    assert figures, f"{notebook.name}: no figure was checked; is the readability backend active in the kernel?"
+    problems = readability.format_report(figures)
+    if notebook.stem in KNOWN_UNREADABLE:
+        if problems:
+            pytest.xfail(f"known unreadable ({KNOWN_UNREADABLE[notebook.stem]}):\n{problems}")
+        pytest.fail(f"{notebook.stem} now passes the readability check: remove it from KNOWN_UNREADABLE")
+    assert not problems, f"{notebook.name}: figures unreadable at the page's size:\n{problems}"

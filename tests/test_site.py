@@ -1,13 +1,15 @@
 """Cheap checks of the published book: one repository URL, Colab badges and install cells, toc, API page, pages.
 
-The repository URL lives in one place, ``_config.yml`` (``repository.url``, ``repository.branch``); every
-notebook's Colab badge and install cell must agree with it. The checks of ``_build/html`` skip when the book has not
+The repository URL lives in one place, ``_config.yml`` (``repository.url``, ``repository.branch``,
+``repository.release``); every notebook's Colab badge and install cell must agree with it, and the install cell
+installs the release (a tag), not whatever the default branch holds. The checks of ``_build/html`` skip when the book has not
 been built (``make test`` runs before ``make book``).
 """
 import json
 import os
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,9 @@ INSTALL_CELL = '''# Colab: install the book's helper package. Does nothing elsew
 import sys
 
 if "google.colab" in sys.modules:
-    %pip install -q "spline_utils @ git+{url}"'''
+    %pip install -q "spline_utils @ git+{url}@{release}"'''
+LANDING_FIGURE = ROOT / "book" / "_static" / "landing-partition.png"
+LANDING_FIGURE_LIMIT_KB = 300
 
 
 def repository():
@@ -31,6 +35,11 @@ def repository():
     match = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", url)
     assert match, f"_config.yml repository.url must be https://github.com/OWNER/NAME, got {url}"
     return url, match.group(1), branch
+
+
+def release():
+    """The release tag every Colab install cell installs: ``_config.yml``'s ``repository.release``."""
+    return CONFIG["repository"]["release"]
 
 
 def colab_url(notebook):
@@ -66,9 +75,22 @@ def test_colab_badge_points_at_the_repository(notebook):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_install_cell_installs_from_the_repository(notebook):
     second = cells(notebook)[1]
-    expected = INSTALL_CELL.format(url=repository()[0])
+    expected = INSTALL_CELL.format(url=repository()[0], release=release())
     assert second["cell_type"] == "code" and source(second).strip() == expected, (
         f"{notebook.name}: the second cell (first code cell) must be exactly:\n{expected}")
+
+
+def test_release_is_the_package_version():
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert release() == f"v{version}", (f"_config.yml repository.release is {release()!r} but pyproject.toml's version "
+                                        f"is {version}: tag the release v{version} and set repository.release to it")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_every_install_in_a_notebook_is_pinned_to_the_release(notebook):
+    installs = re.findall(r"git\+https://github\.com/[\w.-]+/[\w.-]+(@[\w.-]+)?", notebook.read_text())
+    assert installs and set(installs) == {f"@{release()}"}, (
+        f"{notebook.name} installs {installs}; every git install must pin @{release()} (_config.yml)")
 
 
 def test_every_install_and_colab_link_uses_the_repository():
@@ -158,3 +180,52 @@ def test_built_api_page_has_the_fixed_entry_points():
     for name in ("spline_utils.partition.partition2d", "spline_utils.chain.activation_codes",
                  "spline_utils.interact.frame_slider"):
         assert f'id="{name}"' in text, f"the API page does not document {name}"
+
+
+def test_landing_figure_is_committed_and_small():
+    assert LANDING_FIGURE.exists(), f"{LANDING_FIGURE} is missing: run `python tools/landing_figure.py`"
+    assert LANDING_FIGURE.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{LANDING_FIGURE.name} is not a PNG"
+    size_kb = LANDING_FIGURE.stat().st_size / 1e3
+    assert size_kb < LANDING_FIGURE_LIMIT_KB, f"{LANDING_FIGURE.name} is {size_kb:.0f} kB (limit {LANDING_FIGURE_LIMIT_KB})"
+
+
+def figure_map_rows():
+    """(paper figure, chapter link target) of every row of the landing page's figure map, in page order."""
+    intro = (ROOT / "book" / "intro.md").read_text()
+    table = intro[intro.index("## Figure map"):].split("\n## ")[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("| Fig") or line.startswith("| Sec")]
+    return [(row[0], re.fullmatch(r"\[([^\]]*)\]\(([\w.]+)\)", row[2])) for row in rows]
+
+
+def paper_order(figure):
+    """Sort key of a figure-map row: the first figure number and panel letter ('Figs. 4(a), 14' -> (4, 'a')); rows
+    that are sections, not figures, come after every figure."""
+    match = re.match(r"Figs?\. (\d+)(?:\((\w)\))?", figure)
+    return (int(match.group(1)), match.group(2) or "") if match else (float("inf"), figure)
+
+
+def test_figure_map_is_in_paper_order_and_links_every_chapter():
+    rows = figure_map_rows()
+    figures = [figure for figure, _ in rows]
+    assert figures == sorted(figures, key=paper_order), f"the figure map is not in the paper's order: {figures}"
+    assert all(link for _, link in rows), "every row's chapter cell must be one link to a chapter"
+    assert all(link.group(1) == "" for _, link in rows), "chapter links are written [](NN_name.ipynb): the chapter " \
+                                                         "title is filled in by the build and cannot go stale"
+    linked = {link.group(2) for _, link in rows}
+    assert linked == {notebook.name for notebook in NOTEBOOKS}, f"chapters missing from the figure map: " \
+                                                                f"{ {n.name for n in NOTEBOOKS} - linked}"
+
+
+def test_built_figure_map_names_the_chapters():
+    page = HTML_DIR / "book" / "intro.html"
+    if not page.exists():
+        pytest.skip(f"{page} is not built: run `make book` first")
+    tables = [table for table in re.findall(r"<table.*?</table>", page.read_text(), re.S) if "paper figure" in table]
+    assert len(tables) == 1, f"{page.name} has {len(tables)} figure maps"
+    for notebook in NOTEBOOKS:
+        title = source(cells(notebook)[0]).splitlines()[0].lstrip("# ").strip()
+        link = re.search(rf'<a class="reference internal" href="{notebook.stem}\.html">(.*?)</a>', tables[0], re.S)
+        assert link, f"the built figure map does not link {notebook.stem}.html"
+        shown = re.sub(r"<[^>]+>", "", link.group(1)).strip()
+        assert shown == title, f"the link to {notebook.stem} reads {shown!r}, not the chapter's title {title!r}"

@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGED_FILES = ["_config.yml", "_toc.yml"]
 MATHJAX_ENTRY = "tex-chtml.js"  # MathJax 3 with TeX input and HTML output; it loads the rest from its folder
 MATHJAX_PARTS = [MATHJAX_ENTRY, "input", "output", "ui", "a11y", "adaptors", "sre"]
+# The notebooks show Colab's badge image; the site serves its own copy, so a page makes no request to another host.
+COLAB_BADGE_URL = "https://colab.research.google.com/assets/colab-badge.svg"
+COLAB_BADGE_LOCAL = "_static/colab-badge.svg"  # relative to book/
 os.environ["SPLINE_BOOK_STATIC"] = "1"  # sliders render as static frames only (no dead widgets on the page)
 
 
@@ -46,6 +49,8 @@ def toc_files(node) -> set[str]:
 def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
     """Copy config, toc and prose to ``stage_dir`` and execute the chapters into it (execution off for the build).
 
+    The staged notebooks show the site's own Colab badge image (``book/_static``) instead of Colab's.
+
     Chapters whose name does not contain ``only`` are copied unexecuted (their pages have no outputs); ``smoke``
     executes with ``SMOKE = True`` (a quick preview of the pages, not the book's figures).
     """
@@ -58,7 +63,7 @@ def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
     config["execute"]["execute_notebooks"] = "off"
     # Not in a folder named _static: Jupyter Book would add every .js file found there to every page.
     config["sphinx"]["config"]["mathjax_path"] = vendor_mathjax(stage_dir / "_vendor")
-    config["sphinx"]["config"]["html_static_path"] = ["_vendor"]
+    config["sphinx"]["config"].setdefault("html_static_path", []).append("_vendor")
     config["exclude_patterns"].append("_vendor/**")
     (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     listed = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
@@ -74,6 +79,8 @@ def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
         papermill.execute_notebook(str(notebook), str(target), cwd=str(ROOT / "book"), kernel_name="python3",
                                    parameters={"SMOKE": True} if smoke else None, progress_bar=False)
         print(f"executed {notebook.name} in {time.perf_counter() - started:.0f} s", flush=True)
+    for notebook in (stage_dir / "book").glob("*.ipynb"):
+        notebook.write_text(notebook.read_text().replace(COLAB_BADGE_URL, COLAB_BADGE_LOCAL))
 
 
 def vendor_mathjax(static_dir: Path) -> str:

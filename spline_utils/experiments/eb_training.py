@@ -15,7 +15,9 @@ per seed (with network slimming's L1 penalty on the BatchNorm scales) provides e
   ticket pruned by BatchNorm scale (global);
 * ``network slimming``: the fully trained network pruned by BatchNorm scale (global), then fine-tuned.
 
-Training FLOPs are counted with :mod:`spline_utils.flops` from the actual dense and pruned networks.
+Training FLOPs are counted with :mod:`spline_utils.flops` from the actual dense and pruned networks. An early-bird
+method that trains ``e_EB`` of ``E`` epochs dense and the rest pruned, at a fraction ``f`` of the dense cost per epoch,
+saves at most :func:`saving_bound` ``= 1 / (e_EB/E + (1 - e_EB/E) f)`` (less the detector's own cost).
 """
 from __future__ import annotations
 
@@ -124,6 +126,28 @@ class DenseRun:
         return model.eval()
 
 
+def saving_bound(eb_fraction, cost_fraction):
+    """Training-FLOPs saving of early-bird training without the detector's cost: ``1 / (phi + (1 - phi) f)``.
+
+    Parameters
+    ----------
+    eb_fraction : float or ndarray
+        ``phi = e_EB / E``, the fraction of the schedule trained dense, in [0, 1].
+    cost_fraction : float or ndarray
+        ``f``, the pruned network's FLOPs per epoch over the dense network's, in (0, 1].
+
+    Returns
+    -------
+    float or ndarray
+        Dense training FLOPs over early-bird training FLOPs (broadcast over the arguments); ``1 / f`` at ``phi = 0``.
+    """
+    phi, f = np.asarray(eb_fraction, dtype=float), np.asarray(cost_fraction, dtype=float)
+    if np.any((phi < 0) | (phi > 1)) or np.any((f <= 0) | (f > 1)):
+        raise ValueError(f"need 0 <= eb_fraction <= 1 and 0 < cost_fraction <= 1; got {eb_fraction}, {cost_fraction}")
+    bound = 1.0 / (phi + (1.0 - phi) * f)
+    return float(bound) if bound.ndim == 0 else bound
+
+
 def train_dense(model: nn.Module, split: Split, recipe: TrainingRecipe, ratios: Sequence[float], probe,
                 seed: int = 0) -> DenseRun:
     """Train ``model`` (in place) for the full recipe with the L1 penalty, the spline and the mask detectors.
@@ -195,8 +219,10 @@ def compare(build_model: Callable[[int], nn.Module], split: Split, seeds: Sequen
     -------
     list of dict
         One row per (method, ratio, seed): ``method, ratio, seed, accuracy, flops`` (total training FLOPs),
-        ``epoch`` (when the ticket was drawn; ``None`` for dense), ``detected`` (whether the detector fired; else
-        the ticket is the fully trained network and nothing is fine-tuned), ``parameters``.
+        ``epoch`` (when the ticket was drawn; ``None`` for dense), ``eb_fraction`` (``epoch / E`` for the
+        early-bird methods, else ``None``), ``cost_fraction`` (the pruned network's FLOPs per epoch over the dense
+        network's; 1 for dense), ``detected`` (whether the detector fired; else the ticket is the fully trained
+        network and nothing is fine-tuned), ``parameters``.
     """
     unknown = set(methods) - set(METHODS)
     if unknown or not seeds or not ratios:
@@ -211,7 +237,8 @@ def compare(build_model: Callable[[int], nn.Module], split: Split, seeds: Sequen
         cost = _Costs(dense.model, split, recipe, probe_size)
         if "dense" in methods:
             rows.append(dict(method="dense", ratio=0.0, seed=seed, accuracy=dense.accuracy, flops=cost.dense_total,
-                             epoch=None, detected=True, parameters=pruning.count_parameters(dense.model)))
+                             epoch=None, eb_fraction=None, cost_fraction=1.0, detected=True,
+                             parameters=pruning.count_parameters(dense.model)))
         for ratio in ratios:
             for method in methods:
                 if method != "dense":
@@ -236,7 +263,7 @@ def _run_method(name: str, ratio, seed, dense: DenseRun, split, recipe: Training
                 cost: _Costs) -> dict:
     method = METHODS[name]
     if method.ticket == "trained":
-        epoch, detected = recipe.epochs, True
+        epoch, detected, eb_fraction = recipe.epochs, True, None
         pruned = prune_ticket(dense.model, method, ratio, seed=seed)
         train.fit(pruned, split.train_x, split.train_y, epochs=recipe.finetune_epochs, lr=recipe.finetune_lr,
                   milestones=[recipe.finetune_epochs // 2], seed=seed, **recipe.sgd())
@@ -245,10 +272,13 @@ def _run_method(name: str, ratio, seed, dense: DenseRun, split, recipe: Training
         found = dense.mask_epochs[ratio] if method.ticket == "mask-EB" else dense.spline_epoch
         detected = found is not None
         epoch = found if detected else recipe.epochs
+        eb_fraction = epoch / recipe.epochs
         pruned = prune_ticket(dense.ticket(epoch), method, ratio, probe, space, seed)
         train.fit(pruned, split.train_x, split.train_y, seed=seed, **recipe.rest(epoch))
         detection = cost.detection if method.ticket == "spline-EB" else 0.0
         total = flops.early_bird_training_flops(cost.dense_epoch, cost.epoch_flops(pruned), recipe.epochs, epoch,
                                                 detection)
     return dict(method=name, ratio=ratio, seed=seed, accuracy=train.accuracy(pruned, split.test_x, split.test_y),
-                flops=float(total), epoch=epoch, detected=detected, parameters=pruning.count_parameters(pruned))
+                flops=float(total), epoch=epoch, eb_fraction=eb_fraction,
+                cost_fraction=cost.epoch_flops(pruned) / cost.dense_epoch, detected=detected,
+                parameters=pruning.count_parameters(pruned))
