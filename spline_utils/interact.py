@@ -4,6 +4,8 @@
 ``<input type="range">`` with a few lines of inline JavaScript: no kernel, no widget library, no CDN, no external
 URL (the frames are inlined as ``data:`` PNGs). In a live kernel, ``live=True`` shows an ipywidgets slider over the
 same values instead, which draws each frame the first time it is asked for (so the cell runs fast) and remembers it.
+With ``play=True`` (sliders over a process: epochs, nodes, pruning steps) both get a play/pause control. The static
+page's HTML is built by :mod:`spline_utils.static_sliders`; ``slider_html`` and ``static_frame_html`` are re-exported.
 
 :func:`live_control` is for what only a kernel can give: a control whose every change recomputes (re-trains a
 small network, say) and redraws. The static page cannot hold every outcome, so it shows a short note and the
@@ -11,79 +13,17 @@ default position's picture.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-import json
 import os
 from typing import Callable, Sequence
 
 from .plot import figure_png
+from .static_sliders import check_interval, slider_html, static_frame_html
 
 BUILD_ENVIRONMENT_VARIABLE = "SPLINE_BOOK_STATIC"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def slider_html(frames: Sequence[bytes], labels: Sequence[str], name: str, start: int = 0) -> str:
-    """HTML for a kernel-free slider over pre-rendered PNG ``frames``, each with a readable label.
-
-    Parameters
-    ----------
-    frames : sequence of bytes, length n
-        PNG images, one per slider position.
-    labels : sequence of str, length n
-        Readable value of each position, shown next to the slider and in the image's alt text.
-    name : str
-        The slider's name, e.g. ``"pruning ratio"``.
-    start : int
-        Index of the position shown first, ``0 <= start < n``.
-
-    Returns
-    -------
-    str
-        A ``<div class="su-slider">`` holding the range input, the value label, the image and an inline script.
-        Its id is a hash of the content: the same arguments give the same HTML, different sliders get different ids.
-        The script finds its slider through ``document.currentScript``, so even two identical sliders on one page
-        work independently.
-    """
-    frames, labels = list(frames), [str(label) for label in labels]
-    if not frames or len(frames) != len(labels):
-        raise ValueError(f"need one label per frame and at least one frame; got {len(frames)} frames and "
-                         f"{len(labels)} labels")
-    if not all(isinstance(frame, bytes) and frame.startswith(PNG_SIGNATURE) for frame in frames):
-        raise ValueError("every frame must be PNG bytes (e.g. spline_utils.plot.figure_png(fig))")
-    if not 0 <= start < len(frames):
-        raise ValueError(f"start must index a frame, 0 <= start < {len(frames)}; got {start}")
-    encoded = [base64.b64encode(frame).decode("ascii") for frame in frames]
-    element_id = "su-slider-" + hashlib.sha1(_script_json([name, labels, start, encoded]).encode()).hexdigest()[:12]
-    name_text, start_label = html.escape(name), html.escape(labels[start])
-    return f"""<div class="su-slider" id="{element_id}" data-frames="{len(frames)}">
-<div class="su-slider-controls"
- style="display:flex;align-items:center;gap:0.8em;max-width:44em;margin:4px 0;font-family:sans-serif">
-<label style="display:flex;align-items:center;gap:0.5em;flex:1 1 auto">{name_text}
-<input type="range" min="0" max="{len(frames) - 1}" step="1" value="{start}" style="flex:1 1 auto;min-width:8em"
- aria-valuetext="{start_label}"></label>
-<output class="su-slider-value" style="font-weight:bold;min-width:10em">{start_label}</output></div>
-<img class="su-slider-frame" style="max-width:100%" alt="{name_text}: {start_label}"
- src="data:image/png;base64,{encoded[start]}">
-<script>(function() {{
-  var root = document.currentScript ? document.currentScript.parentNode : document.getElementById("{element_id}");
-  var name = {_script_json(name)}, labels = {_script_json(labels)}, frames = {_script_json(encoded)};
-  var input = root.querySelector("input"), image = root.querySelector("img"),
-      value = root.querySelector(".su-slider-value");
-  input.addEventListener("input", function() {{
-    var index = Number(input.value);
-    image.src = "data:image/png;base64," + frames[index];
-    image.alt = name + ": " + labels[index];
-    value.textContent = labels[index];
-    input.setAttribute("aria-valuetext", labels[index]);
-  }});
-}})();</script>
-</div>"""
 
 
 def frame_slider(draw: Callable, values: Sequence, name: str, format_value: Callable = str, start: int = 0,
-                 dpi: int = 80, live: bool = True):
+                 dpi: int = 80, live: bool = True, *, play: bool = False, interval_ms: int = 700):
     """Show a slider over ``values``; each position shows the figure ``draw(value)`` returns.
 
     Parameters
@@ -104,6 +44,14 @@ def frame_slider(draw: Callable, values: Sequence, name: str, format_value: Call
         In an interactive kernel (Jupyter, Colab) with ipywidgets installed, show a live slider that draws frames
         on demand. Never during the book build (environment variable ``SPLINE_BOOK_STATIC`` set), so the static
         page holds no dead widgets.
+    play : bool
+        For a slider over a process (epochs, nodes, pruning steps): add a play/pause button that steps through the
+        values, one every ``interval_ms``, and stops on the last (pressed there, it starts again from the first).
+        On the static page a ``<button>`` (Space or Enter toggles it, moving the slider pauses it); in a kernel an
+        ``ipywidgets.Play`` linked to the slider in the browser (``jslink``), which draws frames it has not drawn
+        yet as it goes, so its first pass may play slower than ``interval_ms``.
+    interval_ms : int
+        Milliseconds per value while playing, a positive integer.
 
     Returns
     -------
@@ -112,15 +60,16 @@ def frame_slider(draw: Callable, values: Sequence, name: str, format_value: Call
         when the live slider was displayed instead.
     """
     values, labels = _positions(values, format_value, start)
+    check_interval(interval_ms)
     ipywidgets = _live_widgets() if live else None
     if ipywidgets is not None:
         _display_live_slider(ipywidgets, lambda index: figure_png(draw(values[index]), dpi=dpi), labels, name,
-                             start, remember=True)
+                             start, remember=True, play_interval_ms=interval_ms if play else None)
         return None
     from IPython.display import HTML
 
     frames = [figure_png(draw(value), dpi=dpi) for value in values]
-    return HTML(slider_html(frames, labels, name, start))
+    return HTML(slider_html(frames, labels, name, start, play=play, interval_ms=interval_ms))
 
 
 def live_control(compute: Callable, values: Sequence, name: str, format_value: Callable = str, start: int = 0,
@@ -166,42 +115,6 @@ def live_control(compute: Callable, values: Sequence, name: str, format_value: C
     return HTML(static_frame_html(figure_png(compute(values[start]), dpi=dpi), labels, name, start))
 
 
-def static_frame_html(frame: bytes, labels: Sequence[str], name: str, start: int = 0) -> str:
-    """HTML standing in for a live control on the static page: a note and the ``start`` position's PNG ``frame``.
-
-    Parameters
-    ----------
-    frame : bytes
-        PNG image of the ``start`` position.
-    labels : sequence of str, length n
-        Readable value of each position of the live control.
-    name : str
-        The control's name.
-    start : int
-        Index of the position shown, ``0 <= start < n``.
-
-    Returns
-    -------
-    str
-        A ``<div class="su-live-control">`` holding a ``<p class="su-live-note">`` and an ``<img>`` with the frame
-        inlined as a ``data:`` URL (nothing is loaded from the network).
-    """
-    labels = [str(label) for label in labels]
-    if not isinstance(frame, bytes) or not frame.startswith(PNG_SIGNATURE):
-        raise ValueError("frame must be PNG bytes (e.g. spline_utils.plot.figure_png(fig))")
-    if not 0 <= start < len(labels):
-        raise ValueError(f"start must index labels, 0 <= start < {len(labels)}; got {start}")
-    name_text, shown = html.escape(name), html.escape(labels[start])
-    span = f"{html.escape(labels[0])} to {html.escape(labels[-1])}" if len(labels) > 1 else shown
-    encoded = base64.b64encode(frame).decode("ascii")
-    return f"""<div class="su-live-control">
-<p class="su-live-note" style="font-family:sans-serif;font-size:0.9em;border-left:3px solid #888;padding-left:0.6em">
-<b>Live control.</b> Run this notebook in Jupyter or Colab to move <b>{name_text}</b> from {span}
-({len(labels)} positions); every move recomputes the picture. Shown here: {name_text} = {shown}.</p>
-<img class="su-live-frame" style="max-width:100%" alt="{name_text}: {shown}" src="data:image/png;base64,{encoded}">
-</div>"""
-
-
 def _positions(values: Sequence, format_value: Callable, start: int) -> tuple[list, list[str]]:
     """The positions as a list and their readable labels, after checking that ``start`` indexes them."""
     values = list(values)
@@ -224,8 +137,12 @@ def _live_widgets():
 
 
 def _display_live_slider(ipywidgets, render: Callable[[int], bytes], labels: list[str], name: str,
-                         start: int, remember: bool) -> None:
-    """An ipywidgets slider whose position ``index`` shows ``render(index)``, cached when ``remember``."""
+                         start: int, remember: bool, play_interval_ms: int | None = None) -> None:
+    """An ipywidgets slider whose position ``index`` shows ``render(index)``, cached when ``remember``.
+
+    With ``play_interval_ms``, an ``ipywidgets.Play`` before the slider moves it one position every so many
+    milliseconds; the two are linked in the browser (``jslink``), so the slider and its picture follow the player.
+    """
     from IPython.display import display
 
     cache: dict[int, bytes] = {}
@@ -246,14 +163,15 @@ def _display_live_slider(ipywidgets, render: Callable[[int], bytes], labels: lis
 
     slider.observe(lambda change: show(change["new"]), names="value")
     show(start)
+    controls = [slider, value]
+    if play_interval_ms is not None:
+        player = ipywidgets.Play(value=start, min=0, max=len(labels) - 1, interval=play_interval_ms,
+                                 tooltip=f"play {name}")
+        ipywidgets.jslink((player, "value"), (slider, "value"))
+        controls.insert(0, player)
     # flex-start: the picture keeps its own size instead of being stretched (and blurred) to the column's width
-    display(ipywidgets.VBox([ipywidgets.HBox([slider, value]), image],
+    display(ipywidgets.VBox([ipywidgets.HBox(controls), image],
                             layout=ipywidgets.Layout(align_items="flex-start")))
-
-
-def _script_json(value) -> str:
-    """JSON that is safe inside an HTML ``<script>`` element (no ``</script>`` or ``<!--`` can close it)."""
-    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _in_interactive_kernel() -> bool:

@@ -1,5 +1,7 @@
-"""The kernel-free slider: one frame per value, readable labels, no external URL, unique ids, same input same HTML.
-The live control: recomputes on every move in a kernel; a note and the default picture on the static page."""
+"""The kernel-free slider: one frame per value, readable labels, no external URL, unique ids, same input same HTML,
+a play/pause button on request. The live slider: draws on demand, an ipywidgets.Play linked to it on request.
+The live control: recomputes on every move in a kernel; a note and the default picture on the static page.
+How the static slider behaves in a browser (playing, keyboard, phone layout) is tests/test_browser_sliders.py."""
 import base64
 import json
 import re
@@ -100,21 +102,49 @@ def test_ids_are_unique_per_slider_and_stable(page):
     frames = [figure_png(draw_bar(value), dpi=DPI) for value in VALUES[:2]]
     variants = [slider_html(frames, ["a", "b"], "x"), slider_html(frames, ["a", "c"], "x"),
                 slider_html(frames, ["a", "b"], "y"), slider_html(frames, ["a", "b"], "x", start=1),
-                slider_html(frames[::-1], ["a", "b"], "x"), page]
+                slider_html(frames[::-1], ["a", "b"], "x"), slider_html(frames, ["a", "b"], "x", play=True),
+                slider_html(frames, ["a", "b"], "x", play=True, interval_ms=300), page]
     ids = [Elements(html).first("div")["id"] for html in variants]
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"su-slider-[0-9a-f]{12}", element_id) for element_id in ids)
 
 
+def test_play_button_only_when_asked_and_named_for_assistive_technology(page):
+    assert "<button" not in page, "play defaults to False: no button on a slider that is not a process"
+    played = frame_slider(draw_bar, VALUES, "height", format_value=lambda v: f"{v:.0%}", start=1, dpi=DPI,
+                          play=True, interval_ms=250).data
+    elements = Elements(played)
+    buttons = [attrs for tag, attrs in elements.tags if tag == "button"]
+    assert buttons == [{"type": "button", "class": "su-slider-play", "aria-label": "Play height"}]
+    icon = next(attrs for tag, attrs in elements.tags if attrs.get("class") == "su-slider-icon")
+    assert icon["aria-hidden"] == "true", "the play glyph is decoration: screen readers read the button's label"
+    button_text = re.sub(r"<[^>]+>", "", re.search(r"<button.*?</button>", played, re.S).group(0))
+    assert button_text.endswith(" Play"), f"the button shows the word Play: {button_text!r}"
+    assert re.search(r"\binterval = 250\b", elements.scripts[0]), "the script steps at the interval asked for"
+    assert script_arrays(elements.scripts[0]) == script_arrays(Elements(page).scripts[0]), "same frames and labels"
+    assert played.isascii() and page.isascii(), "the HTML is plain ASCII (glyphs as character references)"
+
+
+@pytest.mark.parametrize("interval_ms", [0, -100, 1.5, "700", True])
+def test_play_interval_must_be_a_positive_integer(interval_ms):
+    frame = figure_png(draw_bar(0.5), dpi=DPI)
+    with pytest.raises(ValueError, match="interval_ms must be a positive integer"):
+        slider_html([frame], ["a"], "x", play=True, interval_ms=interval_ms)
+    with pytest.raises(ValueError, match="interval_ms must be a positive integer"):
+        frame_slider(draw_bar, VALUES, "x", play=True, interval_ms=interval_ms)
+
+
 def test_text_cannot_break_out_of_the_page():
     frame = figure_png(draw_bar(0.5), dpi=DPI)
-    hostile = '</script><script>alert("x")</script> & "quotes"'
-    html = slider_html([frame], [hostile], hostile)
+    hostile = '</script><script>alert("x")</script> & "quotes" \u03b8 \u2265 0.5'
+    html = slider_html([frame], [hostile], hostile, play=True)
+    assert html.isascii(), "non-ASCII text travels as character references"
     elements = Elements(html)
     assert [tag for tag, _ in elements.tags].count("script") == 1
     labels, _ = script_arrays(elements.scripts[0])
     assert labels == [hostile]
     assert elements.first("img")["alt"] == f"{hostile}: {hostile}"
+    assert elements.first("button")["aria-label"] == f"Play {hostile}"
 
 
 @pytest.mark.parametrize("frames, labels, start, message", [
@@ -151,6 +181,41 @@ def test_live_kernel_draws_on_demand(monkeypatch):
     assert image.value == figure_png(draw_bar(VALUES[0]), dpi=DPI)
     slider.value = 2
     assert len(drawn) == 2, "a frame already drawn is reused"
+
+
+def widget_links(ipywidgets):
+    """Every jslink the kernel holds, as ((source widget, trait), (target widget, trait))."""
+    from ipywidgets.widgets.widget import _instances
+    from ipywidgets.widgets.widget_link import Link
+
+    return [(link.source, link.target) for link in list(_instances.values()) if isinstance(link, Link)]
+
+
+@pytest.mark.parametrize("play", [True, False])
+def test_live_slider_gets_a_play_widget_linked_in_the_browser_when_asked(monkeypatch, play):
+    ipywidgets = pytest.importorskip("ipywidgets")
+    shown, drawn = [], []
+    monkeypatch.delenv(interact.BUILD_ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
+    monkeypatch.setattr("IPython.display.display", lambda widget: shown.append(widget))
+    links_before = widget_links(ipywidgets)
+    result = frame_slider(lambda v: drawn.append(v) or draw_bar(v), VALUES, "height", start=1, dpi=DPI,
+                          play=play, interval_ms=400)
+    assert result is None and len(shown) == 1
+    controls, image = shown[0].children
+    new_links = [link for link in widget_links(ipywidgets) if link not in links_before]
+    if not play:
+        assert [type(child).__name__ for child in controls.children] == ["IntSlider", "Label"]
+        assert new_links == []
+        return
+    player, slider, label = controls.children
+    assert isinstance(player, ipywidgets.Play) and isinstance(slider, ipywidgets.IntSlider)
+    assert (player.min, player.max, player.value, player.step, player.interval) == (0, 3, 1, 1, 400)
+    assert not player.repeat, "the live player stops on the last value, as the static page's does"
+    assert new_links == [((player, "value"), (slider, "value"))], "the player must drive the slider in the browser"
+    slider.value = 3  # what the browser sends when the linked player reaches the end
+    assert drawn == [VALUES[1], VALUES[3]] and label.value == str(VALUES[3])
+    assert image.value == figure_png(draw_bar(VALUES[3]), dpi=DPI)
 
 
 def test_book_build_is_always_static(monkeypatch):
@@ -212,8 +277,9 @@ def test_live_control_on_the_static_page_shows_a_note_and_the_default_picture(mo
 
 def test_static_frame_html_escapes_text_and_rejects_bad_input():
     frame = figure_png(draw_bar(0.5), dpi=DPI)
-    hostile = '<script>alert("x")</script>'
+    hostile = '<script>alert("x")</script> \u03b8'
     elements = Elements(static_frame_html(frame, [hostile], hostile))
+    assert static_frame_html(frame, [hostile], hostile).isascii()
     assert [tag for tag, _ in elements.tags].count("script") == 0
     assert elements.first("img")["alt"] == f"{hostile}: {hostile}"
     with pytest.raises(ValueError, match="PNG bytes"):
