@@ -19,13 +19,17 @@ from spline_utils.experiments import eb_training
 IMAGES_PER_CLASS = 1
 
 
+#: The published archives' folders and batch files (written here, not read from the package under test).
+LAYOUT = {"cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]),
+          "cifar100": ("cifar-100-python", ["train", "test"])}
+
+
 def write_cifar(root, name, n_classes, seed=0):
     """The standard python-pickle batches: dicts with b"data" uint8 (n, 3072) and b"labels" / b"fine_labels"."""
     generator = np.random.default_rng(seed)
-    spec = data.CIFAR[name]
-    folder = root / spec["folder"]
+    folder = root / LAYOUT[name][0]
     folder.mkdir(parents=True, exist_ok=True)
-    for file in spec["train"] + spec["test"]:
+    for file in LAYOUT[name][1]:
         labels = np.repeat(np.arange(n_classes), IMAGES_PER_CLASS)
         batch = {b"batch_label": file.encode(), b"data": generator.integers(0, 256, (len(labels), 3072), np.uint8),
                  b"filenames": [f"{i}.png".encode() for i in range(len(labels))]}
