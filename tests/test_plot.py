@@ -37,25 +37,85 @@ def test_distance_shades_are_darker_for_closer_splines():
     assert luminance[0] < luminance[1] < luminance[2]
 
 
-def test_loss_trajectory_insets_stay_apart_and_mark_the_curve():
-    fig, ax = plt.subplots()
+def _boxes_overlap(a, b) -> bool:
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > 0 and min(a.y1, b.y1) - max(a.y0, b.y0) > 0
+
+
+def test_loss_trajectory_panels_are_large_apart_and_numbered_as_their_dots():
+    fig = plt.figure(figsize=(9.2, 9.6), dpi=100)
     steps = np.arange(0, 10_001, 100)
     losses = 0.7 * np.exp(-steps / 1500) + 0.05
-    snapshots = (500, 1000, 1500, 3500, 5500, 7500, 9500)
+    snapshots = (500, 1000, 1500, 3500, 5500, 7500, 9500, 10_000)
     drawn = []
-    insets = plot.draw_loss_trajectory(ax, steps, losses, snapshots, lambda inset, index: drawn.append(index))
-    assert drawn == list(range(7)) and len(insets) == 7
-    boxes = [inset.get_position().bounds for inset in insets]  # (left, bottom, width, height) in figure fraction
-    title_room = 0.03 * ax.get_position().height
-    for i, (left, bottom, width, height) in enumerate(boxes):
-        for other_left, other_bottom, other_width, other_height in boxes[i + 1:]:
-            apart_x = left + width <= other_left or other_left + other_width <= left
-            apart_y = bottom + height + title_room <= other_bottom or other_bottom + other_height + title_room <= bottom
-            assert apart_x or apart_y, "two insets (or an inset and a title) overlap"
-    dots = ax.collections[0].get_offsets()
-    np.testing.assert_allclose(dots[:, 1], np.interp(snapshots, steps, losses))
-    with pytest.raises(ValueError, match="at most 6"):
-        plot.draw_loss_trajectory(ax, steps, losses, tuple(range(0, 10_000, 1000)), lambda inset, index: None)
+    loss_ax, panels = plot.draw_loss_trajectory(fig, steps, losses, snapshots, lambda ax, i: drawn.append(i),
+                                                [f"iteration {s}" for s in snapshots])
+    loss_ax.set_xlabel("Iterations")
+    assert drawn == list(range(8)) and len(panels) == 8
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    shown = 800 / fig.get_tightbbox(renderer).width / fig.dpi  # shown px per display px in an 800 px column
+    boxes = [panel.get_window_extent(renderer) for panel in panels]
+    titles = [panel.title.get_window_extent(renderer) for panel in panels]
+    assert min(box.width for box in boxes) * shown >= 150, "panels too small to read in the page's column"
+    things = boxes + titles + [loss_ax.xaxis.label.get_window_extent(renderer), loss_ax.get_window_extent(renderer)]
+    for i, first in enumerate(things):
+        for second in things[i + 1:]:
+            assert not _boxes_overlap(first, second), "two panels, titles or the loss axes overlap"
+    np.testing.assert_allclose(loss_ax.collections[0].get_offsets()[:, 1], np.interp(snapshots, steps, losses))
+    numbers = sorted((text.xy[0], text.get_text()) for text in loss_ax.texts)
+    assert numbers == [(float(s), str(i + 1)) for i, s in enumerate(snapshots)]
+    assert [panel.get_title() for panel in panels][:2] == ["(1) iteration 500", "(2) iteration 1000"]
+    with pytest.raises(ValueError, match="one title per snapshot"):
+        plot.draw_loss_trajectory(plt.figure(), steps, losses, snapshots, lambda ax, i: None, ["only one"])
+    plt.close("all")
+
+
+@pytest.mark.parametrize("n_epochs, early_bird", [(40, 4), (40, 12), (40, 40), (160, 15), (5, 4), (5, 5)])
+def test_early_bird_label_sits_in_the_upper_triangle_off_the_diagonal(n_epochs, early_bird):
+    fig, ax = plt.subplots(figsize=(3.5, 3.5), dpi=100)
+    rng = np.random.default_rng(0)
+    distances = rng.uniform(size=(n_epochs, n_epochs))
+    plot.draw_distance_matrix(ax, distances, early_bird, colorbar=False)
+    fig.canvas.draw()
+    (label,) = ax.texts
+    assert label.get_text() == str(early_bird)
+    corners = ax.transData.inverted().transform(label.get_window_extent(fig.canvas.get_renderer()).corners())
+    columns, rows = corners[:, 0], corners[:, 1]
+    assert np.all(columns - rows > 0.5), "the label covers the diagonal (or the lower triangle)"
+    assert np.all((columns >= 0.5) & (columns <= n_epochs + 0.5) & (rows >= 0.5) & (rows <= n_epochs + 0.5))
+    plt.close(fig)
+
+
+def test_distance_matrices_share_one_raw_scale_with_vmax():
+    fig, (left, right) = plt.subplots(1, 2)
+    small, large = np.array([[0.0, 0.1], [0.1, 0.0]]), np.array([[0.0, 0.3], [0.3, 0.0]])
+    images = [plot.draw_distance_matrix(ax, m, normalize=False, vmax=0.3, colorbar=False)
+              for ax, m in ((left, small), (right, large))]
+    assert [image.get_clim() for image in images] == [(0, 0.3), (0, 0.3)]
+    np.testing.assert_array_equal(images[0].get_array(), small)
+    normalized = plot.draw_distance_matrix(left, small, colorbar=False)
+    np.testing.assert_allclose(normalized.get_array(), small / 0.1)
+    with pytest.raises(ValueError, match="normalize=False"):
+        plot.draw_distance_matrix(left, small, normalize=True, vmax=0.3)
+    plt.close(fig)
+
+
+def test_snapshot_splines_draw_the_chosen_nodes_over_the_final_networks_bands():
+    partition, final = (su.partition2d(nets.mlp((2, 5, 8, 2), seed=seed), (-3, 3, -3, 3)) for seed in (5, 1))
+    assert len(partition.boundary_segments()) and len(final.boundary_segments())
+    fig, ax = plt.subplots()
+    nodes = [[0, 2], [1, 5, 7]]
+    plot.draw_snapshot_splines(ax, partition, final, colours=("C0", "C1"), nodes=nodes)
+    final_layers, final_boundary, layer0, layer1, boundary = ax.collections[:2], *ax.collections[2:]
+    for collection, source, layer in ((final_layers[0], final, 0), (final_layers[1], final, 1), (layer0, partition, 0),
+                                      (layer1, partition, 1)):
+        expected = np.concatenate([source.spline_segments(layer, node) for node in nodes[layer]])
+        np.testing.assert_array_equal(np.array(collection.get_segments()), expected)
+    np.testing.assert_array_equal(np.array(boundary.get_segments()), partition.boundary_segments())
+    np.testing.assert_array_equal(np.array(final_boundary.get_segments()), final.boundary_segments())
+    np.testing.assert_allclose(final_layers[0].get_colors()[0], matplotlib.colors.to_rgba(plot.FINAL_GREY))
+    assert max(c.get_zorder() for c in (*final_layers, final_boundary)) < min(c.get_zorder() for c in (layer0, layer1))
+    assert ax.get_xlim() == (-3, 3)
     plt.close(fig)
 
 
