@@ -275,7 +275,7 @@ SLICE_LAYER_COLOURS = (LIGHT_BLUE, LAYER2_GREEN)  # Fig 3: layer 1 light blue, l
 def draw_slice_splines(ax, layer_segments, boundary: np.ndarray, bounds, bold_segments=None,
                        bends: np.ndarray | None = None, title: str | None = None, legend: bool = True,
                        faint_width: float = 0.35, faint_alpha: float = 0.5):
-    """Every hidden layer's splines over a slice, faint; the pieces that hold a bend of the boundary bold.
+    """Every hidden layer's splines over a slice, faint; chosen pieces (e.g. at the boundary's vertices) bold.
 
     Parameters
     ----------
@@ -287,9 +287,10 @@ def draw_slice_splines(ax, layer_segments, boundary: np.ndarray, bounds, bold_se
     bounds : tuple (xmin, xmax, ymin, ymax)
         The window (a zoom shows the bends).
     bold_segments : sequence of ndarray, each (k_l, 2, 2), optional
-        Per layer, the spline pieces to draw bold (those through a bend of the boundary).
+        Per layer, spline pieces to draw bold in the layer's colour (e.g. short strokes through the boundary's
+        vertices).
     bends : ndarray, shape (b, 2), optional
-        Bend points of the boundary, drawn as black dots.
+        Vertices of the boundary (where it may turn), drawn as black dots.
     legend : bool
         A legend naming the layers, the bold pieces and the boundary, above the panel.
 
@@ -304,16 +305,18 @@ def draw_slice_splines(ax, layer_segments, boundary: np.ndarray, bounds, bold_se
         colour = SLICE_LAYER_COLOURS[layer % len(SLICE_LAYER_COLOURS)]
         draw_segments(ax, segments, color=colour, linewidth=faint_width, alpha=faint_alpha)
         handles.append(matplotlib.lines.Line2D([], [], color=colour, linewidth=1.5, label=f"layer {layer + 1} splines"))
-        if bold_segments is not None:
-            draw_segments(ax, bold_segments[layer], color=colour, linewidth=2.6, zorder=3)
     if bold_segments is not None:
-        handles.append(matplotlib.lines.Line2D([], [], color="#555555", linewidth=2.6, label="spline piece at a bend"))
+        for layer, segments in enumerate(bold_segments):
+            colour = SLICE_LAYER_COLOURS[layer % len(SLICE_LAYER_COLOURS)]
+            draw_segments(ax, segments, color=colour, linewidth=3.0, zorder=3)
+            handles.append(matplotlib.lines.Line2D([], [], color=colour, linewidth=3.0,
+                                                   label=f"layer {layer + 1} spline at a vertex"))
     draw_segments(ax, boundary, color=BOUNDARY_RED, linewidth=2.0, zorder=4)
     handles.append(matplotlib.lines.Line2D([], [], color=BOUNDARY_RED, linewidth=2.0, label="decision boundary"))
     if bends is not None and len(bends):
-        ax.scatter(*np.asarray(bends).T, s=14, color="black", zorder=5)
-        handles.append(matplotlib.lines.Line2D([], [], color="black", marker="o", linestyle="", markersize=4,
-                                               label="bend of the boundary"))
+        ax.scatter(*np.asarray(bends).T, s=10, color="black", zorder=5)
+        handles.append(matplotlib.lines.Line2D([], [], color="black", marker="o", linestyle="", markersize=3.5,
+                                               label="vertex of the boundary"))
     if legend:
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.01), ncol=2, frameon=False,
                   borderaxespad=0, handlelength=1.6, columnspacing=1.0)
