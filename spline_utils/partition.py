@@ -20,7 +20,7 @@ import torch.nn as nn
 from .chain import Chain, activation_codes, is_chain, to_chain
 from .cutting import PartitionTooLarge, cut_by_layer
 from .polygons import Polygons, clip_lines, join_segments, rectangle
-from .tolerance import Frame
+from .tolerance import Frame, line_tolerance
 from .propagate import apply_block, map_in_chunks, next_pre_activations
 from .slices import Plane, grid_points
 
@@ -207,16 +207,14 @@ class Partition:
         Returns
         -------
         ndarray, shape (n_segments, 2, 2)
-            One straight segment per region of the previous layers that the spline crosses: the spline bends
-            only on earlier splines.
+            One straight segment per region of the previous layers that the spline crosses, in region order: the
+            spline bends only on earlier splines.
         """
         current = self.layers[self._check_layer(layer)]
         if isinstance(node, bool) or not isinstance(node, numbers.Integral) or not 0 <= node < current.num_nodes:
             raise ValueError(f"hidden layer {layer} has {current.num_nodes} nodes (0 to {current.num_nodes - 1}); "
                              f"node {node!r} does not exist")
-        parents = self.polygons_after(layer - 1)
-        _, segments = clip_lines(parents, current.pre_activations[:, :, node], self.frame)
-        return segments
+        return self._spline_pieces(layer, slice(int(node), int(node) + 1))
 
     def _check_layer(self, layer) -> int:
         """``layer`` as a valid hidden-layer index (0-based, no negative indexing), or a ValueError."""
@@ -226,9 +224,41 @@ class Partition:
         return int(layer)
 
     def layer_spline_segments(self, layer: int) -> np.ndarray:
-        """All splines of a hidden layer, shape (n_segments, 2, 2)."""
-        parts = [self.spline_segments(layer, node) for node in range(self.layers[self._check_layer(layer)].num_nodes)]
-        return np.concatenate(parts) if parts else np.zeros((0, 2, 2))
+        """All splines of a hidden layer, shape (n_segments, 2, 2): node after node, each in region order."""
+        return self._spline_pieces(self._check_layer(layer), slice(None))
+
+    def _spline_pieces(self, layer: int, nodes: slice, pairs_per_chunk: int = 1 << 16) -> np.ndarray:
+        """Segments of the splines of ``nodes`` (a slice of the layer's nodes), node after node, each in region order.
+
+        A node's line can cut a parent region only if it passes within the region's bounding box (the test of
+        :mod:`spline_utils.cutting`), so only those (parent, node) pairs are clipped, vectorized over pairs; the
+        test runs on cache-sized chunks of parents.
+        """
+        parents = self.polygons_after(layer - 1)
+        pre = self.layers[layer].pre_activations[:, :, nodes]
+        box = parents.bounding_boxes()
+        centre_a, centre_b = (box[:, 0] + box[:, 1]) / 2, (box[:, 2] + box[:, 3]) / 2
+        half_a, half_b = (box[:, 1] - box[:, 0]) / 2, (box[:, 3] - box[:, 2]) / 2
+        near_parent, near_node = [], []
+        parents_per_chunk = max(1, pairs_per_chunk // max(pre.shape[2], 1))
+        for first in range(0, len(parents), parents_per_chunk):
+            rows = slice(first, first + parents_per_chunk)
+            centre_value = np.abs(pre[rows, 0] + pre[rows, 1] * centre_a[rows, None]
+                                  + pre[rows, 2] * centre_b[rows, None])
+            reach = np.abs(pre[rows, 1]) * half_a[rows, None] + np.abs(pre[rows, 2]) * half_b[rows, None]
+            slack = 10 * line_tolerance(np.moveaxis(pre[rows], 1, 2), self.frame)  # generous: clipping decides
+            parent, node = np.nonzero(centre_value <= reach + slack)
+            near_parent.append(parent + first)
+            near_node.append(node)
+        near_parent, near_node = np.concatenate(near_parent), np.concatenate(near_node)
+        order = np.lexsort((near_parent, near_node))
+        near_parent, near_node = near_parent[order], near_node[order]
+        pieces = []
+        for first in range(0, len(near_parent), pairs_per_chunk):
+            chunk = slice(first, first + pairs_per_chunk)
+            lines = pre[near_parent[chunk], :, near_node[chunk]]
+            pieces.append(clip_lines(parents.subset(near_parent[chunk]), lines, self.frame)[1])
+        return np.concatenate(pieces) if pieces else np.zeros((0, 2, 2))
 
     def spline(self, layer: int, node: int) -> list[np.ndarray]:
         """The spline of one node as polylines (each an (m, 2) array)."""
