@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spline_utils as su
-from spline_utils import nets, plot
+from spline_utils import nets, plot, plot_training
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_loss_trajectory_panels_are_large_apart_and_numbered_as_their_dots():
     losses = 0.7 * np.exp(-steps / 1500) + 0.05
     snapshots = (500, 1000, 1500, 3500, 5500, 7500, 9500, 10_000)
     drawn = []
-    loss_ax, panels = plot.draw_loss_trajectory(fig, steps, losses, snapshots, lambda ax, i: drawn.append(i),
+    loss_ax, panels = plot_training.draw_loss_trajectory(fig, steps, losses, snapshots, lambda ax, i: drawn.append(i),
                                                 [f"iteration {s}" for s in snapshots])
     loss_ax.set_xlabel("Iterations")
     assert drawn == list(range(8)) and len(panels) == 8
@@ -66,7 +66,7 @@ def test_loss_trajectory_panels_are_large_apart_and_numbered_as_their_dots():
     assert numbers == [(float(s), str(i + 1)) for i, s in enumerate(snapshots)]
     assert [panel.get_title() for panel in panels][:2] == ["(1) iteration 500", "(2) iteration 1000"]
     with pytest.raises(ValueError, match="one title per snapshot"):
-        plot.draw_loss_trajectory(plt.figure(), steps, losses, snapshots, lambda ax, i: None, ["only one"])
+        plot_training.draw_loss_trajectory(plt.figure(), steps, losses, snapshots, lambda ax, i: None, ["only one"])
     plt.close("all")
 
 
@@ -75,7 +75,7 @@ def test_early_bird_label_sits_in_the_upper_triangle_off_the_diagonal(n_epochs, 
     fig, ax = plt.subplots(figsize=(3.5, 3.5), dpi=100)
     rng = np.random.default_rng(0)
     distances = rng.uniform(size=(n_epochs, n_epochs))
-    plot.draw_distance_matrix(ax, distances, early_bird, colorbar=False)
+    plot_training.draw_distance_matrix(ax, distances, early_bird, colorbar=False)
     fig.canvas.draw()
     (label,) = ax.texts
     assert label.get_text() == str(early_bird)
@@ -89,14 +89,14 @@ def test_early_bird_label_sits_in_the_upper_triangle_off_the_diagonal(n_epochs, 
 def test_distance_matrices_share_one_raw_scale_with_vmax():
     fig, (left, right) = plt.subplots(1, 2)
     small, large = np.array([[0.0, 0.1], [0.1, 0.0]]), np.array([[0.0, 0.3], [0.3, 0.0]])
-    images = [plot.draw_distance_matrix(ax, m, normalize=False, vmax=0.3, colorbar=False)
+    images = [plot_training.draw_distance_matrix(ax, m, normalize=False, vmax=0.3, colorbar=False)
               for ax, m in ((left, small), (right, large))]
     assert [image.get_clim() for image in images] == [(0, 0.3), (0, 0.3)]
     np.testing.assert_array_equal(images[0].get_array(), small)
-    normalized = plot.draw_distance_matrix(left, small, colorbar=False)
+    normalized = plot_training.draw_distance_matrix(left, small, colorbar=False)
     np.testing.assert_allclose(normalized.get_array(), small / 0.1)
     with pytest.raises(ValueError, match="normalize=False"):
-        plot.draw_distance_matrix(left, small, normalize=True, vmax=0.3)
+        plot_training.draw_distance_matrix(left, small, normalize=True, vmax=0.3)
     plt.close(fig)
 
 
@@ -105,7 +105,7 @@ def test_snapshot_splines_draw_the_chosen_nodes_over_the_final_networks_bands():
     assert len(partition.boundary_segments()) and len(final.boundary_segments())
     fig, ax = plt.subplots()
     nodes = [[0, 2], [1, 5, 7]]
-    plot.draw_snapshot_splines(ax, partition, final, colours=("C0", "C1"), nodes=nodes)
+    plot_training.draw_snapshot_splines(ax, partition, final, colours=("C0", "C1"), nodes=nodes)
     final_layers, final_boundary, layer0, layer1, boundary = ax.collections[:2], *ax.collections[2:]
     for collection, source, layer in ((final_layers[0], final, 0), (final_layers[1], final, 1), (layer0, partition, 0),
                                       (layer1, partition, 1)):
@@ -113,7 +113,7 @@ def test_snapshot_splines_draw_the_chosen_nodes_over_the_final_networks_bands():
         np.testing.assert_array_equal(np.array(collection.get_segments()), expected)
     np.testing.assert_array_equal(np.array(boundary.get_segments()), partition.boundary_segments())
     np.testing.assert_array_equal(np.array(final_boundary.get_segments()), final.boundary_segments())
-    np.testing.assert_allclose(final_layers[0].get_colors()[0], matplotlib.colors.to_rgba(plot.FINAL_GREY))
+    np.testing.assert_allclose(final_layers[0].get_colors()[0], matplotlib.colors.to_rgba(plot_training.FINAL_GREY))
     assert max(c.get_zorder() for c in (*final_layers, final_boundary)) < min(c.get_zorder() for c in (layer0, layer1))
     assert ax.get_xlim() == (-3, 3)
     plt.close(fig)
