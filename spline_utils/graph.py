@@ -18,7 +18,6 @@ reproduce it (an in-place operation on a tensor used again, a batch-mixing resha
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -27,54 +26,8 @@ import torch.fx as fx
 import torch.nn as nn
 
 from . import graph_ops as ops
+from .graph_ir import AffineNode, Graph, ReluNode
 from .chain import apply_affine, check_affine, effective_copy
-
-
-@dataclass
-class AffineNode:
-    """``y = linear(*inputs) + offset``; ``linear`` acts on batches, ``offset`` has the per-sample ``shape``."""
-
-    inputs: tuple[int, ...]
-    linear: Callable
-    offset: torch.Tensor | None
-    shape: tuple
-    name: str
-
-
-@dataclass
-class ReluNode:
-    """``y = max(x, slope * x)`` on node ``input``; node ``k`` of it is active where ``x_k > 0``."""
-
-    input: int
-    slope: float
-    shape: tuple
-    name: str
-
-
-@dataclass
-class Graph:
-    """``nodes[0]`` is the input (``None``); every other node reads only earlier nodes; ``output`` is the result."""
-
-    nodes: list
-    output: int
-    input_shape: tuple
-
-    @property
-    def relu_nodes(self) -> list[int]:
-        """Indices of the ReLU nodes, in forward order: the hidden layers."""
-        return [index for index, node in enumerate(self.nodes) if isinstance(node, ReluNode)]
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The output and every ReLU node's pre-activation for inputs ``x`` (n, *input_shape), through the graph."""
-        values, pre = [x], []
-        for node in self.nodes[1:]:
-            if isinstance(node, ReluNode):
-                pre.append(values[node.input])
-                values.append(torch.where(pre[-1] > 0, pre[-1], node.slope * pre[-1]))
-            else:
-                y = node.linear(*(values[i] for i in node.inputs))
-                values.append(y if node.offset is None else y + node.offset)
-        return values[self.output], pre
 
 
 class _Recorder(fx.Interpreter):

@@ -1,6 +1,6 @@
 """The exact partition of a 2-D domain or slice for any traced ReLU graph (residual blocks, MaxPool, ...).
 
-The ReLU nodes of a :class:`spline_utils.graph.Graph` are cut in forward (topological) order: cutting ReLU node
+The ReLU nodes of a :class:`spline_utils.graph_ir.Graph` are cut in forward (topological) order: cutting ReLU node
 ``l`` refines the partition after nodes ``0 .. l-1``, on each of whose regions every tensor computed so far is
 affine in the 2-D coordinates. Each tensor's per-region maps (rows offset, d/da, d/db) are stored once, on the
 partition *level* at which it became affine (the number of ReLU nodes cut before its last ReLU ancestor), and
@@ -16,7 +16,8 @@ import torch.nn as nn
 
 from . import graph_ops as ops
 from .cutting import cut_by_layer
-from .graph import AffineNode, Graph, float64_copy, trace_graph, trace_module
+from .graph import float64_copy, trace_graph, trace_module
+from .graph_ir import AffineNode, Graph
 from .partition import LayerPartition, Partition, check_memory
 from .polygons import Polygons
 from .tolerance import Frame
