@@ -44,13 +44,6 @@ def test_anatomy(notebook):
     assert "frame_slider(" in "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
-# TEMPORARY: chapters whose figures fail the readability check today, each with the issue that fixes them. A chapter
-# that passes while listed here fails the test (strict), so remove it from this list when its figures are fixed.
-KNOWN_UNREADABLE = {
-    "03_early_bird": "issue 13 items 5, 6, 9: Fig 4 insets 96 px wide, Fig 13 ticks at 7.9 px, EB slider text 6.7 px",
-}
-
-
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[c.stem for c in CHAPTERS])
 def test_smoke_run(notebook, tmp_path, monkeypatch):
@@ -68,8 +61,4 @@ def test_smoke_run(notebook, tmp_path, monkeypatch):
     figures = readability.read_report(report)
     assert figures, f"{notebook.name}: no figure was checked; is the readability backend active in the kernel?"
     problems = readability.format_report(figures)
-    if notebook.stem in KNOWN_UNREADABLE:
-        if problems:
-            pytest.xfail(f"known unreadable ({KNOWN_UNREADABLE[notebook.stem]}):\n{problems}")
-        pytest.fail(f"{notebook.stem} now passes the readability check: remove it from KNOWN_UNREADABLE")
     assert not problems, f"{notebook.name}: figures unreadable at the page's size:\n{problems}"
