@@ -48,7 +48,6 @@ def test_anatomy(notebook):
 # that passes while listed here fails the test (strict), so remove it from this list when its figures are fixed.
 KNOWN_UNREADABLE = {
     "02_pruning_partition": "issue 13: Fig 2's accuracy labels at 7.5 px",
-    "03_early_bird": "issue 13 items 5, 6, 9: Fig 4 insets 96 px wide, Fig 13 ticks at 7.9 px, EB slider text 6.7 px",
     "05_overparametrize_then_prune": "issue 13 items 7, 9: Fig 9 legend 5.8-6.9 px, k-means labels 6.6 px, network "
                                      "diagram 77 px tall",
 }
