@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from browser_support import unavailable
 from spline_utils.interact import slider_html
 
 pytestmark = pytest.mark.browser
@@ -26,10 +27,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = Path(os.environ.get("SPLINE_BOOK_HTML", ROOT / "_build" / "html"))
 SCREENSHOTS = HTML_DIR.parent / "screenshots"
-CHROMIUM = os.environ.get("SPLINE_BOOK_CHROMIUM", "/usr/bin/chromium")
-REQUIRED = os.environ.get("SPLINE_BOOK_REQUIRE_BROWSER") == "1"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 CHAPTERS = sorted(path.stem for path in (ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 # Every page of the site: the toc's pages and Sphinx's generated ones.
 PAGES = ["index.html", "book/intro.html", *(f"book/{chapter}.html" for chapter in CHAPTERS), "book/api.html",
@@ -69,26 +66,6 @@ MATH_JS = """async () => {
 }"""
 
 
-def unavailable(reason):
-    """Skip locally; fail where the check is required (CI after ``make book``)."""
-    if REQUIRED:
-        pytest.fail(f"{reason} (SPLINE_BOOK_REQUIRE_BROWSER=1 requires the browser check)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        unavailable(f"no Chromium at {CHROMIUM}: run `make browser-deps` (apt-get install chromium) "
-                    "or set SPLINE_BOOK_CHROMIUM")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: pip install -r requirements.txt")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ Without Chromium or Playwright these tests skip with a message saying what to do
 import base64
 import functools
 import http.server
-import os
 import threading
 from pathlib import Path
 
@@ -26,10 +25,6 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = os.environ.get("SPLINE_BOOK_CHROMIUM", "/usr/bin/chromium")
-REQUIRED = os.environ.get("SPLINE_BOOK_REQUIRE_BROWSER") == "1"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SERVER_SECONDS = 300  # the server shuts itself down after this long, even if a test hangs
 INTERVAL_MS = 150  # the play slider's milliseconds per frame
 EPOCHS, THRESHOLDS = list(range(1, 9)), [0.1, 0.2, 0.3, 0.4, 0.5]
@@ -38,12 +33,6 @@ PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1400, "height": 900}
 MIN_PHONE_TRACK_PX, MIN_TOUCH_PX = 300, 44
 PAGE_PADDING_PX = 16  # like a book page's side padding on a phone
 
-
-def unavailable(reason):
-    """Skip locally; fail where the check is required (``make browser-check``)."""
-    if REQUIRED:
-        pytest.fail(f"{reason} (SPLINE_BOOK_REQUIRE_BROWSER=1 requires the browser check)")
-    pytest.skip(reason)
 
 
 def draw_frame(title, height):
@@ -91,20 +80,6 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        unavailable(f"no Chromium at {CHROMIUM}: run `make browser-deps` (apt-get install chromium) "
-                    "or set SPLINE_BOOK_CHROMIUM")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: pip install -r requirements.txt")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def open_page(browser, site, viewport):

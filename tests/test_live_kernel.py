@@ -29,15 +29,13 @@ from pathlib import Path
 
 import pytest
 
+from browser_support import unavailable
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "book" / "01_spline_partition.ipynb"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = os.environ.get("SPLINE_BOOK_CHROMIUM", "/usr/bin/chromium")
-REQUIRED = os.environ.get("SPLINE_BOOK_REQUIRE_BROWSER") == "1"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SERVER_START_SECONDS = 90
 RUN_ALL_SECONDS = 240
 REDRAW_SECONDS = 60
@@ -104,12 +102,6 @@ IMAGE_BYTES_JS = """async (image) => {
 }"""
 
 
-def unavailable(reason):
-    """Skip locally; fail where the check is required (CI)."""
-    if REQUIRED:
-        pytest.fail(f"{reason} (SPLINE_BOOK_REQUIRE_BROWSER=1 requires the live-kernel check)")
-    pytest.skip(reason)
-
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -133,20 +125,6 @@ def write_check_notebook(target: Path) -> None:
                               "execution_count": None, "source": RETRAIN_CELL})
     target.write_text(json.dumps(notebook))
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        unavailable(f"no Chromium at {CHROMIUM}: run `make browser-deps` (apt-get install chromium) "
-                    "or set SPLINE_BOOK_CHROMIUM")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: `make setup` (pip install -r requirements.txt)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
