@@ -45,7 +45,7 @@ class Graph:
         return [index for index, node in enumerate(self.nodes) if isinstance(node, ReluNode)]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The output and every ReLU node's pre-activation for inputs ``x`` (n, *input_shape), through the graph."""
+        """The output and every ReLU node's pre-activation for inputs ``x`` of shape ``(n, *input_shape)``."""
         values, pre = [x], []
         for node in self.nodes[1:]:
             if isinstance(node, ReluNode):

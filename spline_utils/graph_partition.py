@@ -62,7 +62,7 @@ def graph_partition2d(model: nn.Module, bounds: tuple, plane, input_state: np.nd
                       frame: Frame, max_regions: int, max_bytes: int) -> GraphPartition:
     """The engine behind :func:`spline_utils.partition2d` for models that are not plain ``nn.Sequential`` chains.
 
-    ``input_state`` is the input as an affine map of the 2-D coordinates, shape (1, 3, *input_shape).
+    ``input_state`` is the input as an affine map of the 2-D coordinates, shape ``(1, 3, *input_shape)``.
     """
     graph = trace_graph(model, tuple(input_state.shape[2:]))
     last_reader = {}
