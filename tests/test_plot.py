@@ -187,3 +187,22 @@ def test_draw_lifted_puts_the_zero_set_on_the_surface_and_on_the_floor():
     drawn = sorted(len(c._segments3d) for c in on_floor)
     assert drawn == sorted([len(partition.layer_spline_segments(0)), len(boundary)])
     plt.close(fig)
+
+
+def test_figure_png_is_a_compact_palette_image_that_looks_like_the_figure():
+    import io
+
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    for k in range(12):
+        ax.plot([0, 1], [k, 12 - k], linewidth=1.5)
+    ax.set_title("twelve lines")
+    reference = io.BytesIO()
+    fig.savefig(reference, format="png", dpi=60, bbox_inches="tight")
+    frame = plot.figure_png(fig, dpi=60)
+    assert plt.get_fignums() == [] or fig.number not in plt.get_fignums()
+    compact, full = Image.open(io.BytesIO(frame)), Image.open(reference).convert("RGB")
+    assert compact.mode == "P" and compact.size == full.size
+    difference = np.abs(np.asarray(compact.convert("RGB"), dtype=float) - np.asarray(full, dtype=float))
+    assert difference.mean() < 1.0 and len(frame) < len(reference.getvalue())
