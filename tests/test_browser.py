@@ -140,6 +140,31 @@ def check_slider(page, slider, name):
     assert len({position["src"] for position in seen}) > 1 or frames == 1, f"{name}: every position shows one picture"
 
 
+def check_story(page, chapter):
+    """Story before code: code cells folded behind toggles, numbered figure captions, a closing "Try it" section."""
+    toggles = page.locator(".cell.tag_hide-input, .cell.tag_hide-cell").count()
+    assert toggles > 0, f"{chapter}: no code cell is folded behind a toggle (cell tags hide-input / hide-cell)"
+    number = int(chapter[:2])
+    captions = page.locator("span.caption-number").all_inner_texts()
+    assert any(text.startswith(f"Fig. {number}.") for text in captions), \
+        f"{chapter}: no numbered figure caption 'Fig. {number}.N' (got {captions[:3]})"
+    assert page.locator("h2", has_text="Try it").count() == 1, f"{chapter}: no 'Try it' exercises section"
+
+
+def check_play(page, slider, name):
+    """The play button steps through the frames on its own, and a second press pauses it."""
+    image, button = slider.locator("img"), slider.locator("button.su-slider-play")
+    slider.locator("input").evaluate("input => { input.value = 0; input.dispatchEvent(new Event('input')); }")
+    start = image.get_attribute("src")
+    button.click()
+    page.wait_for_function("([img, src]) => img.getAttribute('src') !== src",
+                           arg=[image.element_handle(), start], timeout=10_000)
+    button.click()
+    paused = image.get_attribute("src")
+    page.wait_for_timeout(1500)
+    assert image.get_attribute("src") == paused, f"{name}: the frames kept changing after pause"
+
+
 def test_no_page_without_a_chapter():
     if not HTML_DIR.exists():
         unavailable(f"no built book in {HTML_DIR}: run `make book` first")
@@ -165,6 +190,10 @@ def test_chapter_page(page, site, chapter):
     assert figures or sliders.count() >= 2, f"{chapter}: the page shows no figure besides its slider"
     for index in range(sliders.count()):
         check_slider(page, sliders.nth(index), f"{chapter} slider {index + 1}")
+    check_story(page, chapter)
+    for index in range(page.locator("button.su-slider-play").count()):
+        check_play(page, page.locator("div.su-slider").filter(has=page.locator("button.su-slider-play")).nth(index),
+                   f"{chapter} play button {index + 1}")
     math = page.evaluate(MATH_JS)
     assert math["math"] > 0, f"{chapter}: no equations on the page"
     assert math["loaded"], f"{chapter}: MathJax did not load from the site (offline); rebuild with `make book`"
