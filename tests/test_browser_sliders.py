@@ -10,14 +10,12 @@ Without Chromium or Playwright these tests skip with a message saying what to do
 ``SPLINE_BOOK_REQUIRE_BROWSER=1`` (``make browser-check``) they fail instead.
 """
 import base64
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
 
+from data_files import local_server
 from spline_utils.interact import slider_html
 from spline_utils.plot import figure_png
 
@@ -63,22 +61,8 @@ def site(tmp_path_factory, frames):
         f'<body style="margin:0"><main style="max-width:50em;margin:0 auto;padding:0 {PAGE_PADDING_PX}px">'
         f"<h1>Two sliders</h1><p>A process to play:</p>{epoch}<p>A parameter to move:</p>{threshold}"
         "</main></body></html>", encoding="utf-8")
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    deadline = threading.Timer(SERVER_SECONDS, server.shutdown)
-    deadline.daemon = True
-    deadline.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
-    deadline.cancel()
-    server.shutdown()
-    server.server_close()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+    with local_server(folder, SERVER_SECONDS) as (base_url, _):
+        yield base_url + "index.html"
 
 
 
