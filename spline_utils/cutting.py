@@ -1,28 +1,23 @@
 """Cutting convex regions by the zero lines of a layer's nodes: the core of the exact partition engine.
 
 Round ``j`` cuts every live piece by the ``j``-th node line that crosses its parent region, vectorized over pieces,
-so the Python loop runs over the largest number of lines crossing one parent, never over regions. A bounding-box
-test keeps each round to the pieces its lines can reach.
+so the Python loop runs over the largest number of lines crossing one parent, never over regions. Bounding-box tests
+keep each round to the pieces its line can reach: whole buckets of neighbouring pieces are ruled out at once, so a
+parent crossed by hundreds of lines costs about the pieces each line crosses, not all its pieces, per round.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .polygons import PolygonPool, Polygons, cut, side_of_line
-from .tolerance import Frame, line_tolerance
+from .region_bound import check_growth, too_large
+from .polygons import PolygonPool, Polygons, cut, side_of_line, z_order_keys
+from .tolerance import ROUNDING_TOLERANCE, RELATIVE_TOLERANCE, Frame, line_tolerance
 
 ROWS_PER_CHUNK = 16384  # regions whose codes are computed in one matrix product
 MATMUL_GROUP = 64
-MANY_LINES = 128  # parents crossed by fewer lines reach the region cap within seconds in the cutting rounds
-PAIR_BUDGET = 2**23  # line pairs the lower bound on the region count may examine per layer
-PAIRS_PER_STEP = 2**18  # line pairs examined in one vectorized step (bounds the temporary memory)
-MERGE_DISTANCE = 1e-8  # intersections closer than this fraction of the domain's size are counted as one
-
-
-class PartitionTooLarge(RuntimeError):
-    """The partition would exceed the region cap or the memory cap given to :func:`spline_utils.partition2d`."""
+PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
+LINES_PER_BATCH = 64  # cutting rounds whose candidate pieces are found together (the bits of a uint64 mask)
+PIECES_PER_BUCKET = 32  # neighbouring pieces of one parent whose joint bounding box is tested first
 
 
 def _layer_codes(pieces: Polygons, parent: np.ndarray, pre: np.ndarray, crossing: np.ndarray,
@@ -58,6 +53,59 @@ def _ranks_within(counts: np.ndarray) -> np.ndarray:
     return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
+def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float = 1.0,
+                     above: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The (parent, node) pairs whose zero line passes within ``slack`` tolerances of the parent's bounding box.
+
+    A line farther from the box centre than its variation over the box (plus the tolerance) leaves the whole box on
+    one side. The test runs on cache-sized chunks of parents, first against a cheap upper bound of
+    :func:`~spline_utils.tolerance.line_tolerance`, then exactly on the few pairs that pass.
+
+    Parameters
+    ----------
+    pre : ndarray, shape (n_parents, 3, n_nodes)
+        Each node's affine map on each parent region (rows offset, d/dx, d/dy).
+    box : ndarray, shape (n_parents, 4)
+        ``(xmin, xmax, ymin, ymax)`` of each parent region.
+    above : bool ndarray, shape (n_parents, n_nodes), optional
+        Filled with whether each map is positive at its box centre.
+
+    Returns
+    -------
+    parent, node : ndarray of int64, shape (n_pairs,)
+        In row-major (parent, node) order.
+    """
+    n_parents, _, n_nodes = pre.shape
+    centre = np.stack([(box[:, 0] + box[:, 1]) / 2, (box[:, 2] + box[:, 3]) / 2], axis=1)
+    half = np.stack([(box[:, 1] - box[:, 0]) / 2, (box[:, 3] - box[:, 2]) / 2], axis=1)
+    # line_tolerance <= (RELATIVE + ROUNDING) (|c| + |a1| (|x0| + h) + |a2| (|y0| + h)); doubled against round-off
+    scale = 2 * slack * (RELATIVE_TOLERANCE + ROUNDING_TOLERANCE)
+    reach_x, reach_y = scale * (abs(frame.centre_x) + frame.half), scale * (abs(frame.centre_y) + frame.half)
+    parents, nodes = [], []
+    step = max(1, PAIRS_PER_CHUNK // max(n_nodes, 1))
+    for first in range(0, n_parents, step):
+        rows = slice(first, first + step)
+        offset, slope_x, slope_y = pre[rows, 0], np.abs(pre[rows, 1]), np.abs(pre[rows, 2])
+        centre_value = offset + pre[rows, 1] * centre[rows, :1] + pre[rows, 2] * centre[rows, 1:]
+        if above is not None:
+            np.greater(centre_value, 0, out=above[rows])
+        bound = slope_x * (half[rows, :1] + reach_x) + slope_y * (half[rows, 1:] + reach_y) + scale * np.abs(offset)
+        parent, node = np.nonzero(np.abs(centre_value) <= bound)
+        parents.append(parent + first)
+        nodes.append(node)
+    parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
+    node = np.concatenate(nodes) if nodes else np.zeros(0, np.int64)
+    near = _box_reach(pre[parent, :, node], box[parent], frame, slack)
+    return parent[near], node[near]
+
+
+def _box_reach(lines: np.ndarray, box: np.ndarray, frame: Frame, slack: float = 1.0) -> np.ndarray:
+    """Whether each line (n, 3) passes within ``slack`` tolerances of its box (n, 4), shape (n,)."""
+    centre_value = lines[:, 0] + lines[:, 1] * (box[:, 0] + box[:, 1]) / 2 + lines[:, 2] * (box[:, 2] + box[:, 3]) / 2
+    reach = np.abs(lines[:, 1]) * (box[:, 1] - box[:, 0]) / 2 + np.abs(lines[:, 2]) * (box[:, 3] - box[:, 2]) / 2
+    return np.abs(centre_value) <= reach + slack * line_tolerance(lines, frame)
+
+
 def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     """Which node lines cut each parent region, and on which side the others leave it.
 
@@ -69,21 +117,14 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple[n
         Some vertex is strictly above the line and none strictly below: the node is active on the whole region.
     """
     n_parents, _, n_nodes = pre.shape
-    box = parents.bounding_boxes()
-    centre = np.stack([(box[:, 0] + box[:, 1]) / 2, (box[:, 2] + box[:, 3]) / 2], axis=1)
-    half = np.stack([(box[:, 1] - box[:, 0]) / 2, (box[:, 3] - box[:, 2]) / 2], axis=1)
-    tolerance = line_tolerance(np.moveaxis(pre, 1, 2), frame)
-    centre_value = pre[:, 0] + pre[:, 1] * centre[:, :1] + pre[:, 2] * centre[:, 1:]
-    reach = np.abs(pre[:, 1]) * half[:, :1] + np.abs(pre[:, 2]) * half[:, 1:]
-    # a line farther from the box centre than the box reaches leaves the whole region on one side
-    near_parent, near_node = np.nonzero(np.abs(centre_value) <= reach + tolerance)
-    above = centre_value > 0
+    above = np.empty((n_parents, n_nodes), dtype=bool)
+    near_parent, near_node = lines_near_boxes(pre, parents.bounding_boxes(), frame, above=above)
     counts = parents.counts[near_parent]
     pair = np.repeat(np.arange(len(near_parent)), counts)
     vertex = parents.vertices[np.repeat(parents.starts[near_parent], counts) + _ranks_within(counts)]
     maps = pre[near_parent, :, near_node]
     values = maps[pair, 0] + maps[pair, 1] * vertex[:, 0] + maps[pair, 2] * vertex[:, 1]
-    pair_tolerance = tolerance[near_parent, near_node][pair]
+    pair_tolerance = line_tolerance(maps, frame)[pair]
     starts = np.cumsum(counts) - counts
     some_above = np.add.reduceat(values > pair_tolerance, starts) > 0 if len(pair) else np.zeros(0, bool)
     some_below = np.add.reduceat(values < -pair_tolerance, starts) > 0 if len(pair) else np.zeros(0, bool)
@@ -93,135 +134,122 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple[n
     return crossing, above
 
 
+class _CrossingLines:
+    """The lines crossing each parent region, in node order: round ``j`` cuts by each parent's ``j``-th line."""
+
+    def __init__(self, pre: np.ndarray, crossing: np.ndarray):
+        self.pre = pre
+        _, self.node = np.nonzero(crossing)
+        self.count = crossing.sum(axis=1)
+        self.first = np.cumsum(self.count) - self.count
+
+    def lines(self, parent: np.ndarray, round_index) -> np.ndarray:
+        """The ``round_index``-th line crossing each of the regions ``parent``, shape (n, 3)."""
+        return self.pre[parent, :, self.node[self.first[parent] + round_index]]
+
+
 def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: int, layer_index: int):
     """Cut every parent region by the zero lines of this layer's nodes that cross it.
 
-    Round ``j`` cuts every live piece by the ``j``-th line crossing its parent. A bounding-box test first discards
-    the pieces the line cannot reach, so a round only touches the few pieces near its lines.
+    Round ``j`` cuts every live piece by the ``j``-th line crossing its parent. Rounds run in batches of
+    :data:`LINES_PER_BATCH`: at the start of a batch, bounding-box tests (first on buckets of neighbouring pieces,
+    then on the pieces of the buckets a line reaches) mark which of the batch's lines may cut each piece; a piece's
+    halves inherit its marks, so a round only touches the pieces near its lines, not every piece of the parent.
 
     Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code.
     """
     crossing, above = _crossing_lines(parents, pre, frame)
-    _check_growth(parents, pre, crossing, frame, max_regions, layer_index)
-    _, line_node = np.nonzero(crossing)
-    lines_per_parent = crossing.sum(axis=1)
-    first_line = np.cumsum(lines_per_parent) - lines_per_parent
+    check_growth(parents, pre, crossing, frame, max_regions, layer_index)
+    crossing_lines = _CrossingLines(pre, crossing)
     pool = PolygonPool(parents, np.arange(len(parents)))
-    active = np.nonzero(lines_per_parent > 0)[0]
-    n_alive, round_index = len(parents), 0
-    while len(active):
-        parent = pool.parent[active]
-        lines = pre[parent, :, line_node[first_line[parent] + round_index]]
-        tolerance = line_tolerance(lines, frame)
-        box = pool.box[active]
-        centre_value = lines[:, 0] + lines[:, 1] * (box[:, 0] + box[:, 1]) / 2 + lines[:, 2] * (box[:, 2] + box[:, 3]) / 2
-        reach = np.abs(lines[:, 1]) * (box[:, 1] - box[:, 0]) / 2 + np.abs(lines[:, 2]) * (box[:, 3] - box[:, 2]) / 2
-        near = np.abs(centre_value) < reach + tolerance
-        candidates = active[near]
-        split = np.zeros(len(active), dtype=bool)
-        children = np.zeros(0, dtype=np.int64)
-        if len(candidates):
-            polygons = pool.get(candidates)
-            owner = polygons.owner
-            near_lines = lines[near]
-            values = near_lines[owner, 0] + near_lines[owner, 1] * polygons.vertices[:, 0] + \
-                near_lines[owner, 2] * polygons.vertices[:, 1]
-            vertex_tolerance = tolerance[near][owner]
-            side = side_of_line(values, vertex_tolerance)
-            cut_here = (np.add.reduceat(side > 0, polygons.starts) > 0) & \
-                (np.add.reduceat(side < 0, polygons.starts) > 0)
-            if cut_here.any():
-                cut_vertices = np.repeat(cut_here, polygons.counts)
-                positive, negative = cut(Polygons(polygons.vertices[cut_vertices], polygons.counts[cut_here]),
-                                         values[cut_vertices], vertex_tolerance[cut_vertices])
-                cut_pieces = candidates[cut_here]
-                pool.alive[cut_pieces] = False
-                children = np.concatenate([pool.add(positive, pool.parent[cut_pieces]),
-                                           pool.add(negative, pool.parent[cut_pieces])])
-                split[np.nonzero(near)[0][cut_here]] = True
-                n_alive += len(cut_pieces)
-                if n_alive > max_regions:
-                    raise _too_large(layer_index, f"already has more than max_regions={max_regions} regions")
-        round_index += 1
-        active = np.concatenate([active[~split], children])
-        active = active[lines_per_parent[pool.parent[active]] > round_index]
+    n_alive, n_rounds = len(parents), int(crossing_lines.count.max(initial=0))
+    for first_round in range(0, n_rounds, LINES_PER_BATCH):
+        members, pending = _batch_candidates(pool, crossing_lines, first_round, frame)
+        for bit in range(min(LINES_PER_BATCH, n_rounds - first_round)):
+            selected = np.nonzero((pending >> np.uint64(bit)) & np.uint64(1))[0]
+            cut_here, children = _cut_round(pool, members[selected], crossing_lines, first_round + bit, frame)
+            cut_position = selected[cut_here]
+            n_alive += len(cut_position)
+            if n_alive > max_regions:
+                raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
+            keep = np.ones(len(members), dtype=bool)
+            keep[cut_position] = False
+            members = np.concatenate([members[keep], children])
+            pending = np.concatenate([pending[keep], pending[cut_position], pending[cut_position]])
+            if bit + 1 < LINES_PER_BATCH:
+                later = (pending >> np.uint64(bit + 1)) != 0
+                members, pending = members[later], pending[later]
     alive = np.nonzero(pool.alive[:pool.size])[0]
     alive = alive[np.argsort(pool.parent[alive], kind="stable")]
     pieces, parent = pool.get(alive), pool.parent[alive]
     return pieces, parent, _layer_codes(pieces, parent, pre, crossing, above)
 
 
-def _too_large(layer_index: int, what: str) -> PartitionTooLarge:
-    return PartitionTooLarge(f"hidden layer {layer_index} {what}; shrink the bounds, use a smaller model, or raise "
-                             "max_regions (memory grows with the region count)")
+def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_round: int,
+                      frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """The live pieces that rounds ``first_round`` to ``first_round + LINES_PER_BATCH - 1`` may cut.
 
+    Pieces are sorted by parent and along a Z-order curve and grouped in buckets of up to
+    :data:`PIECES_PER_BUCKET` neighbours of one parent; each round's line is tested against the bucket's bounding box,
+    then against the box of each piece of the buckets it reaches.
 
-def _check_growth(parents: Polygons, pre: np.ndarray, crossing: np.ndarray, frame: Frame, max_regions: int,
-                  layer_index: int) -> None:
-    """Stop before cutting when a lower bound on the layer's region count already exceeds ``max_regions``.
-
-    Cutting a parent by ``k`` lines costs about ``k`` times its number of pieces, so a parent crossed by thousands of
-    lines would reach the cap only after minutes. When the count may exceed the cap (it is at most
-    ``1 + k + k (k - 1) / 2`` pieces per parent), the parents crossed by the most lines are counted first: a parent
-    crossed by a line gives at least 2 pieces, and one crossed by many gives :func:`_pieces_lower_bound`.
-    At most about :data:`PAIR_BUDGET` line pairs are examined (of a parent crossed by more lines, the first
-    ``sqrt(PAIR_BUDGET)``: fewer lines make fewer pieces, so the bound holds); the cutting rounds check the cap as well.
+    Returns
+    -------
+    pieces : ndarray of int64
+        Pool indices of the pieces with at least one candidate line.
+    pending : ndarray of uint64
+        Bit ``j`` set where round ``first_round + j``'s line may cut the piece.
     """
-    lines_per_parent = crossing.sum(axis=1)
-    if int((1 + lines_per_parent + lines_per_parent * (lines_per_parent - 1) // 2).sum()) <= max_regions:
-        return
-    lower = len(lines_per_parent) + int(np.count_nonzero(lines_per_parent))
-    order = np.argsort(-lines_per_parent, kind="stable")
-    order = order[lines_per_parent[order] >= MANY_LINES]
-    examined = 0
-    for parent in order:
-        if examined > PAIR_BUDGET:
-            return
-        lines = pre[parent][:, crossing[parent]].T[:math.isqrt(PAIR_BUDGET)]
-        examined += len(lines) ** 2
-        lower += _pieces_lower_bound(parents.subset(np.array([parent])), lines, frame) - 2
-        if lower > max_regions:
-            raise _too_large(layer_index, f"would have at least {lower} regions (counted from where its node lines "
-                                          f"cross), more than max_regions={max_regions}")
+    alive = np.nonzero(pool.alive[:pool.size])[0]
+    rounds = np.clip(crossing_lines.count[pool.parent[alive]] - first_round, 0, LINES_PER_BATCH)
+    alive, rounds = alive[rounds > 0], rounds[rounds > 0]
+    box, parent = pool.box[alive], pool.parent[alive]
+    order = np.lexsort((z_order_keys(np.stack([box[:, 0] + box[:, 1], box[:, 2] + box[:, 3]], axis=1)), parent))
+    alive, rounds, box, parent = alive[order], rounds[order], box[order], parent[order]
+    new_parent = np.r_[True, parent[1:] != parent[:-1]]
+    position = np.arange(len(parent)) - np.maximum.accumulate(np.where(new_parent, np.arange(len(parent)), 0))
+    bucket_first = np.nonzero(position % PIECES_PER_BUCKET == 0)[0]
+    bucket_size = np.diff(np.r_[bucket_first, len(parent)])
+    bucket_box = np.stack([np.minimum.reduceat(box[:, 0], bucket_first), np.maximum.reduceat(box[:, 1], bucket_first),
+                           np.minimum.reduceat(box[:, 2], bucket_first),
+                           np.maximum.reduceat(box[:, 3], bucket_first)], axis=1) if len(box) else np.zeros((0, 4))
+    pair_bucket = np.repeat(np.arange(len(bucket_first)), rounds[bucket_first])
+    pair_round = _ranks_within(rounds[bucket_first])
+    lines = crossing_lines.lines(parent[bucket_first][pair_bucket], first_round + pair_round)
+    near = _box_reach(lines, bucket_box[pair_bucket], frame)
+    lines, pair_bucket, pair_round = lines[near], pair_bucket[near], pair_round[near]
+    size = bucket_size[pair_bucket]
+    piece = np.repeat(bucket_first[pair_bucket], size) + _ranks_within(size)
+    near = _box_reach(np.repeat(lines, size, axis=0), box[piece], frame)
+    pending = np.zeros(len(alive), dtype=np.uint64)
+    np.bitwise_or.at(pending, piece[near], np.uint64(1) << np.repeat(pair_round, size)[near].astype(np.uint64))
+    keep = pending != 0
+    return alive[keep], pending[keep]
 
 
-def _pieces_lower_bound(polygon: Polygons, lines: np.ndarray, frame: Frame) -> int:
-    """At least how many pieces ``lines`` (k, 3), each crossing the convex ``polygon``, cut it into.
+def _cut_round(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, round_index: int,
+               frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the pieces ``active`` by their parent's ``round_index``-th crossing line where it crosses them.
 
-    Adding line ``j`` to the arrangement adds ``1 + m_j`` pieces, ``m_j`` the distinct points inside the polygon where
-    it meets the earlier lines, and nothing if it coincides with an earlier line. Points closer than
-    :data:`MERGE_DISTANCE` (relative to the domain), lines that nearly coincide and intersections near the
-    polygon's edges are merged, skipped or left out, which only lowers the count.
+    Returns the positions in ``active`` of the pieces cut and the pool indices of their halves (all positive halves,
+    then all negative ones, each in the order of the pieces cut).
     """
-    merge = MERGE_DISTANCE * (frame.half + max(abs(frame.centre_x), abs(frame.centre_y)))
-    lines = lines / np.hypot(lines[:, 1], lines[:, 2])[:, None]
-    c, a, b = lines[:, 0], lines[:, 1], lines[:, 2]
-    vertices = polygon.vertices
-    edges = np.roll(vertices, -1, axis=0) - vertices
-    length = np.hypot(edges[:, 0], edges[:, 1])
-    keep = length > 0
-    normal = np.stack([-edges[keep, 1], edges[keep, 0]], axis=1) / length[keep, None]  # inward: counter-clockwise
-    offset = -np.einsum("ij,ij->i", normal, vertices[keep])
-    n_lines = len(lines)
-    pieces = 1
-    step = max(1, PAIRS_PER_STEP // n_lines)
-    for first in range(0, n_lines, step):
-        j = np.arange(first, min(first + step, n_lines))
-        det = a[:, None] * b[j] - b[:, None] * a[j]  # (k, len(j)): earlier line i, new line j
-        earlier = np.arange(n_lines)[:, None] < j
-        parallel = np.abs(det) < 1e-6  # sine of the angle: nearer-parallel pairs meet too imprecisely to count
-        same_direction = a[:, None] * a[j] + b[:, None] * b[j] > 0
-        gap = np.abs(np.where(same_direction, c[:, None] - c[j], c[:, None] + c[j]))
-        duplicate = (earlier & parallel & (gap <= merge)).any(axis=0)
-        safe_det = np.where(parallel, 1.0, det)
-        x = (b[:, None] * c[j] - b[j] * c[:, None]) / safe_det
-        y = (a[j] * c[:, None] - a[:, None] * c[j]) / safe_det
-        inside = earlier & ~parallel
-        for (nx, ny), d in zip(normal, offset):
-            inside &= nx * x + ny * y + d > merge
-        along = np.sort(np.where(inside, x * -b[j] + y * a[j], np.inf), axis=0)
-        distinct = np.isfinite(along)
-        with np.errstate(invalid="ignore"):  # inf - inf past the last point
-            distinct[1:] &= np.diff(along, axis=0) > merge
-        pieces += int(np.where(duplicate, 0, 1 + distinct.sum(axis=0)).sum())
-    return pieces
+    lines = crossing_lines.lines(pool.parent[active], round_index)
+    near = np.nonzero(_box_reach(lines, pool.box[active], frame))[0]
+    polygons = pool.get(active[near])
+    owner, near_lines = polygons.owner, lines[near]
+    values = near_lines[owner, 0] + near_lines[owner, 1] * polygons.vertices[:, 0] + \
+        near_lines[owner, 2] * polygons.vertices[:, 1]
+    tolerance = line_tolerance(near_lines, frame)[owner]
+    side = side_of_line(values, tolerance)
+    cut_here = (np.add.reduceat(side > 0, polygons.starts) > 0) & (np.add.reduceat(side < 0, polygons.starts) > 0) \
+        if len(near) else np.zeros(0, dtype=bool)
+    if not cut_here.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cut_vertices = np.repeat(cut_here, polygons.counts)
+    positive, negative = cut(Polygons(polygons.vertices[cut_vertices], polygons.counts[cut_here]),
+                             values[cut_vertices], tolerance[cut_vertices])
+    pieces = active[near[cut_here]]
+    pool.alive[pieces] = False
+    parent = pool.parent[pieces]
+    return near[cut_here], np.concatenate([pool.add(positive, parent), pool.add(negative, parent)])

@@ -18,9 +18,10 @@ import torch
 import torch.nn as nn
 
 from .chain import Chain, activation_codes, is_chain, to_chain
-from .cutting import PartitionTooLarge, cut_by_layer
+from .cutting import cut_by_layer, lines_near_boxes
+from .region_bound import PartitionTooLarge
 from .polygons import Polygons, clip_lines, join_segments, rectangle
-from .tolerance import Frame, line_tolerance
+from .tolerance import Frame
 from .propagate import apply_block, map_in_chunks, next_pre_activations
 from .slices import Plane, grid_points
 
@@ -230,27 +231,14 @@ class Partition:
     def _spline_pieces(self, layer: int, nodes: slice, pairs_per_chunk: int = 1 << 16) -> np.ndarray:
         """Segments of the splines of ``nodes`` (a slice of the layer's nodes), node after node, each in region order.
 
-        A node's line can cut a parent region only if it passes within the region's bounding box (the test of
-        :mod:`spline_utils.cutting`), so only those (parent, node) pairs are clipped, vectorized over pairs; the
-        test runs on cache-sized chunks of parents.
+        A node's line can cut a parent region only if it passes within the region's bounding box
+        (:func:`spline_utils.cutting.lines_near_boxes`), so only those (parent, node) pairs are clipped, vectorized
+        over pairs.
         """
         parents = self.polygons_after(layer - 1)
         pre = self.layers[layer].pre_activations[:, :, nodes]
-        box = parents.bounding_boxes()
-        centre_a, centre_b = (box[:, 0] + box[:, 1]) / 2, (box[:, 2] + box[:, 3]) / 2
-        half_a, half_b = (box[:, 1] - box[:, 0]) / 2, (box[:, 3] - box[:, 2]) / 2
-        near_parent, near_node = [], []
-        parents_per_chunk = max(1, pairs_per_chunk // max(pre.shape[2], 1))
-        for first in range(0, len(parents), parents_per_chunk):
-            rows = slice(first, first + parents_per_chunk)
-            centre_value = np.abs(pre[rows, 0] + pre[rows, 1] * centre_a[rows, None]
-                                  + pre[rows, 2] * centre_b[rows, None])
-            reach = np.abs(pre[rows, 1]) * half_a[rows, None] + np.abs(pre[rows, 2]) * half_b[rows, None]
-            slack = 10 * line_tolerance(np.moveaxis(pre[rows], 1, 2), self.frame)  # generous: clipping decides
-            parent, node = np.nonzero(centre_value <= reach + slack)
-            near_parent.append(parent + first)
-            near_node.append(node)
-        near_parent, near_node = np.concatenate(near_parent), np.concatenate(near_node)
+        # generous slack: the clipping decides
+        near_parent, near_node = lines_near_boxes(pre, parents.bounding_boxes(), self.frame, slack=10.0)
         order = np.lexsort((near_parent, near_node))
         near_parent, near_node = near_parent[order], near_node[order]
         pieces = []

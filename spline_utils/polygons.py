@@ -97,6 +97,19 @@ def rectangle(bounds) -> Polygons:
     return Polygons(vertices, np.array([4], dtype=np.int64))
 
 
+def z_order_keys(points: np.ndarray, bits: int = 16) -> np.ndarray:
+    """Z-order (Morton) key of 2-D points, shape (n,) uint64: sorting by it puts nearby points close together."""
+    if not len(points):
+        return np.zeros(0, dtype=np.uint64)
+    low, high = points.min(axis=0), points.max(axis=0)
+    scaled = ((points - low) / np.where(high > low, high - low, 1.0) * (2**bits - 1)).astype(np.uint64)
+    key = np.zeros(len(points), dtype=np.uint64)
+    for bit in range(bits):
+        for axis in range(2):
+            key |= ((scaled[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(2 * bit + axis)
+    return key
+
+
 def side_of_line(values: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     """-1, 0 or +1 per vertex: below, on (within ``tolerance``) or above a line with signed ``values``."""
     return (values > tolerance).astype(np.int8) - (values < -tolerance).astype(np.int8)

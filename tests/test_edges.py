@@ -17,7 +17,7 @@ from packaging.specifiers import SpecifierSet
 
 import spline_utils as su
 from spline_utils import codes, nets, pruning, spline_pruning, train
-from spline_utils.cutting import _pieces_lower_bound
+from spline_utils.region_bound import _pieces_lower_bound
 from spline_utils.early_bird import SplineEarlyBird
 from spline_utils.polygons import rectangle
 from spline_utils.tolerance import Frame

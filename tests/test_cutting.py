@@ -1,0 +1,66 @@
+"""Parents crossed by many lines: the batched, bucketed cutting rounds against oracles they share no code with.
+
+A parent crossed by more than ``LINES_PER_BATCH`` lines is cut in several batches, and one holding more than
+``PIECES_PER_BUCKET`` pieces is tested bucket by bucket; the networks here make both happen. Oracles: the region count
+of an arrangement of lines (one region, plus one per line, plus one per intersection point inside the domain) and the
+model's own forward pass at random points inside every region.
+"""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import spline_utils as su
+from spline_utils import cutting, nets
+
+
+def arrangement_region_count(weight, bias, bounds):
+    """Regions a rectangle is cut into by the lines ``weight @ x + bias = 0`` (general position assumed)."""
+    xmin, xmax, ymin, ymax = bounds
+    corners = np.array([[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]])
+    values = corners @ weight.T + bias
+    crossing = (values.max(axis=0) > 0) & (values.min(axis=0) < 0)
+    inside = 0
+    for i, j in itertools.combinations(np.nonzero(crossing)[0], 2):
+        point = np.linalg.solve(weight[[i, j]], -bias[[i, j]])
+        inside += xmin < point[0] < xmax and ymin < point[1] < ymax
+    return 1 + int(crossing.sum()) + inside
+
+
+def random_points_inside(polygons, per_region, generator):
+    """``per_region`` random convex combinations of each region's vertices, region after region."""
+    points = []
+    for polygon in polygons:
+        weights = generator.dirichlet(np.ones(len(polygon)), size=per_region)
+        points.append(weights @ polygon)
+    return np.concatenate(points)
+
+
+def test_first_layer_of_many_lines_gives_the_arrangement_count():
+    model = nets.mlp((2, 200), final_activation=True, seed=0)
+    bounds = (-1.0, 1.0, -1.0, 1.0)
+    partition = su.partition2d(model, bounds)
+    weight = model[0].weight.detach().double().numpy()
+    bias = model[0].bias.detach().double().numpy()
+    expected = arrangement_region_count(weight, bias, bounds)
+    assert expected > 40 * cutting.PIECES_PER_BUCKET, "the domain must hold many buckets of pieces"
+    assert partition.num_regions == expected
+    assert partition.areas().sum() == pytest.approx(4.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_regions_cut_by_many_lines_have_one_code_everywhere_inside(seed):
+    model = nets.mlp((2, 6, 300), final_activation=True, seed=seed)
+    partition = su.partition2d(model, (-2.0, 2.0, -2.0, 2.0))
+    second = partition.layers[1]
+    crossing = [(lambda v: ((v.max(axis=0) > 0) & (v.min(axis=0) < 0)).sum())(polygon @ maps[1:] + maps[0])
+                for polygon, maps in zip(partition.layers[0].regions, second.pre_activations)]
+    assert max(crossing) > cutting.LINES_PER_BATCH, "some parent must be cut in more than one batch"
+    assert np.bincount(second.parent).max() > 2 * cutting.PIECES_PER_BUCKET
+    per_region = 4
+    points = random_points_inside(partition.regions, per_region, np.random.default_rng(seed))
+    oracle = su.activation_codes(model, torch.tensor(points)).numpy()
+    np.testing.assert_array_equal(oracle, np.repeat(partition.codes, per_region, axis=0))
+    assert len(np.unique(partition.codes, axis=0)) == partition.num_regions
+    assert partition.areas().sum() == pytest.approx(16.0, rel=1e-12)
