@@ -13,36 +13,36 @@ from .region_bound import check_growth, too_large
 from .polygons import PolygonPool, Polygons, cut, side_of_line, z_order_keys
 from .tolerance import ROUNDING_TOLERANCE, RELATIVE_TOLERANCE, Frame, line_tolerance
 
-ROWS_PER_CHUNK = 16384  # regions whose codes are computed in one matrix product
-MATMUL_GROUP = 64
+MATMUL_GROUP = 64  # parents cut into at least this many pieces compute all their pieces' codes by matrix products
+ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
 PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
 LINES_PER_BATCH = 64  # cutting rounds whose candidate pieces are found together (the bits of a uint64 mask)
 PIECES_PER_BUCKET = 32  # neighbouring pieces of one parent whose joint bounding box is tested first
 
 
-def _layer_codes(pieces: Polygons, parent: np.ndarray, pre: np.ndarray, crossing: np.ndarray,
+def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_CrossingLines",
                  above: np.ndarray) -> np.ndarray:
     """Each piece's code for this layer's nodes, at its vertex mean (strictly inside it).
 
-    Parents cut into many pieces evaluate all their nodes with one matrix product; for the others only the lines
-    that cross the parent are evaluated, the rest keep the parent's side (``above``).
+    Parents cut into many pieces evaluate all their nodes with matrix products on cache-sized chunks of pieces; for
+    the others only the lines that cross the parent are evaluated, the rest keep the parent's side (``above``).
     """
-    codes = above[parent]
+    pre = crossing_lines.pre
+    codes = np.empty((len(parent), pre.shape[2]), dtype=bool)
     points = np.concatenate([np.ones((len(parent), 1)), pieces.vertex_means()], axis=1)
     group_sizes = np.bincount(parent, minlength=len(pre))
     group_starts = np.cumsum(group_sizes) - group_sizes
+    rows_per_product = max(1, ENTRIES_PER_PRODUCT // max(pre.shape[2], 1))
     for group in np.nonzero(group_sizes >= MATMUL_GROUP)[0]:
-        for first in range(group_starts[group], group_starts[group] + group_sizes[group], ROWS_PER_CHUNK):
-            rows = slice(first, min(first + ROWS_PER_CHUNK, group_starts[group] + group_sizes[group]))
-            codes[rows] = points[rows] @ pre[group] > 0
-    small = group_sizes[parent] < MATMUL_GROUP
-    pieces_small = np.nonzero(small)[0]
-    lines_per_parent = crossing.sum(axis=1)
-    _, line_node = np.nonzero(crossing)
-    first_line = np.cumsum(lines_per_parent) - lines_per_parent
-    repeats = lines_per_parent[parent[pieces_small]]
+        end = group_starts[group] + group_sizes[group]
+        for first in range(group_starts[group], end, rows_per_product):
+            rows = slice(first, min(first + rows_per_product, end))
+            np.greater(points[rows] @ pre[group], 0, out=codes[rows])
+    pieces_small = np.nonzero(group_sizes[parent] < MATMUL_GROUP)[0]
+    codes[pieces_small] = above[parent[pieces_small]]
+    repeats = crossing_lines.count[parent[pieces_small]]
     piece = np.repeat(pieces_small, repeats)
-    node = line_node[np.repeat(first_line[parent[pieces_small]], repeats) + _ranks_within(repeats)]
+    node = crossing_lines.node[np.repeat(crossing_lines.first[parent[pieces_small]], repeats) + _ranks_within(repeats)]
     maps = pre[parent[piece], :, node]
     codes[piece, node] = np.einsum("ij,ij->i", maps, points[piece]) > 0
     return codes
@@ -58,7 +58,7 @@ def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: floa
     """The (parent, node) pairs whose zero line passes within ``slack`` tolerances of the parent's bounding box.
 
     A line farther from the box centre than its variation over the box (plus the tolerance) leaves the whole box on
-    one side. The test runs on cache-sized chunks of parents, first against a cheap upper bound of
+    one side. The test runs on cache-sized chunks of parents, in place, first against a cheap upper bound of
     :func:`~spline_utils.tolerance.line_tolerance`, then exactly on the few pairs that pass.
 
     Parameters
@@ -76,21 +76,31 @@ def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: floa
         In row-major (parent, node) order.
     """
     n_parents, _, n_nodes = pre.shape
-    centre = np.stack([(box[:, 0] + box[:, 1]) / 2, (box[:, 2] + box[:, 3]) / 2], axis=1)
-    half = np.stack([(box[:, 1] - box[:, 0]) / 2, (box[:, 3] - box[:, 2]) / 2], axis=1)
+    centre_x, centre_y = (box[:, :1] + box[:, 1:2]) / 2, (box[:, 2:3] + box[:, 3:]) / 2
     # line_tolerance <= (RELATIVE + ROUNDING) (|c| + |a1| (|x0| + h) + |a2| (|y0| + h)); doubled against round-off
     scale = 2 * slack * (RELATIVE_TOLERANCE + ROUNDING_TOLERANCE)
-    reach_x, reach_y = scale * (abs(frame.centre_x) + frame.half), scale * (abs(frame.centre_y) + frame.half)
+    reach_x = (box[:, 1:2] - box[:, :1]) / 2 + scale * (abs(frame.centre_x) + frame.half)
+    reach_y = (box[:, 3:] - box[:, 2:3]) / 2 + scale * (abs(frame.centre_y) + frame.half)
     parents, nodes = [], []
     step = max(1, PAIRS_PER_CHUNK // max(n_nodes, 1))
     for first in range(0, n_parents, step):
         rows = slice(first, first + step)
-        offset, slope_x, slope_y = pre[rows, 0], np.abs(pre[rows, 1]), np.abs(pre[rows, 2])
-        centre_value = offset + pre[rows, 1] * centre[rows, :1] + pre[rows, 2] * centre[rows, 1:]
+        offset, slope_x, slope_y = pre[rows, 0], pre[rows, 1], pre[rows, 2]
+        centre_value = slope_x * centre_x[rows]
+        centre_value += offset
+        term = slope_y * centre_y[rows]
+        centre_value += term
         if above is not None:
             np.greater(centre_value, 0, out=above[rows])
-        bound = slope_x * (half[rows, :1] + reach_x) + slope_y * (half[rows, 1:] + reach_y) + scale * np.abs(offset)
-        parent, node = np.nonzero(np.abs(centre_value) <= bound)
+        bound = np.abs(slope_x)
+        bound *= reach_x[rows]
+        term = np.abs(slope_y, out=term)
+        term *= reach_y[rows]
+        bound += term
+        term = np.abs(offset, out=term)
+        term *= scale
+        bound += term
+        parent, node = np.nonzero(np.abs(centre_value, out=centre_value) <= bound)
         parents.append(parent + first)
         nodes.append(node)
     parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
@@ -182,7 +192,7 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     alive = np.nonzero(pool.alive[:pool.size])[0]
     alive = alive[np.argsort(pool.parent[alive], kind="stable")]
     pieces, parent = pool.get(alive), pool.parent[alive]
-    return pieces, parent, _layer_codes(pieces, parent, pre, crossing, above)
+    return pieces, parent, _layer_codes(pieces, parent, crossing_lines, above)
 
 
 def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_round: int,

@@ -97,17 +97,23 @@ def rectangle(bounds) -> Polygons:
     return Polygons(vertices, np.array([4], dtype=np.int64))
 
 
-def z_order_keys(points: np.ndarray, bits: int = 16) -> np.ndarray:
-    """Z-order (Morton) key of 2-D points, shape (n,) uint64: sorting by it puts nearby points close together."""
+def z_order_keys(points: np.ndarray) -> np.ndarray:
+    """Z-order (Morton) key of 2-D points, shape (n,) uint64: sorting by it puts nearby points close together.
+
+    Each coordinate is scaled to 16 bits over the points' bounding box and its bits are interleaved with the other's.
+    """
     if not len(points):
         return np.zeros(0, dtype=np.uint64)
     low, high = points.min(axis=0), points.max(axis=0)
-    scaled = ((points - low) / np.where(high > low, high - low, 1.0) * (2**bits - 1)).astype(np.uint64)
-    key = np.zeros(len(points), dtype=np.uint64)
-    for bit in range(bits):
-        for axis in range(2):
-            key |= ((scaled[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(2 * bit + axis)
-    return key
+    scaled = ((points - low) / np.where(high > low, high - low, 1.0) * 65535).astype(np.uint64)
+    return _spread_bits(scaled[:, 0]) | (_spread_bits(scaled[:, 1]) << np.uint64(1))
+
+
+def _spread_bits(values: np.ndarray) -> np.ndarray:
+    """Bit ``i`` of each 16-bit value moved to bit ``2 i`` (zeros in between)."""
+    for shift, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+        values = (values | (values << np.uint64(shift))) & np.uint64(mask)
+    return values
 
 
 def side_of_line(values: np.ndarray, tolerance: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import torch
 
 import spline_utils as su
 from spline_utils import cutting, nets
+from spline_utils.polygons import z_order_keys
 
 
 def arrangement_region_count(weight, bias, bounds):
@@ -64,3 +65,12 @@ def test_regions_cut_by_many_lines_have_one_code_everywhere_inside(seed):
     np.testing.assert_array_equal(oracle, np.repeat(partition.codes, per_region, axis=0))
     assert len(np.unique(partition.codes, axis=0)) == partition.num_regions
     assert partition.areas().sum() == pytest.approx(16.0, rel=1e-12)
+
+
+def test_z_order_keys_interleave_the_bits_of_both_coordinates():
+    generator = np.random.default_rng(0)
+    coordinates = np.concatenate([[[0, 0], [65535, 65535]], generator.integers(0, 65536, size=(200, 2))])
+    keys = z_order_keys(coordinates.astype(float))
+    for (x, y), key in zip(coordinates, keys):
+        expected = sum(((int(x) >> bit) & 1) << (2 * bit) | ((int(y) >> bit) & 1) << (2 * bit + 1) for bit in range(16))
+        assert int(key) == expected
