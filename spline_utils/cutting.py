@@ -18,6 +18,7 @@ ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
 PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
 LINES_PER_BATCH = 64  # cutting rounds whose candidate pieces are found together (the bits of a uint64 mask)
 PIECES_PER_BUCKET = 32  # neighbouring pieces of one parent whose joint bounding box is tested first
+FEW_PIECES = 32  # a round over at most this many pieces tests their vertices without a bounding-box test first
 
 
 def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_CrossingLines",
@@ -105,15 +106,16 @@ def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: floa
         nodes.append(node)
     parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
     node = np.concatenate(nodes) if nodes else np.zeros(0, np.int64)
-    near = _box_reach(pre[parent, :, node], box[parent], frame, slack)
+    lines = pre[parent, :, node]
+    near = _box_reach(lines, box[parent], slack * line_tolerance(lines, frame))
     return parent[near], node[near]
 
 
-def _box_reach(lines: np.ndarray, box: np.ndarray, frame: Frame, slack: float = 1.0) -> np.ndarray:
-    """Whether each line (n, 3) passes within ``slack`` tolerances of its box (n, 4), shape (n,)."""
+def _box_reach(lines: np.ndarray, box: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Whether each line (n, 3) passes within ``tolerance`` (n,) of its box (n, 4), shape (n,)."""
     centre_value = lines[:, 0] + lines[:, 1] * (box[:, 0] + box[:, 1]) / 2 + lines[:, 2] * (box[:, 2] + box[:, 3]) / 2
     reach = np.abs(lines[:, 1]) * (box[:, 1] - box[:, 0]) / 2 + np.abs(lines[:, 2]) * (box[:, 3] - box[:, 2]) / 2
-    return np.abs(centre_value) <= reach + slack * line_tolerance(lines, frame)
+    return np.abs(centre_value) <= reach + tolerance
 
 
 def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +179,8 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
         members, pending = _batch_candidates(pool, crossing_lines, first_round, frame)
         for bit in range(min(LINES_PER_BATCH, n_rounds - first_round)):
             selected = np.nonzero((pending >> np.uint64(bit)) & np.uint64(1))[0]
+            if not len(selected):
+                continue
             cut_here, children = _cut_round(pool, members[selected], crossing_lines, first_round + bit, frame)
             cut_position = selected[cut_here]
             n_alive += len(cut_position)
@@ -199,9 +203,9 @@ def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_r
                       frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     """The live pieces that rounds ``first_round`` to ``first_round + LINES_PER_BATCH - 1`` may cut.
 
-    Pieces are sorted by parent and along a Z-order curve and grouped in buckets of up to
-    :data:`PIECES_PER_BUCKET` neighbours of one parent; each round's line is tested against the bucket's bounding box,
-    then against the box of each piece of the buckets it reaches.
+    Where parents hold many pieces, pieces are sorted by parent and along a Z-order curve and grouped in buckets of up
+    to :data:`PIECES_PER_BUCKET` neighbours of one parent; each round's line is tested against the bucket's bounding
+    box, then against the box of each piece of the buckets it reaches. Otherwise each piece is tested directly.
 
     Returns
     -------
@@ -214,27 +218,41 @@ def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_r
     rounds = np.clip(crossing_lines.count[pool.parent[alive]] - first_round, 0, LINES_PER_BATCH)
     alive, rounds = alive[rounds > 0], rounds[rounds > 0]
     box, parent = pool.box[alive], pool.parent[alive]
-    order = np.lexsort((z_order_keys(np.stack([box[:, 0] + box[:, 1], box[:, 2] + box[:, 3]], axis=1)), parent))
-    alive, rounds, box, parent = alive[order], rounds[order], box[order], parent[order]
-    new_parent = np.r_[True, parent[1:] != parent[:-1]]
-    position = np.arange(len(parent)) - np.maximum.accumulate(np.where(new_parent, np.arange(len(parent)), 0))
-    bucket_first = np.nonzero(position % PIECES_PER_BUCKET == 0)[0]
-    bucket_size = np.diff(np.r_[bucket_first, len(parent)])
-    bucket_box = np.stack([np.minimum.reduceat(box[:, 0], bucket_first), np.maximum.reduceat(box[:, 1], bucket_first),
-                           np.minimum.reduceat(box[:, 2], bucket_first),
-                           np.maximum.reduceat(box[:, 3], bucket_first)], axis=1) if len(box) else np.zeros((0, 4))
+    bucketed = len(alive) >= 2 * PIECES_PER_BUCKET and \
+        len(alive) >= PIECES_PER_BUCKET * np.count_nonzero(np.bincount(parent)) // 4
+    if bucketed:  # parents hold many pieces each (otherwise every bucket would be about one piece)
+        order = np.lexsort((z_order_keys(np.stack([box[:, 0] + box[:, 1], box[:, 2] + box[:, 3]], axis=1)), parent))
+        alive, rounds, box, parent = alive[order], rounds[order], box[order], parent[order]
+        bucket_first = _bucket_starts(parent)
+        bucket_box = np.stack([np.minimum.reduceat(box[:, 0], bucket_first),
+                               np.maximum.reduceat(box[:, 1], bucket_first),
+                               np.minimum.reduceat(box[:, 2], bucket_first),
+                               np.maximum.reduceat(box[:, 3], bucket_first)], axis=1)
+    else:
+        bucket_first, bucket_box = np.arange(len(alive)), box
     pair_bucket = np.repeat(np.arange(len(bucket_first)), rounds[bucket_first])
     pair_round = _ranks_within(rounds[bucket_first])
     lines = crossing_lines.lines(parent[bucket_first][pair_bucket], first_round + pair_round)
-    near = _box_reach(lines, bucket_box[pair_bucket], frame)
-    lines, pair_bucket, pair_round = lines[near], pair_bucket[near], pair_round[near]
-    size = bucket_size[pair_bucket]
-    piece = np.repeat(bucket_first[pair_bucket], size) + _ranks_within(size)
-    near = _box_reach(np.repeat(lines, size, axis=0), box[piece], frame)
+    tolerance = line_tolerance(lines, frame)
+    near = _box_reach(lines, bucket_box[pair_bucket], tolerance)
+    piece, pair_round = bucket_first[pair_bucket[near]], pair_round[near]
+    if bucketed:  # then each piece of the buckets a line reaches
+        size = np.diff(np.r_[bucket_first, len(alive)])[pair_bucket[near]]
+        piece = np.repeat(piece, size) + _ranks_within(size)
+        pair_round = np.repeat(pair_round, size)
+        near = _box_reach(np.repeat(lines[near], size, axis=0), box[piece], np.repeat(tolerance[near], size))
+        piece, pair_round = piece[near], pair_round[near]
     pending = np.zeros(len(alive), dtype=np.uint64)
-    np.bitwise_or.at(pending, piece[near], np.uint64(1) << np.repeat(pair_round, size)[near].astype(np.uint64))
+    np.bitwise_or.at(pending, piece, np.uint64(1) << pair_round.astype(np.uint64))
     keep = pending != 0
     return alive[keep], pending[keep]
+
+
+def _bucket_starts(parent: np.ndarray) -> np.ndarray:
+    """First index of each bucket: runs of up to :data:`PIECES_PER_BUCKET` consecutive pieces of one parent."""
+    new_parent = np.r_[True, parent[1:] != parent[:-1]]
+    position = np.arange(len(parent)) - np.maximum.accumulate(np.where(new_parent, np.arange(len(parent)), 0))
+    return np.nonzero(position % PIECES_PER_BUCKET == 0)[0]
 
 
 def _cut_round(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, round_index: int,
@@ -245,12 +263,16 @@ def _cut_round(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingL
     then all negative ones, each in the order of the pieces cut).
     """
     lines = crossing_lines.lines(pool.parent[active], round_index)
-    near = np.nonzero(_box_reach(lines, pool.box[active], frame))[0]
+    line_tolerances = line_tolerance(lines, frame)
+    if len(active) > FEW_PIECES:
+        near = np.nonzero(_box_reach(lines, pool.box[active], line_tolerances))[0]
+    else:  # the vertex test below costs about as much as the box test would
+        near = np.arange(len(active))
     polygons = pool.get(active[near])
     owner, near_lines = polygons.owner, lines[near]
     values = near_lines[owner, 0] + near_lines[owner, 1] * polygons.vertices[:, 0] + \
         near_lines[owner, 2] * polygons.vertices[:, 1]
-    tolerance = line_tolerance(near_lines, frame)[owner]
+    tolerance = line_tolerances[near][owner]
     side = side_of_line(values, tolerance)
     cut_here = (np.add.reduceat(side > 0, polygons.starts) > 0) & (np.add.reduceat(side < 0, polygons.starts) > 0) \
         if len(near) else np.zeros(0, dtype=bool)
@@ -262,4 +284,4 @@ def _cut_round(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingL
     pieces = active[near[cut_here]]
     pool.alive[pieces] = False
     parent = pool.parent[pieces]
-    return near[cut_here], np.concatenate([pool.add(positive, parent), pool.add(negative, parent)])
+    return near[cut_here], pool.add(Polygons.concatenate([positive, negative]), np.concatenate([parent, parent]))

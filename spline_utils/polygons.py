@@ -6,6 +6,7 @@ Polygons are counter-clockwise, float64, with at least three vertices each.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -27,9 +28,9 @@ class Polygons:
     vertices: np.ndarray
     counts: np.ndarray
 
-    @property
+    @cached_property
     def starts(self) -> np.ndarray:
-        """Index of each polygon's first vertex, shape (n_polygons,)."""
+        """Index of each polygon's first vertex, shape (n_polygons,) (computed once: polygons are not modified)."""
         return (np.cumsum(self.counts) - self.counts).astype(np.int64)
 
     @property
@@ -254,6 +255,9 @@ def join_segments(segments: np.ndarray, decimals: int = 9) -> list[np.ndarray]:
     return polylines
 
 
+INITIAL_CAPACITY = 1024  # polygons a pool holds before it first grows (it doubles when full)
+
+
 class PolygonPool:
     """A growable store of polygons in which pieces are cut without copying the untouched ones.
 
@@ -271,6 +275,7 @@ class PolygonPool:
         self.box = polygons.bounding_boxes()
         self.alive = np.ones(n, dtype=bool)
         self.size = n
+        self._reserve(max(4 * n, INITIAL_CAPACITY), max(4 * self.n_vertices, 4 * INITIAL_CAPACITY))
 
     def get(self, index: np.ndarray) -> Polygons:
         """The polygons ``index`` as flat :class:`Polygons`."""
