@@ -4,9 +4,9 @@ On region ``r`` (child of parent region ``p``) the next layer's pre-activation i
 ``pre_next[r] = J (pre[p] * g_r) + b``, with ``J`` the block's linear part, ``b`` its offset and ``g_r`` the
 region's gains (1 where a node is active, the negative slope elsewhere). Two regions of the same parent that lie side
 by side differ in a few gains, so ``pre_next`` changes by a few rank-one terms. Regions are sorted along a
-space-filling curve and cut into blocks of ``RESTART``; the block's first region is computed directly, every other one
-as that map plus a sparse correction, which costs far less than applying the block (a conv layer, say) to every
-region and adds a single rounding step.
+space-filling curve and cut into blocks of ``RESTART``; the block's first region (its head) is computed directly,
+every other one as that map plus a sparse correction, which costs far less than applying the block (a conv layer,
+say) to every region and adds a single rounding step.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from scipy import sparse
 CHUNK_BYTES = 2**27
 RESTART = 32
 MAX_JACOBIAN_ENTRIES = 2**25
-BUFFER_BYTES = 2**23  # maps computed in one cache-sized chunk before they are scattered into the result
-DENSE_FILL = 0.1
+BUFFER_BYTES = 2**22  # maps corrected in one cache-sized chunk before they are scattered into the result
+DENSE_FILL = 0.1  # least nonzero fraction of the Jacobian for which heads go through it rather than the block
 
 
 def apply_block(block, state, shape=None) -> np.ndarray:
