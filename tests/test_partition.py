@@ -361,3 +361,20 @@ def test_batchnorm_uses_running_statistics_even_in_train_mode():
         expected = model.double()(torch.tensor(points)).numpy()
     slopes, offsets = partition.affine_maps()
     np.testing.assert_allclose(np.einsum("roj,rj->ro", slopes, points) + offsets, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dense_fill", [0.0, 1.1], ids=["heads-through-jacobian", "heads-through-block"])
+def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeypatch, dense_fill):
+    """Each layer's maps on the previous layer's regions, built chunk by chunk (two restart blocks a chunk)."""
+    from spline_utils import propagate
+    width = 24
+    monkeypatch.setattr(propagate, "DENSE_FILL", dense_fill)
+    monkeypatch.setattr(propagate, "BUFFER_BYTES", 2 * propagate.RESTART * 3 * 8 * width)
+    model = random_mlp((2, width, width, width), "leaky_relu", seed=4)
+    partition = su.partition2d(model, (-2, 2, -2, 2))
+    assert partition.layers[1].num_regions > 8 * propagate.RESTART, "too few regions for chunks and corrections"
+    for layer in (1, 2):
+        points = partition.layers[layer - 1].polygons.vertex_means()
+        pre = partition.layers[layer].pre_activations
+        values = pre[:, 0] + pre[:, 1] * points[:, :1] + pre[:, 2] * points[:, 1:]
+        np.testing.assert_allclose(values, hidden_pre_activations(model, points)[layer], rtol=1e-9, atol=1e-9)
