@@ -44,8 +44,7 @@ class Polygons:
     def next_vertex(self) -> np.ndarray:
         """Index of the following vertex along each polygon (cyclic), shape (n_vertices,)."""
         following = np.arange(1, len(self.vertices) + 1)
-        ends = np.cumsum(self.counts) - 1
-        following[ends] = self.starts
+        following[self.starts + self.counts - 1] = self.starts
         return following
 
     def split(self) -> list[np.ndarray]:
@@ -86,9 +85,10 @@ class Polygons:
         """``(xmin, xmax, ymin, ymax)`` of every polygon, shape (n_polygons, 4)."""
         if not len(self):
             return np.zeros((0, 4))
-        low = np.minimum.reduceat(self.vertices, self.starts, axis=0)
-        high = np.maximum.reduceat(self.vertices, self.starts, axis=0)
-        return np.stack([low[:, 0], high[:, 0], low[:, 1], high[:, 1]], axis=1)
+        boxes = np.empty((len(self), 4))
+        np.minimum.reduceat(self.vertices.T, self.starts, axis=1, out=boxes[:, 0::2].T)
+        np.maximum.reduceat(self.vertices.T, self.starts, axis=1, out=boxes[:, 1::2].T)
+        return boxes
 
 
 def rectangle(bounds) -> Polygons:
@@ -287,24 +287,29 @@ class PolygonPool:
         """Append polygons; returns their indices."""
         n, n_vertices = len(polygons), len(polygons.vertices)
         self._reserve(self.size + n, self.n_vertices + n_vertices)
-        index = np.arange(self.size, self.size + n)
+        new = slice(self.size, self.size + n)
         self.vertices[self.n_vertices:self.n_vertices + n_vertices] = polygons.vertices
-        self.start[index] = self.n_vertices + polygons.starts
-        self.count[index] = polygons.counts
-        self.parent[index] = parent
-        self.box[index] = polygons.bounding_boxes()
-        self.alive[index] = True
+        self.start[new] = self.n_vertices + polygons.starts
+        self.count[new] = polygons.counts
+        self.parent[new] = parent
+        self.box[new] = polygons.bounding_boxes()
+        self.alive[new] = True
         self.size += n
         self.n_vertices += n_vertices
-        return index
+        return np.arange(new.start, new.stop)
 
     def _reserve(self, n_polygons: int, n_vertices: int) -> None:
         if n_vertices > len(self.vertices):
-            self.vertices = np.resize(self.vertices, (max(n_vertices, 2 * len(self.vertices)), 2))
+            self.vertices = _grown(self.vertices, max(n_vertices, 2 * len(self.vertices)))
         if n_polygons > len(self.start):
             capacity = max(n_polygons, 2 * len(self.start))
-            self.start = np.resize(self.start, capacity)
-            self.count = np.resize(self.count, capacity)
-            self.parent = np.resize(self.parent, capacity)
-            self.box = np.resize(self.box, (capacity, 4))
-            self.alive = np.resize(self.alive, capacity)
+            self.start, self.count = _grown(self.start, capacity), _grown(self.count, capacity)
+            self.parent, self.box = _grown(self.parent, capacity), _grown(self.box, capacity)
+            self.alive = _grown(self.alive, capacity)
+
+
+def _grown(array: np.ndarray, length: int) -> np.ndarray:
+    """A copy of ``array`` with room for ``length`` rows (the rows past the old ones are uninitialized)."""
+    grown = np.empty((length, *array.shape[1:]), dtype=array.dtype)
+    grown[:len(array)] = array
+    return grown

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from scipy import sparse
 
+from .polygons import z_order_keys
+
 CHUNK_BYTES = 2**27
 RESTART = 32
 MAX_JACOBIAN_ENTRIES = 2**25
@@ -62,9 +64,11 @@ def next_pre_activations(block, layer) -> np.ndarray:
     """
     n_regions = layer.num_regions
     jacobian = _jacobian(block, layer.shape)
-    if jacobian is None or n_regions < 4 * RESTART:
+    if jacobian is None:
         return map_in_chunks(lambda index: apply_block(block, layer.post_activations(index), layer.shape), n_regions)
-    order = np.lexsort((_morton(layer.polygons.vertex_means()), layer.parent))
+    if n_regions < 4 * RESTART:
+        return _direct_maps(block, layer, jacobian, np.arange(n_regions))
+    order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
     position = _position_in_group(layer.parent[order]) % RESTART
     is_head = position == 0
     head_maps = _direct_maps(block, layer, jacobian, order[is_head])
@@ -150,14 +154,3 @@ def _position_in_group(sorted_groups: np.ndarray) -> np.ndarray:
     starts = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
     start_index = np.maximum.accumulate(np.where(starts, np.arange(len(sorted_groups)), 0))
     return np.arange(len(sorted_groups)) - start_index
-
-
-def _morton(points: np.ndarray, bits: int = 16) -> np.ndarray:
-    """Z-order (Morton) key of 2-D points: nearby points get nearby keys."""
-    low, high = points.min(axis=0), points.max(axis=0)
-    scaled = ((points - low) / np.where(high > low, high - low, 1.0) * (2**bits - 1)).astype(np.uint64)
-    key = np.zeros(len(points), dtype=np.uint64)
-    for bit in range(bits):
-        for axis in range(2):
-            key |= ((scaled[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(2 * bit + axis)
-    return key
