@@ -29,7 +29,7 @@ def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_Crossin
     the others only the lines that cross the parent are evaluated, the rest keep the parent's side (``above``).
     """
     pre = crossing_lines.pre
-    codes = np.empty((len(parent), pre.shape[2]), dtype=bool)
+    codes = np.take(above, parent, axis=0)  # the parent's side, then the nodes that may differ
     points = np.concatenate([np.ones((len(parent), 1)), pieces.vertex_means()], axis=1)
     group_sizes = np.bincount(parent, minlength=len(pre))
     group_starts = np.cumsum(group_sizes) - group_sizes
@@ -40,7 +40,6 @@ def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_Crossin
             rows = slice(first, min(first + rows_per_product, end))
             np.greater(points[rows] @ pre[group], 0, out=codes[rows])
     pieces_small = np.nonzero(group_sizes[parent] < MATMUL_GROUP)[0]
-    codes[pieces_small] = above[parent[pieces_small]]
     repeats = crossing_lines.count[parent[pieces_small]]
     piece = np.repeat(pieces_small, repeats)
     node = crossing_lines.node[np.repeat(crossing_lines.first[parent[pieces_small]], repeats) + _ranks_within(repeats)]
@@ -118,13 +117,13 @@ def _box_reach(lines: np.ndarray, box: np.ndarray, tolerance: np.ndarray) -> np.
     return np.abs(centre_value) <= reach + tolerance
 
 
-def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple["_CrossingLines", np.ndarray]:
     """Which node lines cut each parent region, and on which side the others leave it.
 
     Returns
     -------
-    crossing : bool (n_parents, n_nodes)
-        Node k's zero line cuts parent region p's interior.
+    crossing : _CrossingLines
+        The (parent, node) pairs whose zero line cuts the parent region's interior.
     above : bool (n_parents, n_nodes)
         Some vertex is strictly above the line and none strictly below: the node is active on the whole region.
     """
@@ -140,24 +139,29 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple[n
     starts = np.cumsum(counts) - counts
     some_above = np.add.reduceat(values > pair_tolerance, starts) > 0 if len(pair) else np.zeros(0, bool)
     some_below = np.add.reduceat(values < -pair_tolerance, starts) > 0 if len(pair) else np.zeros(0, bool)
-    crossing = np.zeros((n_parents, n_nodes), dtype=bool)
-    crossing[near_parent, near_node] = some_above & some_below
     above[near_parent, near_node] = some_above & ~some_below
-    return crossing, above
+    crossing = some_above & some_below
+    return _CrossingLines(pre, near_parent[crossing], near_node[crossing]), above
 
 
 class _CrossingLines:
-    """The lines crossing each parent region, in node order: round ``j`` cuts by each parent's ``j``-th line."""
+    """The lines crossing each parent region, in node order: round ``j`` cuts by each parent's ``j``-th line.
 
-    def __init__(self, pre: np.ndarray, crossing: np.ndarray):
-        self.pre = pre
-        _, self.node = np.nonzero(crossing)
-        self.count = crossing.sum(axis=1)
+    Built from the crossing (parent, node) pairs in row-major order.
+    """
+
+    def __init__(self, pre: np.ndarray, parent: np.ndarray, node: np.ndarray):
+        self.pre, self.node = pre, node
+        self.count = np.bincount(parent, minlength=len(pre))
         self.first = np.cumsum(self.count) - self.count
 
-    def lines(self, parent: np.ndarray, round_index) -> np.ndarray:
-        """The ``round_index``-th line crossing each of the regions ``parent``, shape (n, 3)."""
-        return self.pre[parent, :, self.node[self.first[parent] + round_index]]
+    def lines(self, parent: np.ndarray, index) -> np.ndarray:
+        """The ``index``-th line (one index, or one per region) crossing each of the regions ``parent``, (n, 3)."""
+        return self.pre[parent, :, self.node[self.first[parent] + index]]
+
+    def of_parent(self, parent: int) -> np.ndarray:
+        """All lines crossing region ``parent``, shape (k, 3)."""
+        return self.pre[parent][:, self.node[self.first[parent]:self.first[parent] + self.count[parent]]].T
 
 
 def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: int, layer_index: int):
@@ -170,19 +174,17 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
 
     Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code.
     """
-    crossing, above = _crossing_lines(parents, pre, frame)
-    check_growth(parents, pre, crossing, frame, max_regions, layer_index)
-    crossing_lines = _CrossingLines(pre, crossing)
+    crossing_lines, above = _crossing_lines(parents, pre, frame)
+    check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
     pool = PolygonPool(parents, np.arange(len(parents)))
     n_alive, n_rounds = len(parents), int(crossing_lines.count.max(initial=0))
     for first_round in range(0, n_rounds, LINES_PER_BATCH):
         members, pending = _batch_candidates(pool, crossing_lines, first_round, frame)
-        for bit in range(min(LINES_PER_BATCH, n_rounds - first_round)):
-            selected = np.nonzero((pending >> np.uint64(bit)) & np.uint64(1))[0]
-            if not len(selected):
-                continue
-            cut_here, children = _cut_round(pool, members[selected], crossing_lines, first_round + bit, frame)
-            cut_position = selected[cut_here]
+        while len(members):
+            lowest = pending & (~pending + np.uint64(1))  # each piece's next candidate line, as a bit
+            pending ^= lowest
+            line_index = first_round + np.frexp(lowest.astype(np.float64))[1] - 1
+            cut_position, children = _cut_round(pool, members, crossing_lines, line_index, frame)
             n_alive += len(cut_position)
             if n_alive > max_regions:
                 raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
@@ -190,9 +192,8 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
             keep[cut_position] = False
             members = np.concatenate([members[keep], children])
             pending = np.concatenate([pending[keep], pending[cut_position], pending[cut_position]])
-            if bit + 1 < LINES_PER_BATCH:
-                later = (pending >> np.uint64(bit + 1)) != 0
-                members, pending = members[later], pending[later]
+            later = pending != 0
+            members, pending = members[later], pending[later]
     alive = np.nonzero(pool.alive[:pool.size])[0]
     alive = alive[np.argsort(pool.parent[alive], kind="stable")]
     pieces, parent = pool.get(alive), pool.parent[alive]
@@ -255,14 +256,14 @@ def _bucket_starts(parent: np.ndarray) -> np.ndarray:
     return np.nonzero(position % PIECES_PER_BUCKET == 0)[0]
 
 
-def _cut_round(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, round_index: int,
+def _cut_round(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, line_index: np.ndarray,
                frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-    """Cut the pieces ``active`` by their parent's ``round_index``-th crossing line where it crosses them.
+    """Cut each piece ``active[i]`` by its parent's ``line_index[i]``-th crossing line where that line crosses it.
 
     Returns the positions in ``active`` of the pieces cut and the pool indices of their halves (all positive halves,
     then all negative ones, each in the order of the pieces cut).
     """
-    lines = crossing_lines.lines(pool.parent[active], round_index)
+    lines = crossing_lines.lines(pool.parent[active], line_index)
     line_tolerances = line_tolerance(lines, frame)
     if len(active) > FEW_PIECES:
         near = np.nonzero(_box_reach(lines, pool.box[active], line_tolerances))[0]

@@ -28,7 +28,7 @@ def too_large(layer_index: int, what: str) -> PartitionTooLarge:
                              "max_regions (memory grows with the region count)")
 
 
-def check_growth(parents: Polygons, pre: np.ndarray, crossing: np.ndarray, frame: Frame, max_regions: int,
+def check_growth(parents: Polygons, lines_per_parent: np.ndarray, parent_lines, frame: Frame, max_regions: int,
                  layer_index: int) -> None:
     """Stop before cutting when a lower bound on the layer's region count already exceeds ``max_regions``.
 
@@ -38,8 +38,9 @@ def check_growth(parents: Polygons, pre: np.ndarray, crossing: np.ndarray, frame
     crossed by a line gives at least 2 pieces, and one crossed by many gives :func:`_pieces_lower_bound`.
     At most about :data:`PAIR_BUDGET` line pairs are examined (of a parent crossed by more lines, the first
     ``sqrt(PAIR_BUDGET)``: fewer lines make fewer pieces, so the bound holds); the cutting rounds check the cap as well.
+
+    ``lines_per_parent`` (n_parents,) counts the lines crossing each parent; ``parent_lines(p)`` gives them, (k, 3).
     """
-    lines_per_parent = crossing.sum(axis=1)
     if int((1 + lines_per_parent + lines_per_parent * (lines_per_parent - 1) // 2).sum()) <= max_regions:
         return
     lower = len(lines_per_parent) + int(np.count_nonzero(lines_per_parent))
@@ -49,7 +50,7 @@ def check_growth(parents: Polygons, pre: np.ndarray, crossing: np.ndarray, frame
     for parent in order:
         if examined > PAIR_BUDGET:
             return
-        lines = pre[parent][:, crossing[parent]].T[:math.isqrt(PAIR_BUDGET)]
+        lines = parent_lines(parent)[:math.isqrt(PAIR_BUDGET)]
         examined += len(lines) ** 2
         lower += _pieces_lower_bound(parents.subset(np.array([parent])), lines, frame) - 2
         if lower > max_regions:
