@@ -137,8 +137,8 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple["
     values = maps[pair, 0] + maps[pair, 1] * vertex[:, 0] + maps[pair, 2] * vertex[:, 1]
     pair_tolerance = line_tolerance(maps, frame)[pair]
     starts = np.cumsum(counts) - counts
-    some_above = np.add.reduceat(values > pair_tolerance, starts) > 0 if len(pair) else np.zeros(0, bool)
-    some_below = np.add.reduceat(values < -pair_tolerance, starts) > 0 if len(pair) else np.zeros(0, bool)
+    some_above = np.logical_or.reduceat(values > pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
+    some_below = np.logical_or.reduceat(values < -pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
     above[near_parent, near_node] = some_above & ~some_below
     crossing = some_above & some_below
     return _CrossingLines(pre, near_parent[crossing], near_node[crossing]), above
@@ -275,13 +275,13 @@ def _cut_round(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingL
         near_lines[owner, 2] * polygons.vertices[:, 1]
     tolerance = line_tolerances[near][owner]
     side = side_of_line(values, tolerance)
-    cut_here = (np.add.reduceat(side > 0, polygons.starts) > 0) & (np.add.reduceat(side < 0, polygons.starts) > 0) \
+    cut_here = np.logical_or.reduceat(side > 0, polygons.starts) & np.logical_or.reduceat(side < 0, polygons.starts) \
         if len(near) else np.zeros(0, dtype=bool)
     if not cut_here.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     cut_vertices = np.repeat(cut_here, polygons.counts)
     positive, negative = cut(Polygons(polygons.vertices[cut_vertices], polygons.counts[cut_here]),
-                             values[cut_vertices], tolerance[cut_vertices])
+                             values[cut_vertices], tolerance[cut_vertices], side[cut_vertices])
     pieces = active[near[cut_here]]
     pool.alive[pieces] = False
     parent = pool.parent[pieces]

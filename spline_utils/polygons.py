@@ -122,7 +122,7 @@ def side_of_line(values: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     return (values > tolerance).astype(np.int8) - (values < -tolerance).astype(np.int8)
 
 
-def cut(polygons: Polygons, values: np.ndarray, tolerance: np.ndarray):
+def cut(polygons: Polygons, values: np.ndarray, tolerance: np.ndarray, side: np.ndarray | None = None):
     """Cut every polygon in two along the zero line of an affine function.
 
     Parameters
@@ -133,6 +133,8 @@ def cut(polygons: Polygons, values: np.ndarray, tolerance: np.ndarray):
         The affine function at each vertex (each polygon has its own line).
     tolerance : ndarray, shape (n_vertices,)
         Vertices with ``|value| <= tolerance`` lie on the line and go to both halves.
+    side : ndarray of int8, shape (n_vertices,), optional
+        :func:`side_of_line` of ``values`` and ``tolerance``, when the caller has it already.
 
     Returns
     -------
@@ -141,7 +143,8 @@ def cut(polygons: Polygons, values: np.ndarray, tolerance: np.ndarray):
     """
     if not len(polygons):
         return polygons, polygons
-    side = side_of_line(values, tolerance)
+    if side is None:
+        side = side_of_line(values, tolerance)
     following = polygons.next_vertex()
     crossing = side * side[following] < 0
     t = np.where(crossing, values / np.where(crossing, values - values[following], 1.0), 0.0)
