@@ -3,7 +3,8 @@
 Seeded, default-initialized MLPs (hidden layers only, ReLU after each) on [-1, 1]^2, and the paper's small CNN
 (trained briefly on the offline digits so its partition is realistic) on the slice a * image0 + b * image1; the graph
 engine on the book's PreAct ResNet (narrow, untrained) on a window of that slice and on a conv-BN-ReLU-MaxPool CNN.
-Each case runs REPEATS times; the median is reported, and the first (cold) run on its own: the first partitions in a
+Each case runs at least REPEATS times (fast ones until their runs add up to MIN_SECONDS); the median is reported,
+and the first (cold) run on its own: the first partitions in a
 process pay for the operating system's setup of fresh memory (the CNN slice allocates ~1.6 GB), later ones reuse it.
 MLPs are compared with edge subdivision (Berzins, ICML 2023) on the same seeded weights, timed on this project's
 2-core machine by the issue that set the targets (its code is not part of this project).
@@ -27,12 +28,15 @@ EDGE_SUBDIVISION_SECONDS = {(2, 16, 16, 16): 0.029, (2, 32, 32, 32): 0.061, (2, 
 SPEEDUP_TARGETS = {(2, 16, 16, 16): 5.0, (2, 32, 32, 32): 5.0}  # times faster than edge subdivision
 SECONDS_TARGETS = {(2, 64, 64, 64): 0.15, (2, 256, 256): 3.0}
 CNN_REGIONS_PER_SECOND_TARGET = 75_000
+MIN_SECONDS = 2.0  # fast cases repeat until their runs add up to this
+MAX_REPEATS = 301
 
 
 def time_partition(model, bounds, plane, repeats):
-    """Median and first-run seconds of ``repeats`` partitions, and the last partition."""
+    """Median and first-run seconds, and the last partition: at least ``repeats`` runs, and for fast cases as many
+    as fill :data:`MIN_SECONDS` (up to :data:`MAX_REPEATS`), so that millisecond timings are not one noisy sample."""
     seconds, partition = [], None
-    for _ in range(repeats):
+    while len(seconds) < repeats or (sum(seconds) < MIN_SECONDS and len(seconds) < MAX_REPEATS):
         started = time.perf_counter()
         partition = su.partition2d(model, bounds, plane=plane)
         seconds.append(time.perf_counter() - started)
@@ -81,7 +85,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    print(f"# partition2d benchmark: median of {args.repeats} runs and the first run; "
+    print(f"# partition2d benchmark: median of at least {args.repeats} runs (fast cases: {MIN_SECONDS:g} s of runs) and "
+          "the first run; "
           f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"| {'network':<32} | {'regions':>8} | {'median s':>9} | {'first s':>8} | {'regions/s':>10} | "
           f"{'edge subdiv. s':>14} | {'speed-up':>8} | target |")

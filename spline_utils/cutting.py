@@ -18,7 +18,7 @@ ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
 PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
 LINES_PER_BATCH = 64  # cutting rounds whose candidate pieces are found together (the bits of a uint64 mask)
 PIECES_PER_BUCKET = 32  # neighbouring pieces of one parent whose joint bounding box is tested first
-FEW_PIECES = 32  # a round over at most this many pieces tests their vertices without a bounding-box test first
+FEW_PIECES = 256  # a round over at most this many pieces tests their vertices without a bounding-box test first
 
 
 def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_CrossingLines",
@@ -188,10 +188,10 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
             n_alive += len(cut_position)
             if n_alive > max_regions:
                 raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
-            keep = np.ones(len(members), dtype=bool)
-            keep[cut_position] = False
-            members = np.concatenate([members[keep], children])
-            pending = np.concatenate([pending[keep], pending[cut_position], pending[cut_position]])
+            inherited = pending[cut_position]
+            pending[cut_position] = 0  # the pieces cut are gone; their halves inherit their pending lines
+            members = np.concatenate([members, children])
+            pending = np.concatenate([pending, inherited, inherited])
             later = pending != 0
             members, pending = members[later], pending[later]
     alive = np.nonzero(pool.alive[:pool.size])[0]
