@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .polygon_pool import PolygonPool
+from .polygons import Polygons, cut, side_of_line, z_order_keys
 from .region_bound import check_growth, too_large
-from .polygons import PolygonPool, Polygons, cut, side_of_line, z_order_keys
-from .tolerance import ROUNDING_TOLERANCE, RELATIVE_TOLERANCE, Frame, line_tolerance
+from .tolerance import RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, line_tolerance
 
 MATMUL_GROUP = 64  # parents cut into at least this many pieces compute all their pieces' codes by matrix products
 ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
