@@ -14,6 +14,7 @@ import torch
 import spline_utils as su
 from spline_utils import cutting, nets
 from spline_utils.polygons import z_order_keys
+from spline_utils.tolerance import Frame, line_tolerance
 
 
 def arrangement_region_count(weight, bias, bounds):
@@ -74,3 +75,25 @@ def test_z_order_keys_interleave_the_bits_of_both_coordinates():
     for (x, y), key in zip(coordinates, keys):
         expected = sum(((int(x) >> bit) & 1) << (2 * bit) | ((int(y) >> bit) & 1) << (2 * bit + 1) for bit in range(16))
         assert int(key) == expected
+
+
+@pytest.mark.parametrize("centre,half", [((0.0, 0.0), 1.0), ((1e6, -3e5), 1e-3), ((0.5, 0.5), 1e-9)])
+def test_nearness_prefilter_keeps_every_pair_the_exact_test_keeps(centre, half):
+    """The cheap bound on the tolerance only discards pairs the exact test discards too (lines grazing boxes)."""
+    generator = np.random.default_rng(0)
+    frame = Frame(centre[0], centre[1], half)
+    lows = np.array(centre) - half + 2 * half * generator.random((300, 2))
+    sizes = half * generator.random((300, 2)) * 10.0 ** -generator.integers(0, 6, (300, 1))  # boxes of many sizes
+    box = np.stack([lows[:, 0], lows[:, 0] + sizes[:, 0], lows[:, 1], lows[:, 1] + sizes[:, 1]], axis=1)
+    pre = generator.normal(size=(300, 3, 40))
+    corner = box[:, None, [0, 2]] + generator.random((300, 40, 2)) * (box[:, None, [1, 3]] - box[:, None, [0, 2]])
+    pre[:, 0] = -(pre[:, 1] * corner[..., 0] + pre[:, 2] * corner[..., 1])  # half the lines pass through the box
+    pre[:, 0, ::2] += generator.normal(size=(300, 20)) * half * 1e-9  # and many graze it
+    lines = np.moveaxis(pre, 1, 2)
+    centre_value = lines[..., 0] + lines[..., 1] * (box[:, :1] + box[:, 1:2]) / 2 \
+        + lines[..., 2] * (box[:, 2:3] + box[:, 3:]) / 2
+    reach = np.abs(lines[..., 1]) * (box[:, 1:2] - box[:, :1]) / 2 + np.abs(lines[..., 2]) * (box[:, 3:] - box[:, 2:3]) / 2
+    expected = np.nonzero(np.abs(centre_value) <= reach + line_tolerance(lines, frame))
+    parent, node = cutting.lines_near_boxes(pre, box, frame)
+    np.testing.assert_array_equal(parent, expected[0])
+    np.testing.assert_array_equal(node, expected[1])
