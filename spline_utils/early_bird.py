@@ -10,6 +10,7 @@ Epochs are counted from 1 (the model after one epoch of training), as the paper'
 """
 from __future__ import annotations
 
+import numbers
 from collections import deque
 from typing import Mapping
 
@@ -115,14 +116,19 @@ def batchnorm_mask(model: nn.Module, prune_ratio: float) -> np.ndarray:
     -------
     ndarray of bool, shape (total BN channels,): True for kept channels, BN layers in definition order.
     """
-    if not 0.0 <= prune_ratio < 1.0:
-        raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio}")
+    _check_prune_ratio(prune_ratio)
     layers = batchnorm_layers(model)
     if not layers or any(not layer.affine for layer in layers):
         raise ValueError("the mask early-bird needs BatchNorm layers with learnable scales (affine=True)")
     scales = torch.cat([layer.weight.detach().abs().flatten().cpu() for layer in layers]).numpy()
     cut = np.sort(scales)[int(len(scales) * prune_ratio)]
     return scales > cut
+
+
+def _check_prune_ratio(prune_ratio) -> None:
+    if isinstance(prune_ratio, bool) or not isinstance(prune_ratio, numbers.Real) or not 0.0 <= prune_ratio < 1.0:
+        raise ValueError(f"prune_ratio must be a number in [0, 1) (the fraction of BatchNorm channels to prune), "
+                         f"got {prune_ratio!r}")
 
 
 class MaskEarlyBird(Callback):
@@ -140,8 +146,11 @@ class MaskEarlyBird(Callback):
     """
 
     def __init__(self, prune_ratio: float = 0.5, fifo: int = 5, threshold: float = 0.1, stop: bool = False):
-        if fifo < 2 or not 0 <= threshold < 1:
-            raise ValueError(f"need fifo >= 2 and threshold in [0, 1), got {fifo} and {threshold}")
+        _check_prune_ratio(prune_ratio)
+        if isinstance(fifo, bool) or not isinstance(fifo, numbers.Integral) or fifo < 2 \
+                or isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold < 1:
+            raise ValueError(f"need a whole number fifo >= 2 (masks compared) and a number threshold in [0, 1) (largest "
+                             f"mask distance); got fifo={fifo!r} and threshold={threshold!r}")
         self.prune_ratio, self.threshold, self.stop = prune_ratio, threshold, stop
         self.masks: deque = deque(maxlen=fifo)
         self.distances: list[float] = []

@@ -256,3 +256,11 @@ def test_canvas_fields_are_the_bn_outputs_and_logits_at_each_grid_point():
     for field, expected in zip(fields, recorded):
         torch.testing.assert_close(field[row, column], expected)
     torch.testing.assert_close(logits[row, column], expected_logits)
+
+
+@pytest.mark.parametrize("arguments", [{"prune_ratio": "0.5"}, {"prune_ratio": 1.0}, {"prune_ratio": float("nan")},
+                                      {"prune_ratio": True}, {"fifo": "5"}, {"fifo": 1}, {"fifo": 2.5},
+                                      {"threshold": "0.1"}, {"threshold": 1.0}])
+def test_mask_early_bird_refuses_bad_settings_when_built(arguments):
+    with pytest.raises(ValueError, match="prune_ratio|fifo"):
+        eb.MaskEarlyBird(**arguments)
