@@ -1,9 +1,10 @@
 """Cutting convex regions by the zero lines of a layer's nodes: the core of the exact partition engine.
 
-Round ``j`` cuts every live piece by the ``j``-th node line that crosses its parent region, vectorized over pieces,
-so the Python loop runs over the largest number of lines crossing one parent, never over regions. Bounding-box tests
-keep each round to the pieces its line can reach: whole buckets of neighbouring pieces are ruled out at once, so a
-parent crossed by hundreds of lines costs about the pieces each line crosses, not all its pieces, per round.
+The lines crossing each parent region are taken in batches of 64. Bounding-box tests mark which lines of a batch may
+cut each piece (whole buckets of neighbouring pieces are ruled out at once); then every vectorized step cuts each
+marked piece by its own next marked line, and the halves inherit the marks left. The Python loop runs over batches
+and steps, never over regions, and a parent crossed by hundreds of lines costs about the pieces each line crosses,
+not all its pieces, per line. The arrangement does not depend on the order of the cuts.
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from .tolerance import RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, line_toler
 MATMUL_GROUP = 64  # parents cut into at least this many pieces compute all their pieces' codes by matrix products
 ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
 PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
-LINES_PER_BATCH = 64  # cutting rounds whose candidate pieces are found together (the bits of a uint64 mask)
+LINES_PER_BATCH = 64  # lines per parent whose candidate pieces are found together (the bits of a uint64 mask)
 PIECES_PER_BUCKET = 32  # neighbouring pieces of one parent whose joint bounding box is tested first
-FEW_PIECES = 256  # a round over at most this many pieces tests their vertices without a bounding-box test first
+FEW_PIECES = 256  # a step over at most this many pieces tests their vertices without a bounding-box test first
 
 
 def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_CrossingLines",
@@ -146,7 +147,7 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple["
 
 
 class _CrossingLines:
-    """The lines crossing each parent region, in node order: round ``j`` cuts by each parent's ``j``-th line.
+    """The lines crossing each parent region, in node order (line ``j`` of a parent is its ``j``-th such node).
 
     Built from the crossing (parent, node) pairs in row-major order.
     """
@@ -168,24 +169,25 @@ class _CrossingLines:
 def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: int, layer_index: int):
     """Cut every parent region by the zero lines of this layer's nodes that cross it.
 
-    Round ``j`` cuts every live piece by the ``j``-th line crossing its parent. Rounds run in batches of
-    :data:`LINES_PER_BATCH`: at the start of a batch, bounding-box tests (first on buckets of neighbouring pieces,
-    then on the pieces of the buckets a line reaches) mark which of the batch's lines may cut each piece; a piece's
-    halves inherit its marks, so a round only touches the pieces near its lines, not every piece of the parent.
+    The lines crossing each parent are taken in batches of :data:`LINES_PER_BATCH` (in node order). At the start of
+    a batch, bounding-box tests (first on buckets of neighbouring pieces, then on the pieces of the buckets a line
+    reaches) mark which of the batch's lines may cut each piece. Each step then cuts every marked piece by its lowest
+    marked line (:func:`_cut_step`) and its halves inherit the other marks, so a batch takes as many steps as one
+    piece has marks, and a step touches only pieces near their lines.
 
     Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code.
     """
     crossing_lines, above = _crossing_lines(parents, pre, frame)
     check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
     pool = PolygonPool(parents, np.arange(len(parents)))
-    n_alive, n_rounds = len(parents), int(crossing_lines.count.max(initial=0))
-    for first_round in range(0, n_rounds, LINES_PER_BATCH):
-        members, pending = _batch_candidates(pool, crossing_lines, first_round, frame)
+    n_alive, most_lines = len(parents), int(crossing_lines.count.max(initial=0))
+    for first_line in range(0, most_lines, LINES_PER_BATCH):
+        members, pending = _batch_candidates(pool, crossing_lines, first_line, frame)
         while len(members):
             lowest = pending & (~pending + np.uint64(1))  # each piece's next candidate line, as a bit
             pending ^= lowest
-            line_index = first_round + np.frexp(lowest.astype(np.float64))[1] - 1
-            cut_position, children = _cut_round(pool, members, crossing_lines, line_index, frame)
+            line_index = first_line + np.frexp(lowest.astype(np.float64))[1] - 1
+            cut_position, children = _cut_step(pool, members, crossing_lines, line_index, frame)
             n_alive += len(cut_position)
             if n_alive > max_regions:
                 raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
@@ -201,12 +203,12 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     return pieces, parent, _layer_codes(pieces, parent, crossing_lines, above)
 
 
-def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_round: int,
+def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_line: int,
                       frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-    """The live pieces that rounds ``first_round`` to ``first_round + LINES_PER_BATCH - 1`` may cut.
+    """The live pieces that their parent's lines ``first_line`` to ``first_line + LINES_PER_BATCH - 1`` may cut.
 
     Where parents hold many pieces, pieces are sorted by parent and along a Z-order curve and grouped in buckets of up
-    to :data:`PIECES_PER_BUCKET` neighbours of one parent; each round's line is tested against the bucket's bounding
+    to :data:`PIECES_PER_BUCKET` neighbours of one parent; each of these lines is tested against the bucket's bounding
     box, then against the box of each piece of the buckets it reaches. Otherwise each piece is tested directly.
 
     Returns
@@ -214,17 +216,17 @@ def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_r
     pieces : ndarray of int64
         Pool indices of the pieces with at least one candidate line.
     pending : ndarray of uint64
-        Bit ``j`` set where round ``first_round + j``'s line may cut the piece.
+        Bit ``j`` set where the parent's line ``first_line + j`` may cut the piece.
     """
     alive = np.nonzero(pool.alive[:pool.size])[0]
-    rounds = np.clip(crossing_lines.count[pool.parent[alive]] - first_round, 0, LINES_PER_BATCH)
-    alive, rounds = alive[rounds > 0], rounds[rounds > 0]
+    lines_left = np.clip(crossing_lines.count[pool.parent[alive]] - first_line, 0, LINES_PER_BATCH)
+    alive, lines_left = alive[lines_left > 0], lines_left[lines_left > 0]
     box, parent = pool.box[alive], pool.parent[alive]
     bucketed = len(alive) >= 2 * PIECES_PER_BUCKET and \
         len(alive) >= PIECES_PER_BUCKET * np.count_nonzero(np.bincount(parent)) // 4
     if bucketed:  # parents hold many pieces each (otherwise every bucket would be about one piece)
         order = np.lexsort((z_order_keys(np.stack([box[:, 0] + box[:, 1], box[:, 2] + box[:, 3]], axis=1)), parent))
-        alive, rounds, box, parent = alive[order], rounds[order], box[order], parent[order]
+        alive, lines_left, box, parent = alive[order], lines_left[order], box[order], parent[order]
         bucket_first = _bucket_starts(parent)
         bucket_box = np.stack([np.minimum.reduceat(box[:, 0], bucket_first),
                                np.maximum.reduceat(box[:, 1], bucket_first),
@@ -232,20 +234,20 @@ def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_r
                                np.maximum.reduceat(box[:, 3], bucket_first)], axis=1)
     else:
         bucket_first, bucket_box = np.arange(len(alive)), box
-    pair_bucket = np.repeat(np.arange(len(bucket_first)), rounds[bucket_first])
-    pair_round = _ranks_within(rounds[bucket_first])
-    lines = crossing_lines.lines(parent[bucket_first][pair_bucket], first_round + pair_round)
+    pair_bucket = np.repeat(np.arange(len(bucket_first)), lines_left[bucket_first])
+    pair_line = _ranks_within(lines_left[bucket_first])
+    lines = crossing_lines.lines(parent[bucket_first][pair_bucket], first_line + pair_line)
     tolerance = line_tolerance(lines, frame)
     near = _box_reach(lines, bucket_box[pair_bucket], tolerance)
-    piece, pair_round = bucket_first[pair_bucket[near]], pair_round[near]
+    piece, pair_line = bucket_first[pair_bucket[near]], pair_line[near]
     if bucketed:  # then each piece of the buckets a line reaches
         size = np.diff(np.r_[bucket_first, len(alive)])[pair_bucket[near]]
         piece = np.repeat(piece, size) + _ranks_within(size)
-        pair_round = np.repeat(pair_round, size)
+        pair_line = np.repeat(pair_line, size)
         near = _box_reach(np.repeat(lines[near], size, axis=0), box[piece], np.repeat(tolerance[near], size))
-        piece, pair_round = piece[near], pair_round[near]
+        piece, pair_line = piece[near], pair_line[near]
     pending = np.zeros(len(alive), dtype=np.uint64)
-    np.bitwise_or.at(pending, piece, np.uint64(1) << pair_round.astype(np.uint64))
+    np.bitwise_or.at(pending, piece, np.uint64(1) << pair_line.astype(np.uint64))
     keep = pending != 0
     return alive[keep], pending[keep]
 
@@ -257,7 +259,7 @@ def _bucket_starts(parent: np.ndarray) -> np.ndarray:
     return np.nonzero(position % PIECES_PER_BUCKET == 0)[0]
 
 
-def _cut_round(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, line_index: np.ndarray,
+def _cut_step(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, line_index: np.ndarray,
                frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     """Cut each piece ``active[i]`` by its parent's ``line_index[i]``-th crossing line where that line crosses it.
 

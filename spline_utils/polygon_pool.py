@@ -1,4 +1,4 @@
-"""A growable store of convex polygons, in which the cutting rounds cut pieces without copying the others."""
+"""A growable store of convex polygons, in which the cutting steps cut pieces without copying the others."""
 from __future__ import annotations
 
 import numpy as np

@@ -12,7 +12,7 @@ import numpy as np
 from .polygons import Polygons
 from .tolerance import Frame
 
-MANY_LINES = 128  # parents crossed by fewer lines reach the region cap within seconds in the cutting rounds
+MANY_LINES = 128  # parents crossed by fewer lines reach the region cap within seconds while being cut
 PAIR_BUDGET = 2**23  # line pairs the lower bound on the region count may examine per layer
 PAIRS_PER_STEP = 2**18  # line pairs examined in one vectorized step (bounds the temporary memory)
 MERGE_DISTANCE = 1e-8  # intersections closer than this fraction of the domain's size are counted as one
@@ -37,7 +37,7 @@ def check_growth(parents: Polygons, lines_per_parent: np.ndarray, parent_lines, 
     ``1 + k + k (k - 1) / 2`` pieces per parent), the parents crossed by the most lines are counted first: a parent
     crossed by a line gives at least 2 pieces, and one crossed by many gives :func:`_pieces_lower_bound`.
     At most about :data:`PAIR_BUDGET` line pairs are examined (of a parent crossed by more lines, the first
-    ``sqrt(PAIR_BUDGET)``: fewer lines make fewer pieces, so the bound holds); the cutting rounds check the cap as well.
+    ``sqrt(PAIR_BUDGET)``: fewer lines make fewer pieces, so the bound holds); the cutting steps check the cap as well.
 
     ``lines_per_parent`` (n_parents,) counts the lines crossing each parent; ``parent_lines(p)`` gives them, (k, 3).
     """
