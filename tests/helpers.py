@@ -1,4 +1,5 @@
 """Helpers shared by several test modules."""
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -15,3 +16,9 @@ def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
                 module.running_mean.copy_(torch.randn(n, generator=generator))
                 module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
     return model.eval()
+
+
+def random_interior_points(polygon: np.ndarray, n: int, generator: np.random.Generator) -> np.ndarray:
+    """``n`` random convex combinations of a convex polygon's vertices (m, 2): points strictly inside it, (n, 2)."""
+    weights = generator.dirichlet(np.ones(len(polygon)), size=n)
+    return weights @ polygon

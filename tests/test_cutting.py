@@ -10,6 +10,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import random_interior_points
 
 import spline_utils as su
 from spline_utils import cutting, nets
@@ -28,15 +29,6 @@ def arrangement_region_count(weight, bias, bounds):
         point = np.linalg.solve(weight[[i, j]], -bias[[i, j]])
         inside += xmin < point[0] < xmax and ymin < point[1] < ymax
     return 1 + int(crossing.sum()) + inside
-
-
-def random_points_inside(polygons, per_region, generator):
-    """``per_region`` random convex combinations of each region's vertices, region after region."""
-    points = []
-    for polygon in polygons:
-        weights = generator.dirichlet(np.ones(len(polygon)), size=per_region)
-        points.append(weights @ polygon)
-    return np.concatenate(points)
 
 
 def test_first_layer_of_many_lines_gives_the_arrangement_count():
@@ -61,7 +53,8 @@ def test_regions_cut_by_many_lines_have_one_code_everywhere_inside(seed):
     assert max(crossing) > cutting.LINES_PER_BATCH, "some parent must be cut in more than one batch"
     assert np.bincount(second.parent).max() > 2 * cutting.PIECES_PER_BUCKET
     per_region = 4
-    points = random_points_inside(partition.regions, per_region, np.random.default_rng(seed))
+    generator = np.random.default_rng(seed)
+    points = np.concatenate([random_interior_points(polygon, per_region, generator) for polygon in partition.regions])
     oracle = su.activation_codes(model, torch.tensor(points)).numpy()
     np.testing.assert_array_equal(oracle, np.repeat(partition.codes, per_region, axis=0))
     assert len(np.unique(partition.codes, axis=0)) == partition.num_regions

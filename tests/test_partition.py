@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from helpers import random_interior_points
 
 import spline_utils as su
 from spline_utils import nets
@@ -38,12 +39,6 @@ def hidden_pre_activations(model, points):
     for hook in hooks:
         hook.remove()
     return recorded
-
-
-def random_interior_points(polygon, n, generator):
-    """Random convex combinations of a polygon's vertices: points strictly inside it."""
-    weights = generator.dirichlet(np.ones(len(polygon)), size=n)
-    return weights @ polygon
 
 
 def point_in_convex(polygon, points, tolerance=1e-9):
