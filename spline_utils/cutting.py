@@ -12,6 +12,7 @@ import numpy as np
 
 from .polygon_pool import PolygonPool
 from .polygons import Polygons, cut, side_of_line, z_order_keys
+from .propagate import position_in_group
 from .region_bound import check_growth, too_large
 from .tolerance import RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, line_tolerance
 
@@ -227,7 +228,7 @@ def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_l
     if bucketed:  # parents hold many pieces each (otherwise every bucket would be about one piece)
         order = np.lexsort((z_order_keys(np.stack([box[:, 0] + box[:, 1], box[:, 2] + box[:, 3]], axis=1)), parent))
         alive, lines_left, box, parent = alive[order], lines_left[order], box[order], parent[order]
-        bucket_first = _bucket_starts(parent)
+        bucket_first = np.nonzero(position_in_group(parent) % PIECES_PER_BUCKET == 0)[0]
         bucket_box = np.stack([np.minimum.reduceat(box[:, 0], bucket_first),
                                np.maximum.reduceat(box[:, 1], bucket_first),
                                np.minimum.reduceat(box[:, 2], bucket_first),
@@ -250,13 +251,6 @@ def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_l
     np.bitwise_or.at(pending, piece, np.uint64(1) << pair_line.astype(np.uint64))
     keep = pending != 0
     return alive[keep], pending[keep]
-
-
-def _bucket_starts(parent: np.ndarray) -> np.ndarray:
-    """First index of each bucket: runs of up to :data:`PIECES_PER_BUCKET` consecutive pieces of one parent."""
-    new_parent = np.r_[True, parent[1:] != parent[:-1]]
-    position = np.arange(len(parent)) - np.maximum.accumulate(np.where(new_parent, np.arange(len(parent)), 0))
-    return np.nonzero(position % PIECES_PER_BUCKET == 0)[0]
 
 
 def _cut_step(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, line_index: np.ndarray,

@@ -69,7 +69,7 @@ def next_pre_activations(block, layer) -> np.ndarray:
     if n_regions < 4 * RESTART:
         return _direct_maps(block, layer, jacobian, np.arange(n_regions))
     order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
-    position = _position_in_group(layer.parent[order]) % RESTART
+    position = position_in_group(layer.parent[order]) % RESTART
     is_head = position == 0
     head_maps = _direct_maps(block, layer, jacobian, order[is_head])
     head_of = np.cumsum(is_head) - 1  # each sorted region's head, as a row of head_maps
@@ -149,7 +149,7 @@ def _jacobian(block, shape) -> np.ndarray | None:
         return block.apply(basis, with_offset=False).reshape(n_inputs, n_outputs).numpy()
 
 
-def _position_in_group(sorted_groups: np.ndarray) -> np.ndarray:
+def position_in_group(sorted_groups: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... within each run of equal values of a sorted array."""
     starts = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
     start_index = np.maximum.accumulate(np.where(starts, np.arange(len(sorted_groups)), 0))
