@@ -64,9 +64,7 @@ def next_pre_activations(block, layer) -> np.ndarray:
     """
     n_regions = layer.num_regions
     jacobian = _jacobian(block, layer.shape)
-    if jacobian is None:
-        return map_in_chunks(lambda index: apply_block(block, layer.post_activations(index), layer.shape), n_regions)
-    if n_regions < 4 * RESTART:
+    if jacobian is None or n_regions < 4 * RESTART:
         return _direct_maps(block, layer, jacobian, np.arange(n_regions))
     order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
     position = position_in_group(layer.parent[order]) % RESTART
@@ -87,13 +85,13 @@ def next_pre_activations(block, layer) -> np.ndarray:
     return result
 
 
-def _direct_maps(block, layer, jacobian: np.ndarray, index: np.ndarray) -> np.ndarray:
+def _direct_maps(block, layer, jacobian: np.ndarray | None, index: np.ndarray) -> np.ndarray:
     """The maps of regions ``index`` computed without corrections: shape (len(index), 3, n_outputs).
 
     Through the dense Jacobian in a few large products when at least ``DENSE_FILL`` of it is nonzero (BLAS does a
-    multiply-add ~15x faster than a float64 convolution), else by applying the block.
+    multiply-add ~15x faster than a float64 convolution), else (or without a Jacobian) by applying the block.
     """
-    if np.count_nonzero(jacobian) < DENSE_FILL * jacobian.size:
+    if jacobian is None or np.count_nonzero(jacobian) < DENSE_FILL * jacobian.size:
         return map_in_chunks(lambda chunk: apply_block(block, layer.post_activations(index[chunk]), layer.shape),
                              len(index))
     n_inputs, n_outputs = jacobian.shape
