@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from .codes import PackedCodes, check_inputs, distance_matrix, network_distance, probe_codes
 from .modules import batchnorm_layers
+from .surgery import check_fraction
 from .train import Callback, TrainState
 
 
@@ -116,19 +117,13 @@ def batchnorm_mask(model: nn.Module, prune_ratio: float) -> np.ndarray:
     -------
     ndarray of bool, shape (total BN channels,): True for kept channels, BN layers in definition order.
     """
-    _check_prune_ratio(prune_ratio)
+    check_fraction(prune_ratio, "prune_ratio", "BatchNorm channels")
     layers = batchnorm_layers(model)
     if not layers or any(not layer.affine for layer in layers):
         raise ValueError("the mask early-bird needs BatchNorm layers with learnable scales (affine=True)")
     scales = torch.cat([layer.weight.detach().abs().flatten().cpu() for layer in layers]).numpy()
     cut = np.sort(scales)[int(len(scales) * prune_ratio)]
     return scales > cut
-
-
-def _check_prune_ratio(prune_ratio) -> None:
-    if isinstance(prune_ratio, bool) or not isinstance(prune_ratio, numbers.Real) or not 0.0 <= prune_ratio < 1.0:
-        raise ValueError(f"prune_ratio must be a number in [0, 1) (the fraction of BatchNorm channels to prune), "
-                         f"got {prune_ratio!r}")
 
 
 class MaskEarlyBird(Callback):
@@ -146,7 +141,7 @@ class MaskEarlyBird(Callback):
     """
 
     def __init__(self, prune_ratio: float = 0.5, fifo: int = 5, threshold: float = 0.1, stop: bool = False):
-        _check_prune_ratio(prune_ratio)
+        check_fraction(prune_ratio, "prune_ratio", "BatchNorm channels")
         if isinstance(fifo, bool) or not isinstance(fifo, numbers.Integral) or fifo < 2 \
                 or isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold < 1:
             raise ValueError(f"need a whole number fifo >= 2 (masks compared) and a number threshold in [0, 1) (largest "

@@ -182,11 +182,16 @@ def rewind(pruned_model: nn.Module, initial_model: nn.Module, keep_masks: Sequen
     return pruned_model
 
 
+def check_fraction(value, name: str, units: str) -> None:
+    """``value`` (the argument ``name``) must be a fraction of ``units`` to remove, in [0, 1): a number, not a string."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1) (the fraction of {units} to remove), got {value!r}")
+
+
 def check_ratio_and_scope(ratio: float, scope: str, units: str) -> None:
     """``ratio`` must be a fraction in [0, 1) (a number, not a string) and ``scope`` one of :data:`SCOPES`."""
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not math.isfinite(ratio) \
-            or not 0.0 <= ratio < 1.0:
-        raise ValueError(f"ratio must be a number in [0, 1) (the fraction of {units} to remove), got {ratio!r}")
+    check_fraction(ratio, "ratio", units)
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
 
