@@ -165,12 +165,19 @@ def test_frame_slider_rejects_bad_input():
         frame_slider(draw_bar, VALUES, "x", start=len(VALUES))
 
 
-def test_live_kernel_draws_on_demand(monkeypatch):
+@pytest.fixture
+def live_kernel(monkeypatch):
+    """An interactive kernel with ipywidgets, outside the book build; returns the list of widgets displayed."""
     pytest.importorskip("ipywidgets")
-    shown, drawn = [], []
+    shown = []
     monkeypatch.delenv(interact.BUILD_ENVIRONMENT_VARIABLE, raising=False)
     monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
     monkeypatch.setattr("IPython.display.display", lambda widget: shown.append(widget))
+    return shown
+
+
+def test_live_kernel_draws_on_demand(live_kernel):
+    shown, drawn = live_kernel, []
     result = frame_slider(lambda v: drawn.append(v) or draw_bar(v), VALUES, "height", start=2, dpi=DPI)
     assert result is None and len(shown) == 1
     assert drawn == [VALUES[2]], "only the initial frame is drawn until the reader moves the slider"
@@ -192,12 +199,9 @@ def widget_links(ipywidgets):
 
 
 @pytest.mark.parametrize("play", [True, False])
-def test_live_slider_gets_a_play_widget_linked_in_the_browser_when_asked(monkeypatch, play):
+def test_live_slider_gets_a_play_widget_linked_in_the_browser_when_asked(live_kernel, play):
     ipywidgets = pytest.importorskip("ipywidgets")
-    shown, drawn = [], []
-    monkeypatch.delenv(interact.BUILD_ENVIRONMENT_VARIABLE, raising=False)
-    monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
-    monkeypatch.setattr("IPython.display.display", lambda widget: shown.append(widget))
+    shown, drawn = live_kernel, []
     links_before = widget_links(ipywidgets)
     result = frame_slider(lambda v: drawn.append(v) or draw_bar(v), VALUES, "height", start=1, dpi=DPI,
                           play=play, interval_ms=400)
@@ -225,12 +229,8 @@ def test_book_build_is_always_static(monkeypatch):
     assert "su-slider" in result.data
 
 
-def test_live_control_recomputes_every_move(monkeypatch):
-    pytest.importorskip("ipywidgets")
-    shown, computed = [], []
-    monkeypatch.delenv(interact.BUILD_ENVIRONMENT_VARIABLE, raising=False)
-    monkeypatch.setattr(interact, "_in_interactive_kernel", lambda: True)
-    monkeypatch.setattr("IPython.display.display", lambda widget: shown.append(widget))
+def test_live_control_recomputes_every_move(live_kernel):
+    shown, computed = live_kernel, []
 
     def compute(value):
         label_while_computing = shown[0].children[0].children[1].value if shown else None
