@@ -78,6 +78,13 @@ def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: floa
     parent, node : ndarray of int64, shape (n_pairs,)
         In row-major (parent, node) order.
     """
+    parent, node, _, _ = _near_lines(pre, box, frame, slack, above)
+    return parent, node
+
+
+def _near_lines(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float,
+                above: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`lines_near_boxes`, also returning the pairs' lines (n_pairs, 3) and their tolerances (n_pairs,)."""
     n_parents, _, n_nodes = pre.shape
     centre_x, centre_y = (box[:, :1] + box[:, 1:2]) / 2, (box[:, 2:3] + box[:, 3:]) / 2
     # line_tolerance <= (RELATIVE + ROUNDING) (|c| + |a1| (|x0| + h) + |a2| (|y0| + h)); doubled against round-off
@@ -109,8 +116,9 @@ def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: floa
     parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
     node = np.concatenate(nodes) if nodes else np.zeros(0, np.int64)
     lines = pre[parent, :, node]
-    near = _box_reach(lines, box[parent], slack * line_tolerance(lines, frame))
-    return parent[near], node[near]
+    tolerance = line_tolerance(lines, frame)
+    near = _box_reach(lines, box[parent], slack * tolerance)
+    return parent[near], node[near], lines[near], tolerance[near]
 
 
 def _box_reach(lines: np.ndarray, box: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
@@ -132,13 +140,12 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple["
     """
     n_parents, _, n_nodes = pre.shape
     above = np.empty((n_parents, n_nodes), dtype=bool)
-    near_parent, near_node = lines_near_boxes(pre, parents.bounding_boxes(), frame, above=above)
+    near_parent, near_node, maps, tolerance = _near_lines(pre, parents.bounding_boxes(), frame, 1.0, above)
     counts = parents.counts[near_parent]
     pair = np.repeat(np.arange(len(near_parent)), counts)
     vertex = parents.vertices[np.repeat(parents.starts[near_parent], counts) + _ranks_within(counts)]
-    maps = pre[near_parent, :, near_node]
     values = maps[pair, 0] + maps[pair, 1] * vertex[:, 0] + maps[pair, 2] * vertex[:, 1]
-    pair_tolerance = line_tolerance(maps, frame)[pair]
+    pair_tolerance = tolerance[pair]
     starts = np.cumsum(counts) - counts
     some_above = np.logical_or.reduceat(values > pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
     some_below = np.logical_or.reduceat(values < -pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
