@@ -20,7 +20,8 @@ import time
 import torch
 
 import spline_utils as su
-from spline_utils import data, nets, train
+from spline_utils import data
+from spline_utils.training import nets, train
 
 MLP_WIDTHS = [(2, 16, 16, 16), (2, 32, 32, 32), (2, 64, 64), (2, 64, 64, 64), (2, 128, 128), (2, 256, 256)]
 EDGE_SUBDIVISION_SECONDS = {(2, 16, 16, 16): 0.029, (2, 32, 32, 32): 0.061, (2, 64, 64): 0.113,

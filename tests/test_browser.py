@@ -18,7 +18,7 @@ import pytest
 
 from browser_support import unavailable
 from data_files import local_server
-from spline_utils.interact import slider_html
+from spline_utils.pages.interact import slider_html
 
 pytestmark = pytest.mark.browser
 
@@ -202,7 +202,7 @@ def test_chapter_page(page, site, chapter):
 
 def test_identical_sliders_on_one_page_move_independently(page):
     """No build needed: two copies of one slider (same id) each drive their own picture."""
-    from spline_utils.plot import figure_png
+    from spline_utils.plot.drawing import figure_png
     import matplotlib.pyplot as plt
 
     frames = []

@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import pytest
 
 from data_files import local_server
-from spline_utils.interact import slider_html
-from spline_utils.plot import figure_png
+from spline_utils.pages.interact import slider_html
+from spline_utils.plot.drawing import figure_png
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from spline_utils import cifar as cifar_module, data, fetch
+from spline_utils import data
+from spline_utils.data import cifar_loader as cifar_module, fetch
 from data_files import local_server, md5, python2_pickle
 
 

@@ -13,9 +13,10 @@ import torch
 from helpers import random_interior_points
 
 import spline_utils as su
-from spline_utils import cutting, nets
-from spline_utils.polygons import z_order_keys
-from spline_utils.tolerance import Frame, line_tolerance
+from spline_utils.engine import cutting
+from spline_utils.training import nets
+from spline_utils.engine.polygons import z_order_keys
+from spline_utils.engine.tolerance import Frame, line_tolerance
 
 
 def arrangement_region_count(weight, bias, bounds):

@@ -7,7 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spline_utils as su
-from spline_utils import codes as packed, flops, modules, nets, pruning, train
+from spline_utils import pruning
+from spline_utils.early_bird import codes as packed
+from spline_utils.early_bird.codes import canvas_fields
+from spline_utils.reading import operations as modules
+from spline_utils.training import flops, nets, train
 from spline_utils import early_bird as eb
 
 
@@ -237,7 +241,7 @@ def test_canvas_fields_are_the_bn_outputs_and_logits_at_each_grid_point():
     statistics = {name: buffer.clone() for name, buffer in net.named_buffers()}
     images = torch.randn(2, 1, 28, 28)
     plane = su.image_canvas(images[0], images[1])
-    fields, logits = su.slices.canvas_fields(net, plane, (0.0, 1.0, 0.0, 1.0), resolution=4, batch_size=5)
+    fields, logits = canvas_fields(net, plane, (0.0, 1.0, 0.0, 1.0), resolution=4, batch_size=5)
     assert net.training, "the training mode is restored"
     assert all(torch.equal(statistics[name], buffer) for name, buffer in net.named_buffers()), \
         "drawing the canvas must not update BatchNorm running statistics"

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from spline_utils import data, nets, pruning
+from spline_utils import data, pruning
+from spline_utils.training import nets
 from spline_utils.experiments import eb_training as et, eb_training_report as report
-from spline_utils.recipes import TrainingRecipe, paper_recipe
+from spline_utils.training.recipes import TrainingRecipe, paper_recipe
 
 
 def test_recipe_continues_the_step_learning_rate():
@@ -140,7 +141,7 @@ def test_method_plots_read_at_the_page_size_when_methods_share_their_flops():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from spline_utils.readability import check_figure
+    from spline_utils.plot.readability import check_figure
 
     rows = []
     for seed in range(2):

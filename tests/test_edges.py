@@ -16,11 +16,14 @@ import torch.nn as nn
 from packaging.specifiers import SpecifierSet
 
 import spline_utils as su
-from spline_utils import codes, nets, pruning, spline_pruning, train
-from spline_utils.region_bound import _pieces_lower_bound
-from spline_utils.early_bird import SplineEarlyBird
-from spline_utils.polygons import rectangle
-from spline_utils.tolerance import Frame
+from spline_utils import pruning
+from spline_utils.early_bird import codes
+from spline_utils.pruning import spline_criterion as spline_pruning
+from spline_utils.training import nets, train
+from spline_utils.engine.region_bound import _pieces_lower_bound
+from spline_utils.early_bird.detectors import SplineEarlyBird
+from spline_utils.engine.polygons import rectangle
+from spline_utils.engine.tolerance import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
 

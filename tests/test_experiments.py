@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from sklearn.cluster import KMeans
 from torch.utils.flop_counter import FlopCounterMode
 
-from spline_utils import flops, nets
+from spline_utils.training import flops, nets
 from spline_utils.experiments import kmeans, sawtooth, strategies
-from spline_utils.train import Callback, fit
+from spline_utils.training.train import Callback, fit
 
 SAWTOOTH_CORNERS = ([-1.0, -0.5, 0.0, 0.5, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0])
 

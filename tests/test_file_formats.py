@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from spline_utils import file_formats
+from spline_utils.data import file_formats
 from data_files import idx_payload, python2_pickle, write_idx
 
 

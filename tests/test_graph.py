@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from helpers import randomize_batchnorm
 
 import spline_utils as su
-from spline_utils import nets
+from spline_utils.training import nets
+from spline_utils.reading.sequential import to_chain
 
 
 def own_codes(model, inputs):
@@ -248,7 +249,7 @@ def test_a_sequential_subclass_with_its_own_forward():
     partition = su.partition2d(model, (-2, 2, -2, 2))
     check_against_forward(model, partition)
     with pytest.raises(TypeError, match="its own forward"):
-        su.to_chain(model)
+        to_chain(model)
 
 
 def test_in_place_activations():

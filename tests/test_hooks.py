@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from spline_utils.hooks import eval_with_hooks
+from spline_utils.reading.hooks import eval_with_hooks
 
 
 def test_hooks_see_the_forward_pass_in_eval_mode_without_gradients():

@@ -13,9 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from spline_utils import interact
-from spline_utils.interact import frame_slider, live_control, slider_html, static_frame_html
-from spline_utils.plot import figure_png
+from spline_utils.pages import interact
+from spline_utils.pages.interact import frame_slider, live_control, slider_html, static_frame_html
+from spline_utils.plot.drawing import figure_png
 
 VALUES = [0.0, 0.25, 0.5, 0.75]
 DPI = 30

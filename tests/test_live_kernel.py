@@ -55,8 +55,9 @@ import sys
 
 import matplotlib.pyplot as plt
 
-from spline_utils import data, nets, partition2d, plot, train
-from spline_utils.interact import live_control
+from spline_utils import data, partition2d, plot
+from spline_utils.training import nets, train
+from spline_utils.pages.interact import live_control
 
 x_live, y_live = data.x_task(400, seed=0)
 

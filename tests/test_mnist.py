@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from spline_utils import data, fetch, mnist as mnist_module
+from spline_utils import data
+from spline_utils.data import fetch, mnist_loader as mnist_module
 from data_files import (MNIST_NAMES, fake_wheel, idx_payload, local_server, md5, mnist_pickle, sha256,
                         tiny_mnist_splits, write_idx)
 

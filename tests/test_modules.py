@@ -1,4 +1,4 @@
-"""Walking a model (spline_utils.modules), the chain's pre-activations, seeded builders and node selection by count."""
+"""Walking a model (spline_utils.reading.operations), the chain's pre-activations, seeded builders and node selection by count."""
 import copy
 
 import numpy as np
@@ -7,7 +7,10 @@ import torch
 import torch.nn as nn
 
 import spline_utils as su
-from spline_utils import modules, nets, pruning
+from spline_utils import pruning
+from spline_utils.reading import operations as modules
+from spline_utils.training import nets
+from spline_utils.reading.sequential import is_chain, to_chain
 
 
 def test_leaves_flatten_nested_sequentials_with_qualified_names():
@@ -28,7 +31,7 @@ def test_a_module_used_twice_is_not_walked_as_a_chain(shared):
         modules.leaves(model)
     with pytest.raises(TypeError, match="same object"):
         pruning.layer_widths(model)
-    assert not su.chain.is_chain(model)
+    assert not is_chain(model)
 
 
 def test_a_sequential_subclass_with_its_own_forward_is_not_walked_as_a_chain():
@@ -38,8 +41,8 @@ def test_a_sequential_subclass_with_its_own_forward_is_not_walked_as_a_chain():
 
     model = Doubled(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
     with pytest.raises(TypeError, match="own forward"):
-        su.to_chain(model)
-    assert not su.chain.is_chain(model)
+        to_chain(model)
+    assert not is_chain(model)
 
 
 def test_hidden_layer_links_attach_each_batchnorm_to_its_layer():
@@ -68,7 +71,7 @@ def test_chain_pre_activations_equal_the_inputs_of_the_model_relus():
         network(x.double())
     for hook in hooks:
         hook.remove()
-    computed = su.to_chain(model).pre_activations(x)
+    computed = to_chain(model).pre_activations(x)
     assert len(computed) == len(recorded) == 2
     for mine, theirs in zip(computed, recorded):
         torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-12)

@@ -50,7 +50,7 @@ def test_smoke_run(notebook, tmp_path, monkeypatch):
     """The chapter runs, and every figure it shows (slider frames included) reads at the page's size."""
     import papermill
 
-    from spline_utils import readability
+    from spline_utils.plot import readability
 
     report = tmp_path / "readability.jsonl"
     monkeypatch.setenv("SPLINE_BOOK_STATIC", "1")

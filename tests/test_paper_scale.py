@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import spline_utils as su
-from spline_utils import data, recipes
+from spline_utils import data
+from spline_utils.training import recipes
 from spline_utils.experiments import eb_training
 
 IMAGES_PER_CLASS = 1

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from helpers import random_interior_points
 
 import spline_utils as su
-from spline_utils import nets
-from spline_utils.polygons import Polygons, clip_lines, cut, rectangle
+from spline_utils.training import nets
+from spline_utils.engine.polygons import Polygons, clip_lines, cut, rectangle
 
 
 def random_mlp(widths, activation="relu", slope=0.1, seed=0, final_activation=True):
@@ -361,7 +361,7 @@ def test_batchnorm_uses_running_statistics_even_in_train_mode():
 @pytest.mark.parametrize("dense_fill", [0.0, 1.1], ids=["heads-through-jacobian", "heads-through-block"])
 def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeypatch, dense_fill):
     """Each layer's maps on the previous layer's regions, built chunk by chunk (two restart blocks a chunk)."""
-    from spline_utils import propagate
+    from spline_utils.engine import propagate
     width = 24
     monkeypatch.setattr(propagate, "DENSE_FILL", dense_fill)
     monkeypatch.setattr(propagate, "BUFFER_BYTES", 2 * propagate.RESTART * 3 * 8 * width)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import spline_utils as su
-from spline_utils import nets, plot, plot_training
+from spline_utils import plot
+from spline_utils.plot import training as plot_training
+from spline_utils.training import nets
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +134,7 @@ def _forward64(model, points, stop=None):
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
 def test_lifted_output_heights_are_the_models_forward_pass(activation):
-    from spline_utils import plot3d
+    from spline_utils.plot import surface3d as plot3d
 
     model = nets.mlp((2, 6, 5, 2), activation=activation, seed=3)
     partition = su.partition2d(model, (-2, 2, -1.5, 2.5))
@@ -146,7 +148,7 @@ def test_lifted_output_heights_are_the_models_forward_pass(activation):
 
 
 def test_lifted_node_heights_are_its_pre_activation_and_crease_only_on_earlier_splines():
-    from spline_utils import plot3d
+    from spline_utils.plot import surface3d as plot3d
 
     model = nets.mlp((2, 6, 5, 2), seed=4)
     partition = su.partition2d(model, (-2, 2, -2, 2))
@@ -159,7 +161,7 @@ def test_lifted_node_heights_are_its_pre_activation_and_crease_only_on_earlier_s
 
 
 def test_lift_and_surfaces_refuse_bad_arguments(partition):
-    from spline_utils import plot3d
+    from spline_utils.plot import surface3d as plot3d
 
     with pytest.raises(ValueError, match="shape"):
         plot3d.lift(partition.polygons, np.zeros((partition.num_regions, 2)))
@@ -170,7 +172,7 @@ def test_lift_and_surfaces_refuse_bad_arguments(partition):
 
 
 def test_draw_lifted_puts_the_zero_set_on_the_surface_and_on_the_floor():
-    from spline_utils import plot3d
+    from spline_utils.plot import surface3d as plot3d
 
     partition = su.partition2d(nets.mlp((2, 6, 5, 2), seed=4), (-3, 3, -3, 3))
     boundary = partition.boundary_segments()

@@ -7,7 +7,8 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spline_utils import flops, nets, pruning, train
+from spline_utils import pruning
+from spline_utils.training import flops, nets, train
 
 from helpers import randomize_batchnorm
 

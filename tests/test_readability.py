@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from spline_utils import plot, readability  # noqa: E402
+from spline_utils import plot  # noqa: E402
+from spline_utils.plot import readability  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +132,7 @@ def test_the_backend_checks_every_figure_however_it_is_closed(tmp_path):
         "fig, ax = plt.subplots(); ax.set_title('left open')\n"
         "readability_backend.check_open_figures()\n"
         "assert plt.get_fignums() == []\n")
-    environment = dict(os.environ, MPLBACKEND="module://spline_utils.readability_backend",
+    environment = dict(os.environ, MPLBACKEND="module://spline_utils.plot.readability_backend",
                        **{readability.REPORT_VARIABLE: str(report)})
     subprocess.run([sys.executable, "-c", script], env=environment, check=True)
     entries = [json.loads(line) for line in report.read_text().splitlines()]

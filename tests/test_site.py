@@ -177,8 +177,8 @@ def test_built_api_page_has_the_fixed_entry_points():
     if not page.exists():
         pytest.skip(f"{page} is not built: run `make book` first")
     text = page.read_text()
-    for name in ("spline_utils.partition.partition2d", "spline_utils.chain.activation_codes",
-                 "spline_utils.interact.frame_slider"):
+    for name in ("spline_utils.engine.partition.partition2d", "spline_utils.reading.sequential.activation_codes",
+                 "spline_utils.pages.interact.frame_slider"):
         assert f'id="{name}"' in text, f"the API page does not document {name}"
 
 

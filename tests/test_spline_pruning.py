@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spline_utils as su
-from spline_utils import merging, nets, pruning
-from spline_utils import spline_pruning as sp
+from spline_utils import pruning
+from spline_utils.pruning import merging
+from spline_utils.training import nets
+from spline_utils.pruning import spline_criterion as sp
 
 from helpers import randomize_batchnorm
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn as nn
 
 import spline_utils as su
-import spline_utils.partition as partition_module
-from spline_utils import nets
-from spline_utils.polygons import clip_lines
+import spline_utils.engine.partition as partition_module
+from spline_utils.training import nets
+from spline_utils.engine.polygons import clip_lines
 
 from helpers import randomize_batchnorm
 

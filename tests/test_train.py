@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spline_utils import nets, train
+from spline_utils.training import nets, train
 
 
 def toy_data(n=40, seed=0):

@@ -14,7 +14,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from spline_utils import data, nets, partition2d, plot, train  # noqa: E402
+from spline_utils import data, partition2d, plot  # noqa: E402
+from spline_utils.training import nets, train  # noqa: E402
+
 
 OUTPUT = Path(__file__).resolve().parents[1] / "book" / "_static" / "landing-partition.png"
 BOUNDS = (-4.2, 4.2, -2.4, 2.4)  # wider than tall: a banner over the disk task's [-3, 3]^2

@@ -2,7 +2,7 @@
 
 Spline-EB training (paper notes 1.6): train dense, detect the spline early-bird epoch ``t_EB``
 (:class:`spline_utils.early_bird.SplineEarlyBird`), prune that ticket with the spline criterion
-(:mod:`spline_utils.spline_pruning`), and train the pruned network for the rest of the learning-rate schedule.
+(:mod:`spline_utils.pruning.spline_criterion`), and train the pruned network for the rest of the learning-rate schedule.
 
 :func:`compare` runs it next to its baselines on one data split, for several seeds and pruning ratios. One dense run
 per seed (with network slimming's L1 penalty on the BatchNorm scales) provides every ticket:
@@ -15,7 +15,7 @@ per seed (with network slimming's L1 penalty on the BatchNorm scales) provides e
   ticket pruned by BatchNorm scale (global);
 * ``network slimming``: the fully trained network pruned by BatchNorm scale (global), then fine-tuned.
 
-Training FLOPs are counted with :mod:`spline_utils.flops` from the actual dense and pruned networks. An early-bird
+Training FLOPs are counted with :mod:`spline_utils.training.flops` from the actual dense and pruned networks. An early-bird
 method that trains ``e_EB`` of ``E`` epochs dense and the rest pruned, at a fraction ``f`` of the dense cost per epoch,
 saves at most :func:`saving_bound` ``= 1 / (e_EB/E + (1 - e_EB/E) f)`` (less the detector's own cost).
 """
@@ -31,17 +31,20 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .. import flops, pruning, spline_pruning, train
-from ..early_bird import MaskEarlyBird, SplineEarlyBird
-from ..recipes import TrainingRecipe
-from ..surgery import check_node_surgery
+from spline_utils.training import flops
+from spline_utils import pruning
+from spline_utils.pruning import spline_criterion as spline_pruning
+from spline_utils.training import train
+from spline_utils.early_bird.detectors import MaskEarlyBird, SplineEarlyBird
+from spline_utils.training.recipes import TrainingRecipe
+from spline_utils.pruning.surgery import check_node_surgery
 
 
 @dataclass(frozen=True)
 class Method:
     """How one method draws and prunes its ticket.
 
-    ``criterion``: ``"spline"`` (:mod:`spline_utils.spline_pruning`) or a :func:`spline_utils.pruning.node_scores`
+    ``criterion``: ``"spline"`` (:mod:`spline_utils.pruning.spline_criterion`) or a :func:`spline_utils.pruning.node_scores`
     criterion; ``scope``: layerwise or global selection; ``ticket``: the dense network at the spline EB epoch
     (``"spline-EB"``), at the mask EB epoch (``"mask-EB"``) or after full training (``"trained"``); ``None`` for the
     dense baseline.
@@ -182,7 +185,7 @@ def prune_ticket(model: nn.Module, method: Method, ratio: float, probe: torch.Te
                  space: str = "parameter", seed: int = 0) -> nn.Sequential:
     """Prune ``ratio`` of the hidden nodes/channels of ``model`` (unchanged) with one method's criterion and scope.
 
-    The spline criterion is :func:`spline_utils.spline_pruning.spline_keep_masks` in ``space`` (the data space uses
+    The spline criterion is :func:`spline_utils.pruning.spline_criterion.spline_keep_masks` in ``space`` (the data space uses
     ``probe``); the others are :func:`spline_utils.pruning.node_scores` criteria (``"random"`` seeded by ``seed``).
     """
     if method.criterion == "spline":

@@ -6,7 +6,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .eb_training import METHODS, saving_bound
+from spline_utils.experiments.eb_training import METHODS, saving_bound
 
 #: The paper's headline (spline-EB training, "up to 3.5x fewer training FLOPs") and where its early bird sits:
 #: Fig 5 marks the EB at epochs 13-15 of 160.

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from spline_utils import plot
+
 def gaussian_grid(side: int = 8, spacing: float = 1.0, std: float = 0.1, per_cluster: int = 50, seed: int = 0):
     """A mixture of ``side**2`` isotropic 2-D Gaussians centred on a ``side x side`` grid.
 
@@ -122,8 +124,6 @@ def draw_voronoi(ax, points: np.ndarray, centres: np.ndarray, centroids: np.ndar
     ndarray of bool, shape (len(centres),)
         Which true centres were missed.
     """
-    from .. import plot
-
     grid_x, grid_y = np.meshgrid(np.linspace(view[0], view[1], resolution), np.linspace(view[2], view[3], resolution))
     grid = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
     cells = squared_distances(grid, centroids).argmin(axis=1).reshape(grid_x.shape)

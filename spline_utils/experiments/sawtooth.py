@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..nets import seeded
-from ..train import fit
+from spline_utils.training.nets import seeded
+from spline_utils.training.train import fit
 
 #: The hand-built solution: ``sawtooth(x) = sum_k a_k relu(x - t_k)`` on [-1, 1], knots ``t_k``, slopes ``a_k``.
 SAWTOOTH_KNOTS = (-1.0, -0.5, 0.0, 0.5)

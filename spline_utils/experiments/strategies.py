@@ -1,7 +1,7 @@
 """Fig 9: four ways to train a small MLP, with the training cost counted.
 
 Random initialization, the lottery ticket, greedy layerwise pretraining and overparametrize-then-prune, each traced
-as test accuracy against cumulative training FLOPs (:func:`spline_utils.flops.mlp_training_flops`):
+as test accuracy against cumulative training FLOPs (:func:`spline_utils.training.flops.mlp_training_flops`):
 :func:`prune_mlp` (node surgery and lottery rewinding from :mod:`spline_utils.pruning`), :func:`layerwise_pretrain`
 and :func:`compare_strategies`; the figure's panels: :func:`draw_accuracy_ranges`, :func:`draw_cost_bars` and
 :func:`draw_learning_curves`.
@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .. import flops, pruning
-from ..nets import mlp
-from ..train import Callback, TrainState, accuracy, fit
+from spline_utils.training import flops
+from spline_utils import pruning
+from spline_utils.training.nets import mlp
+from spline_utils.training.train import Callback, TrainState, accuracy, fit
 
 def linear_layers(model: nn.Sequential) -> list[nn.Linear]:
     """The ``nn.Linear`` modules of an MLP, in order."""
@@ -32,7 +33,7 @@ def prune_mlp(model: nn.Sequential, keep: Sequence[int], initial_model: nn.Modul
     Parameters
     ----------
     model : nn.Sequential
-        An MLP built by :func:`spline_utils.nets.mlp`.
+        An MLP built by :func:`spline_utils.training.nets.mlp`.
     keep : sequence of int
         Nodes to keep per hidden layer.
     initial_model : nn.Module, optional

@@ -1,0 +1,292 @@
+"""Cutting convex regions by the zero lines of a layer's nodes: the core of the exact partition engine.
+
+The lines crossing each parent region are taken in batches of 64. Bounding-box tests mark which lines of a batch may
+cut each piece (whole buckets of neighbouring pieces are ruled out at once); then every vectorized step cuts each
+marked piece by its own next marked line, and the halves inherit the marks left. The Python loop runs over batches
+and steps, never over regions, and a parent crossed by hundreds of lines costs about the pieces each line crosses,
+not all its pieces, per line. The arrangement does not depend on the order of the cuts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from spline_utils.engine.polygon_pool import PolygonPool
+from spline_utils.engine.polygons import Polygons, cut, side_of_line, z_order_keys
+from spline_utils.engine.propagate import position_in_group
+from spline_utils.engine.region_bound import check_growth, too_large
+from spline_utils.engine.tolerance import RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, line_tolerance
+
+MATMUL_GROUP = 64  # parents cut into at least this many pieces compute all their pieces' codes by matrix products
+ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
+PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
+LINES_PER_BATCH = 64  # lines per parent whose candidate pieces are found together (the bits of a uint64 mask)
+PIECES_PER_BUCKET = 32  # neighbouring pieces of one parent whose joint bounding box is tested first
+FEW_PIECES = 256  # a step over at most this many pieces tests their vertices without a bounding-box test first
+
+
+def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_CrossingLines",
+                 above: np.ndarray) -> np.ndarray:
+    """Each piece's code for this layer's nodes, at its vertex mean (strictly inside it).
+
+    Parents cut into many pieces evaluate all their nodes with matrix products on cache-sized chunks of pieces; for
+    the others only the lines that cross the parent are evaluated, the rest keep the parent's side (``above``).
+    """
+    pre = crossing_lines.pre
+    codes = np.take(above, parent, axis=0)  # the parent's side, then the nodes that may differ
+    points = np.concatenate([np.ones((len(parent), 1)), pieces.vertex_means()], axis=1)
+    group_sizes = np.bincount(parent, minlength=len(pre))
+    group_starts = np.cumsum(group_sizes) - group_sizes
+    rows_per_product = max(1, ENTRIES_PER_PRODUCT // max(pre.shape[2], 1))
+    for group in np.nonzero(group_sizes >= MATMUL_GROUP)[0]:
+        end = group_starts[group] + group_sizes[group]
+        for first in range(group_starts[group], end, rows_per_product):
+            rows = slice(first, min(first + rows_per_product, end))
+            np.greater(points[rows] @ pre[group], 0, out=codes[rows])
+    pieces_small = np.nonzero(group_sizes[parent] < MATMUL_GROUP)[0]
+    repeats = crossing_lines.count[parent[pieces_small]]
+    piece = np.repeat(pieces_small, repeats)
+    node = crossing_lines.node[np.repeat(crossing_lines.first[parent[pieces_small]], repeats) + _ranks_within(repeats)]
+    maps = pre[parent[piece], :, node]
+    codes[piece, node] = np.einsum("ij,ij->i", maps, points[piece]) > 0
+    return codes
+
+
+def _ranks_within(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., c-1 for each count c, concatenated."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float = 1.0,
+                     above: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The (parent, node) pairs whose zero line passes within ``slack`` tolerances of the parent's bounding box.
+
+    A line farther from the box centre than its variation over the box (plus the tolerance) leaves the whole box on
+    one side. The test runs on cache-sized chunks of parents, in place, first against a cheap upper bound of
+    :func:`~spline_utils.engine.tolerance.line_tolerance`, then exactly on the few pairs that pass.
+
+    Parameters
+    ----------
+    pre : ndarray, shape (n_parents, 3, n_nodes)
+        Each node's affine map on each parent region (rows offset, d/dx, d/dy).
+    box : ndarray, shape (n_parents, 4)
+        ``(xmin, xmax, ymin, ymax)`` of each parent region.
+    above : bool ndarray, shape (n_parents, n_nodes), optional
+        Filled with whether each map is positive at its box centre.
+
+    Returns
+    -------
+    parent, node : ndarray of int64, shape (n_pairs,)
+        In row-major (parent, node) order.
+    """
+    parent, node, _, _ = _near_lines(pre, box, frame, slack, above)
+    return parent, node
+
+
+def _near_lines(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float,
+                above: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`lines_near_boxes`, also returning the pairs' lines (n_pairs, 3) and their tolerances (n_pairs,)."""
+    n_parents, _, n_nodes = pre.shape
+    centre_x, centre_y = (box[:, :1] + box[:, 1:2]) / 2, (box[:, 2:3] + box[:, 3:]) / 2
+    # line_tolerance <= (RELATIVE + ROUNDING) (|c| + |a1| (|x0| + h) + |a2| (|y0| + h)); doubled against round-off
+    scale = 2 * slack * (RELATIVE_TOLERANCE + ROUNDING_TOLERANCE)
+    reach_x = (box[:, 1:2] - box[:, :1]) / 2 + scale * (abs(frame.centre_x) + frame.half)
+    reach_y = (box[:, 3:] - box[:, 2:3]) / 2 + scale * (abs(frame.centre_y) + frame.half)
+    parents, nodes = [], []
+    step = max(1, PAIRS_PER_CHUNK // max(n_nodes, 1))
+    for first in range(0, n_parents, step):
+        rows = slice(first, first + step)
+        offset, slope_x, slope_y = pre[rows, 0], pre[rows, 1], pre[rows, 2]
+        centre_value = slope_x * centre_x[rows]
+        centre_value += offset
+        term = slope_y * centre_y[rows]
+        centre_value += term
+        if above is not None:
+            np.greater(centre_value, 0, out=above[rows])
+        bound = np.abs(slope_x)
+        bound *= reach_x[rows]
+        term = np.abs(slope_y, out=term)
+        term *= reach_y[rows]
+        bound += term
+        term = np.abs(offset, out=term)
+        term *= scale
+        bound += term
+        parent, node = np.nonzero(np.abs(centre_value, out=centre_value) <= bound)
+        parents.append(parent + first)
+        nodes.append(node)
+    parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
+    node = np.concatenate(nodes) if nodes else np.zeros(0, np.int64)
+    lines = pre[parent, :, node]
+    tolerance = line_tolerance(lines, frame)
+    near = _box_reach(lines, box[parent], slack * tolerance)
+    return parent[near], node[near], lines[near], tolerance[near]
+
+
+def _box_reach(lines: np.ndarray, box: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Whether each line (n, 3) passes within ``tolerance`` (n,) of its box (n, 4), shape (n,)."""
+    centre_value = lines[:, 0] + lines[:, 1] * (box[:, 0] + box[:, 1]) / 2 + lines[:, 2] * (box[:, 2] + box[:, 3]) / 2
+    reach = np.abs(lines[:, 1]) * (box[:, 1] - box[:, 0]) / 2 + np.abs(lines[:, 2]) * (box[:, 3] - box[:, 2]) / 2
+    return np.abs(centre_value) <= reach + tolerance
+
+
+def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple["_CrossingLines", np.ndarray]:
+    """Which node lines cut each parent region, and on which side the others leave it.
+
+    Returns
+    -------
+    crossing : _CrossingLines
+        The (parent, node) pairs whose zero line cuts the parent region's interior.
+    above : bool (n_parents, n_nodes)
+        Some vertex is strictly above the line and none strictly below: the node is active on the whole region.
+    """
+    n_parents, _, n_nodes = pre.shape
+    above = np.empty((n_parents, n_nodes), dtype=bool)
+    near_parent, near_node, maps, tolerance = _near_lines(pre, parents.bounding_boxes(), frame, 1.0, above)
+    counts = parents.counts[near_parent]
+    pair = np.repeat(np.arange(len(near_parent)), counts)
+    vertex = parents.vertices[np.repeat(parents.starts[near_parent], counts) + _ranks_within(counts)]
+    values = maps[pair, 0] + maps[pair, 1] * vertex[:, 0] + maps[pair, 2] * vertex[:, 1]
+    pair_tolerance = tolerance[pair]
+    starts = np.cumsum(counts) - counts
+    some_above = np.logical_or.reduceat(values > pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
+    some_below = np.logical_or.reduceat(values < -pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
+    above[near_parent, near_node] = some_above & ~some_below
+    crossing = some_above & some_below
+    return _CrossingLines(pre, near_parent[crossing], near_node[crossing]), above
+
+
+class _CrossingLines:
+    """The lines crossing each parent region, in node order (line ``j`` of a parent is its ``j``-th such node).
+
+    Built from the crossing (parent, node) pairs in row-major order.
+    """
+
+    def __init__(self, pre: np.ndarray, parent: np.ndarray, node: np.ndarray):
+        self.pre, self.node = pre, node
+        self.count = np.bincount(parent, minlength=len(pre))
+        self.first = np.cumsum(self.count) - self.count
+
+    def lines(self, parent: np.ndarray, index) -> np.ndarray:
+        """The ``index``-th line (one index, or one per region) crossing each of the regions ``parent``, (n, 3)."""
+        return self.pre[parent, :, self.node[self.first[parent] + index]]
+
+    def of_parent(self, parent: int) -> np.ndarray:
+        """All lines crossing region ``parent``, shape (k, 3)."""
+        return self.pre[parent][:, self.node[self.first[parent]:self.first[parent] + self.count[parent]]].T
+
+
+def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: int, layer_index: int):
+    """Cut every parent region by the zero lines of this layer's nodes that cross it.
+
+    The lines crossing each parent are taken in batches of :data:`LINES_PER_BATCH` (in node order). At the start of
+    a batch, bounding-box tests (first on buckets of neighbouring pieces, then on the pieces of the buckets a line
+    reaches) mark which of the batch's lines may cut each piece. Each step then cuts every marked piece by its lowest
+    marked line (:func:`_cut_step`) and its halves inherit the other marks, so a batch takes as many steps as one
+    piece has marks, and a step touches only pieces near their lines.
+
+    Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code.
+    """
+    crossing_lines, above = _crossing_lines(parents, pre, frame)
+    check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
+    pool = PolygonPool(parents, np.arange(len(parents)))
+    n_alive, most_lines = len(parents), int(crossing_lines.count.max(initial=0))
+    for first_line in range(0, most_lines, LINES_PER_BATCH):
+        members, pending = _batch_candidates(pool, crossing_lines, first_line, frame)
+        while len(members):
+            lowest = pending & (~pending + np.uint64(1))  # each piece's next candidate line, as a bit
+            pending ^= lowest
+            line_index = first_line + np.frexp(lowest.astype(np.float64))[1] - 1
+            cut_position, children = _cut_step(pool, members, crossing_lines, line_index, frame)
+            n_alive += len(cut_position)
+            if n_alive > max_regions:
+                raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
+            inherited = pending[cut_position]
+            pending[cut_position] = 0  # the pieces cut are gone; their halves inherit their pending lines
+            members = np.concatenate([members, children])
+            pending = np.concatenate([pending, inherited, inherited])
+            later = pending != 0
+            members, pending = members[later], pending[later]
+    alive = np.nonzero(pool.alive[:pool.size])[0]
+    alive = alive[np.argsort(pool.parent[alive], kind="stable")]
+    pieces, parent = pool.get(alive), pool.parent[alive]
+    return pieces, parent, _layer_codes(pieces, parent, crossing_lines, above)
+
+
+def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_line: int,
+                      frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """The live pieces that their parent's lines ``first_line`` to ``first_line + LINES_PER_BATCH - 1`` may cut.
+
+    Where parents hold many pieces, pieces are sorted by parent and along a Z-order curve and grouped in buckets of up
+    to :data:`PIECES_PER_BUCKET` neighbours of one parent; each of these lines is tested against the bucket's bounding
+    box, then against the box of each piece of the buckets it reaches. Otherwise each piece is tested directly.
+
+    Returns
+    -------
+    pieces : ndarray of int64
+        Pool indices of the pieces with at least one candidate line.
+    pending : ndarray of uint64
+        Bit ``j`` set where the parent's line ``first_line + j`` may cut the piece.
+    """
+    alive = np.nonzero(pool.alive[:pool.size])[0]
+    lines_left = np.clip(crossing_lines.count[pool.parent[alive]] - first_line, 0, LINES_PER_BATCH)
+    alive, lines_left = alive[lines_left > 0], lines_left[lines_left > 0]
+    box, parent = pool.box[alive], pool.parent[alive]
+    bucketed = len(alive) >= 2 * PIECES_PER_BUCKET and \
+        len(alive) >= PIECES_PER_BUCKET * np.count_nonzero(np.bincount(parent)) // 4
+    if bucketed:  # parents hold many pieces each (otherwise every bucket would be about one piece)
+        order = np.lexsort((z_order_keys(np.stack([box[:, 0] + box[:, 1], box[:, 2] + box[:, 3]], axis=1)), parent))
+        alive, lines_left, box, parent = alive[order], lines_left[order], box[order], parent[order]
+        bucket_first = np.nonzero(position_in_group(parent) % PIECES_PER_BUCKET == 0)[0]
+        bucket_box = np.stack([np.minimum.reduceat(box[:, 0], bucket_first),
+                               np.maximum.reduceat(box[:, 1], bucket_first),
+                               np.minimum.reduceat(box[:, 2], bucket_first),
+                               np.maximum.reduceat(box[:, 3], bucket_first)], axis=1)
+    else:
+        bucket_first, bucket_box = np.arange(len(alive)), box
+    pair_bucket = np.repeat(np.arange(len(bucket_first)), lines_left[bucket_first])
+    pair_line = _ranks_within(lines_left[bucket_first])
+    lines = crossing_lines.lines(parent[bucket_first][pair_bucket], first_line + pair_line)
+    tolerance = line_tolerance(lines, frame)
+    near = _box_reach(lines, bucket_box[pair_bucket], tolerance)
+    piece, pair_line = bucket_first[pair_bucket[near]], pair_line[near]
+    if bucketed:  # then each piece of the buckets a line reaches
+        size = np.diff(np.r_[bucket_first, len(alive)])[pair_bucket[near]]
+        piece = np.repeat(piece, size) + _ranks_within(size)
+        pair_line = np.repeat(pair_line, size)
+        near = _box_reach(np.repeat(lines[near], size, axis=0), box[piece], np.repeat(tolerance[near], size))
+        piece, pair_line = piece[near], pair_line[near]
+    pending = np.zeros(len(alive), dtype=np.uint64)
+    np.bitwise_or.at(pending, piece, np.uint64(1) << pair_line.astype(np.uint64))
+    keep = pending != 0
+    return alive[keep], pending[keep]
+
+
+def _cut_step(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, line_index: np.ndarray,
+               frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """Cut each piece ``active[i]`` by its parent's ``line_index[i]``-th crossing line where that line crosses it.
+
+    Returns the positions in ``active`` of the pieces cut and the pool indices of their halves (all positive halves,
+    then all negative ones, each in the order of the pieces cut).
+    """
+    lines = crossing_lines.lines(pool.parent[active], line_index)
+    line_tolerances = line_tolerance(lines, frame)
+    if len(active) > FEW_PIECES:
+        near = np.nonzero(_box_reach(lines, pool.box[active], line_tolerances))[0]
+    else:  # the vertex test below costs about as much as the box test would
+        near = np.arange(len(active))
+    polygons = pool.get(active[near])
+    owner, near_lines = polygons.owner, lines[near]
+    values = near_lines[owner, 0] + near_lines[owner, 1] * polygons.vertices[:, 0] + \
+        near_lines[owner, 2] * polygons.vertices[:, 1]
+    tolerance = line_tolerances[near][owner]
+    side = side_of_line(values, tolerance)
+    cut_here = np.logical_or.reduceat(side > 0, polygons.starts) & np.logical_or.reduceat(side < 0, polygons.starts) \
+        if len(near) else np.zeros(0, dtype=bool)
+    if not cut_here.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cut_vertices = np.repeat(cut_here, polygons.counts)
+    positive, negative = cut(Polygons(polygons.vertices[cut_vertices], polygons.counts[cut_here]),
+                             values[cut_vertices], tolerance[cut_vertices], side[cut_vertices])
+    pieces = active[near[cut_here]]
+    pool.alive[pieces] = False
+    parent = pool.parent[pieces]
+    return near[cut_here], pool.add(Polygons.concatenate([positive, negative]), np.concatenate([parent, parent]))

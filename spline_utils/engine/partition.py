@@ -1,0 +1,363 @@
+"""Exact input-space partition of a ReLU/LeakyReLU network on a 2-D domain or a 2-D slice.
+
+Layer by layer (paper, section 2): the regions of layers ``1..l-1`` are convex polygons on which every pre-activation
+of layer ``l`` is affine, ``h_k(p) = c_k + a_k . p``. Each region is cut by the zero lines of the nodes that cross it;
+the pieces are the regions of layers ``1..l``. Nothing is sampled: the polygons, codes and affine maps are exact up to
+the engine's resolution: a line is taken to pass through a point when its value there is within 1e-10 of its variation
+across the domain (plus float64 round-off, :mod:`spline_utils.engine.tolerance`), so features thinner than about
+1e-10 of the domain's half-width are not resolved. Partition a smaller rectangle to see finer detail.
+
+The cutting lives in :mod:`spline_utils.engine.cutting`, the propagation of per-region maps in
+:mod:`spline_utils.engine.propagate`.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from spline_utils.engine.cutting import lines_near_boxes
+from spline_utils.engine.polygons import Polygons, clip_lines, join_segments
+from spline_utils.engine.region_bound import PartitionTooLarge
+from spline_utils.engine.tolerance import Frame
+from spline_utils.reading.graph_ir import Graph
+
+
+class LayerPartition:
+    """The partition after one hidden layer: the refinement of the previous layer's partition.
+
+    Attributes
+    ----------
+    polygons : Polygons
+        The regions, flat.
+    parent : ndarray of int64, shape (n_regions,)
+        Index of the region of the previous layer that contains each region (0 for the first layer: the domain).
+    layer_codes : ndarray of bool, shape (n_regions, n_nodes_of_this_layer)
+        This layer's activation code in each region.
+    pre_activations : ndarray, shape (n_parent_regions, 3, n_nodes_of_this_layer)
+        On each parent region, node ``k``'s pre-activation is ``pre[p, 0, k] + pre[p, 1, k] a + pre[p, 2, k] b``.
+    slope : float
+        The nonlinearity's negative slope (0 for ReLU).
+    shape : tuple
+        Per-sample shape of the layer's pre-activation (``(C, H, W)`` for a conv layer).
+    """
+
+    def __init__(self, polygons, parent, layer_codes, pre_activations, slope, shape):
+        self.shape = shape
+        self.polygons = polygons
+        self.parent = parent
+        self.layer_codes = layer_codes
+        self.pre_activations = pre_activations
+        self.slope = slope
+
+    @property
+    def num_regions(self) -> int:
+        return len(self.polygons)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.layer_codes.shape[1]
+
+    @property
+    def regions(self) -> list[np.ndarray]:
+        return self.polygons.split()
+
+    def post_activations(self, index: np.ndarray) -> np.ndarray:
+        """This layer's output as an affine map on regions ``index``, shape (len(index), 3, n_nodes)."""
+        gain = np.where(self.layer_codes[index], 1.0, self.slope)
+        return self.pre_activations[self.parent[index]] * gain[:, None, :]
+
+
+class Partition:
+    """The exact partition of a network's input domain (or slice) into convex polygons.
+
+    Build it with :func:`partition2d`. ``layers[l]`` is the partition after hidden layer ``l`` (0-based);
+    the attributes below describe the final one (after the last hidden layer).
+
+    Attributes
+    ----------
+    num_regions : int
+    regions : list of ndarray, each (n_i, 2)
+        Vertices of each convex region, counter-clockwise, in the 2-D coordinates.
+    codes : ndarray of bool, shape (num_regions, n_nodes)
+        Activation code of each region, hidden nodes in layer order (as :func:`spline_utils.activation_codes`).
+    layers : list of LayerPartition
+    bounds : tuple (xmin, xmax, ymin, ymax)
+    plane : Plane or None
+    network : Graph
+        The model as the engine read it (:func:`spline_utils.reading.dispatch.read_model`), float64.
+    """
+
+    def __init__(self, network: Graph, bounds, plane, domain: Polygons, layers: list[LayerPartition],
+                 output_maps: np.ndarray, output_level: int):
+        self.network = network
+        self.bounds = bounds
+        self.plane = plane
+        self.domain = domain
+        self.layers = layers
+        self._level_output_maps, self._output_level = output_maps, output_level
+        self._output_maps = None
+        self._codes = None
+
+    def __repr__(self) -> str:
+        sizes = [layer.num_regions for layer in self.layers]
+        return f"Partition({self.num_regions} regions, regions per layer {sizes}, bounds={self.bounds})"
+
+    @property
+    def polygons(self) -> Polygons:
+        return self.layers[-1].polygons if self.layers else self.domain
+
+    @property
+    def num_regions(self) -> int:
+        return len(self.polygons)
+
+    @property
+    def regions(self) -> list[np.ndarray]:
+        return self.polygons.split()
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """Number of nodes of each hidden layer."""
+        return [layer.num_nodes for layer in self.layers]
+
+    @property
+    def codes(self) -> np.ndarray:
+        if self._codes is None:
+            self._codes = self.codes_up_to(len(self.layers) - 1)
+            self._codes.flags.writeable = False
+        return self._codes
+
+    def codes_up_to(self, layer: int) -> np.ndarray:
+        """Codes of the partition after hidden layer ``layer`` (0-based): its nodes and all earlier ones."""
+        if layer < 0:
+            return np.zeros((1, 0), dtype=bool)
+        parts, index = [], np.arange(self.layers[layer].num_regions)
+        for current in range(layer, -1, -1):
+            parts.append(self.layers[current].layer_codes[index])
+            index = self.layers[current].parent[index]
+        return np.concatenate(parts[::-1], axis=1)
+
+    @property
+    def frame(self) -> Frame:
+        """The domain's centre and half-size, which the geometric tolerances are relative to."""
+        return Frame.around(self.bounds)
+
+    def polygons_after(self, layer: int) -> Polygons:
+        """The regions after hidden layer ``layer`` (0-based); ``-1`` is the undivided domain."""
+        return self.domain if layer < 0 else self.layers[layer].polygons
+
+    def region_index(self, codes) -> np.ndarray:
+        """Index of the region with each given code, -1 where no region has it.
+
+        Parameters
+        ----------
+        codes : array of bool, shape (n, n_nodes)
+            E.g. :func:`spline_utils.activation_codes` of points: ``region_index`` then locates the points.
+        """
+        codes = np.asarray(codes, dtype=bool)
+        if codes.ndim != 2 or codes.shape[1] != self.codes.shape[1]:
+            raise ValueError(f"codes must have shape (n, {self.codes.shape[1]}); got {codes.shape}")
+        lookup = {row.tobytes(): index for index, row in enumerate(np.packbits(self.codes, axis=1))}
+        return np.array([lookup.get(row.tobytes(), -1) for row in np.packbits(codes, axis=1)], dtype=np.int64)
+
+    def areas(self) -> np.ndarray:
+        """Area of every region, shape (num_regions,)."""
+        return self.polygons.areas()
+
+    def interior_points(self) -> np.ndarray:
+        """A point strictly inside every region (its vertex mean), shape (num_regions, 2)."""
+        return self.polygons.vertex_means()
+
+    def pre_activations(self, points) -> list[np.ndarray]:
+        """Every hidden layer's pre-activations at 2-D points, from the network's forward pass in float64.
+
+        Parameters
+        ----------
+        points : array_like, shape (n_points, 2)
+            Points in the 2-D coordinates of the partition (mapped through ``plane`` where there is one).
+
+        Returns
+        -------
+        list of ndarray, entry ``l`` of shape (n_points, n_nodes_l)
+            Hidden layer ``l``'s pre-activations, nodes flattened in the order of :attr:`codes`.
+        """
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"points must have shape (n_points, 2); got {points.shape}")
+        inputs = torch.as_tensor(points) if self.plane is None else self.plane(points).to(torch.float64)
+        with torch.no_grad():
+            layers = self.network.pre_activations(inputs)
+        return [h.reshape(len(points), -1).numpy() for h in layers]
+
+    def affine_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The network's output on each region as an affine map of the 2-D coordinates.
+
+        Returns
+        -------
+        slopes : ndarray, shape (num_regions, n_outputs, 2)
+        offsets : ndarray, shape (num_regions, n_outputs)
+            On region ``r``, ``f(p) = slopes[r] @ p + offsets[r]`` for the flattened output ``f``.
+        """
+        maps = self.output_maps()
+        return np.moveaxis(maps[:, 1:3, :], 1, 2), maps[:, 0, :]
+
+    def output_maps(self) -> np.ndarray:
+        """Output affine maps packed as ``(num_regions, 3, n_outputs)``: rows offset, d/da, d/db."""
+        if self._output_maps is None:
+            index = ancestors(self.layers, len(self.layers) - 1, self._output_level)
+            self._output_maps = self._level_output_maps[index].reshape(len(index), 3, -1)
+        return self._output_maps
+
+    def spline_segments(self, layer: int, node: int) -> np.ndarray:
+        """The spline (zero set of the pre-activation) of one node, as segments.
+
+        Parameters
+        ----------
+        layer : int
+            Hidden layer, 0-based.
+        node : int
+            Node of that layer (flattened C order for conv layers).
+
+        Returns
+        -------
+        ndarray, shape (n_segments, 2, 2)
+            One straight segment per region of the previous layers that the spline crosses, in region order: the
+            spline bends only on earlier splines.
+        """
+        current = self.layers[self._check_layer(layer)]
+        if isinstance(node, bool) or not isinstance(node, numbers.Integral) or not 0 <= node < current.num_nodes:
+            raise ValueError(f"hidden layer {layer} has {current.num_nodes} nodes (0 to {current.num_nodes - 1}); "
+                             f"node {node!r} does not exist")
+        return self._spline_pieces(layer, slice(int(node), int(node) + 1))
+
+    def _check_layer(self, layer) -> int:
+        """``layer`` as a valid hidden-layer index (0-based, no negative indexing), or a ValueError."""
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not 0 <= layer < len(self.layers):
+            raise ValueError(f"layer must be a hidden layer index from 0 to {len(self.layers) - 1} (the network has "
+                             f"{len(self.layers)} hidden layers; negative indices are not used); got {layer!r}")
+        return int(layer)
+
+    def layer_spline_segments(self, layer: int) -> np.ndarray:
+        """All splines of a hidden layer, shape (n_segments, 2, 2): node after node, each in region order."""
+        return self._spline_pieces(self._check_layer(layer), slice(None))
+
+    def _spline_pieces(self, layer: int, nodes: slice, pairs_per_chunk: int = 1 << 16) -> np.ndarray:
+        """Segments of the splines of ``nodes`` (a slice of the layer's nodes), node after node, each in region order.
+
+        A node's line can cut a parent region only if it passes within the region's bounding box
+        (:func:`spline_utils.engine.cutting.lines_near_boxes`), so only those (parent, node) pairs are clipped, vectorized
+        over pairs.
+        """
+        parents = self.polygons_after(layer - 1)
+        pre = self.layers[layer].pre_activations[:, :, nodes]
+        # generous slack: the clipping decides
+        near_parent, near_node = lines_near_boxes(pre, parents.bounding_boxes(), self.frame, slack=10.0)
+        order = np.lexsort((near_parent, near_node))
+        near_parent, near_node = near_parent[order], near_node[order]
+        pieces = []
+        for first in range(0, len(near_parent), pairs_per_chunk):
+            chunk = slice(first, first + pairs_per_chunk)
+            lines = pre[near_parent[chunk], :, near_node[chunk]]
+            pieces.append(clip_lines(parents.subset(near_parent[chunk]), lines, self.frame)[1])
+        return np.concatenate(pieces) if pieces else np.zeros((0, 2, 2))
+
+    def spline(self, layer: int, node: int) -> list[np.ndarray]:
+        """The spline of one node as polylines (each an (m, 2) array)."""
+        return join_segments(self.spline_segments(layer, node))
+
+    def boundary_segments(self, classes=None) -> np.ndarray:
+        """The decision boundary as segments, shape (n_segments, 2, 2).
+
+        Parameters
+        ----------
+        classes : pair of int, optional
+            ``(i, j)``: the set where logits ``i`` and ``j`` tie, ``{f_i = f_j}`` (e.g. ``(6, 9)`` for a 6-vs-9
+            slice). By default: one output, its zero set; two outputs, ``{f_0 = f_1}``; more, where the largest
+            logit changes (two logits tie and both are the largest).
+        """
+        maps = self.output_maps()
+        n_outputs = maps.shape[2]
+        if n_outputs == 0:
+            raise ValueError("the network has no outputs (its last layer has 0 features), so it has no decision "
+                             "boundary; give the last layer at least one output")
+        if classes is None and n_outputs == 1:
+            return clip_lines(self.polygons, maps[:, :, 0], self.frame)[1]
+        if classes is not None or n_outputs == 2:
+            first, second = (0, 1) if classes is None else _class_pair(classes, n_outputs)
+            return clip_lines(self.polygons, maps[:, :, first] - maps[:, :, second], self.frame)[1]
+        pieces = [self._top_logit_ties(maps, first, second)
+                  for first in range(n_outputs) for second in range(first + 1, n_outputs)]
+        return np.concatenate(pieces)
+
+    def decision_boundary(self, classes=None) -> list[np.ndarray]:
+        """The decision boundary as polylines; ``classes`` as in :meth:`boundary_segments`."""
+        return join_segments(self.boundary_segments(classes))
+
+    def _top_logit_ties(self, maps: np.ndarray, first: int, second: int) -> np.ndarray:
+        hit, segments = clip_lines(self.polygons, maps[:, :, first] - maps[:, :, second], self.frame)
+        if not hit.any():
+            return segments
+        region_maps = maps[hit]
+        ends = np.concatenate([np.ones((len(segments), 2, 1)), segments], axis=2)
+        logits = np.einsum("sej,sjo->seo", ends, region_maps)
+        lead = logits[:, :, [first]] - np.delete(logits, [first, second], axis=2)
+        start, stop = np.zeros(len(segments)), np.ones(len(segments))
+        change = lead[:, 1] - lead[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crossing = -lead[:, 0] / change
+        start = np.maximum(start, np.where(change > 0, crossing, 0).max(axis=1, initial=0.0))
+        stop = np.minimum(stop, np.where(change < 0, crossing, 1).min(axis=1, initial=1.0))
+        never = ((change == 0) & (lead[:, 0] < 0)).any(axis=1)
+        keep = (stop > start + 1e-12) & ~never
+        direction = segments[:, 1] - segments[:, 0]
+        return np.stack([segments[:, 0] + start[:, None] * direction, segments[:, 0] + stop[:, None] * direction],
+                        axis=1)[keep]
+
+
+def _class_pair(classes, n_outputs: int) -> tuple[int, int]:
+    """``classes`` as two different output indices, or a ValueError that says what is expected."""
+    try:
+        first, second = classes
+    except (TypeError, ValueError):
+        raise ValueError(f"classes must be a pair of output indices (i, j), e.g. (0, 1); got {classes!r}") from None
+    for index in (first, second):
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral):
+            raise ValueError(f"classes must be two whole numbers (output indices); got {classes!r}")
+        if not 0 <= index < n_outputs:
+            raise ValueError(f"class {index} does not exist: the network has {n_outputs} outputs (0 to "
+                             f"{n_outputs - 1})")
+    if first == second:
+        raise ValueError(f"classes must be two different outputs; got {classes!r}")
+    return int(first), int(second)
+
+
+def ancestors(layers: list[LayerPartition], level: int, ancestor_level: int) -> np.ndarray:
+    """For every region of partition level ``level``, the index of the region of ``ancestor_level`` holding it.
+
+    Level ``-1`` is the undivided domain (one region).
+    """
+    if level < 0:
+        return np.zeros(1, dtype=np.int64)
+    index = np.arange(layers[level].num_regions)
+    for current in range(level, ancestor_level, -1):
+        index = layers[current].parent[index]
+    return index
+
+
+def check_memory(n_regions: int, bytes_per_region: int, max_bytes: int) -> None:
+    """Raise :class:`PartitionTooLarge` before allocating ``n_regions * bytes_per_region`` bytes above ``max_bytes``."""
+    needed = n_regions * bytes_per_region
+    if needed > max_bytes:
+        raise PartitionTooLarge(
+            f"the next layer's affine maps on {n_regions} regions need {readable_bytes(needed)}, more than "
+            f"max_bytes={max_bytes} ({readable_bytes(max_bytes)}); shrink the bounds, use a smaller model, or raise "
+            "max_bytes")
+
+
+def readable_bytes(n_bytes: int) -> str:
+    """``n_bytes`` in the largest binary unit that keeps it at least 1, e.g. ``'1.5 GiB'`` or ``'1000 bytes'``."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.1f} {unit}"
+    return f"{n_bytes} bytes"
