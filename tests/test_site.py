@@ -1,21 +1,25 @@
 """Cheap checks of the published book: one repository URL, Colab badges and install cells, toc, API page, pages.
 
-The repository URL lives in one place, ``_config.yml`` (``repository.url``, ``repository.branch``,
-``repository.release``); every notebook's Colab badge and install cell must agree with it, and the install cell
-installs the release (a tag), not whatever the default branch holds. The checks of ``_build/html`` skip when the book has not
-been built (``make test`` runs before ``make book``).
+The repository URL and the one ref live in one place, ``_config.yml`` (``repository.url``, ``repository.branch``):
+the launch buttons, every notebook's Colab badge and install cell and the install line of README.md and
+book/intro.md must agree with it (``python tools/install_cell.py`` rewrites them), and the ref must exist in this
+repository. The checks of ``_build/html`` skip when the book has not been built (``make test`` runs before
+``make book``).
 """
+import importlib.util
 import json
 import os
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("install_cell", ROOT / "tools" / "install_cell.py")
+install_cell = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(install_cell)
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 NOTEBOOKS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 HTML_DIR = Path(os.environ.get("SPLINE_BOOK_HTML", ROOT / "_build" / "html"))
@@ -24,7 +28,7 @@ INSTALL_CELL = '''# Colab: install the book's helper package. Does nothing elsew
 import sys
 
 if "google.colab" in sys.modules:
-    %pip install -q "spline_utils @ git+{url}@{release}"'''
+    %pip install -q "spline_utils @ git+{url}@{ref}"'''
 LANDING_FIGURE = ROOT / "book" / "_static" / "landing-partition.png"
 LANDING_FIGURE_LIMIT_KB = 300
 
@@ -37,9 +41,9 @@ def repository():
     return url, match.group(1), branch
 
 
-def release():
-    """The release tag every Colab install cell installs: ``_config.yml``'s ``repository.release``."""
-    return CONFIG["repository"]["release"]
+def ref():
+    """The ref that the launch buttons open and every install installs: ``_config.yml``'s ``repository.branch``."""
+    return str(CONFIG["repository"]["branch"])
 
 
 def colab_url(notebook):
@@ -75,22 +79,41 @@ def test_colab_badge_points_at_the_repository(notebook):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_install_cell_installs_from_the_repository(notebook):
     second = cells(notebook)[1]
-    expected = INSTALL_CELL.format(url=repository()[0], release=release())
+    expected = INSTALL_CELL.format(url=repository()[0], ref=ref())
     assert second["cell_type"] == "code" and source(second).strip() == expected, (
         f"{notebook.name}: the second cell (first code cell) must be exactly:\n{expected}")
 
 
-def test_release_is_the_package_version():
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert release() == f"v{version}", (f"_config.yml repository.release is {release()!r} but pyproject.toml's version "
-                                        f"is {version}: tag the release v{version} and set repository.release to it")
+def git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_every_install_in_a_notebook_is_pinned_to_the_release(notebook):
-    installs = re.findall(r"git\+https://github\.com/[\w.-]+/[\w.-]+(@[\w.-]+)?", notebook.read_text())
-    assert installs and set(installs) == {f"@{release()}"}, (
-        f"{notebook.name} installs {installs}; every git install must pin @{release()} (_config.yml)")
+def test_the_ref_exists_in_the_repository():
+    """A badge or install cell naming a branch or tag that does not exist fails for every reader (pip stops in half
+    a second; the next cell raises ModuleNotFoundError). A fresh clone has the branch; CI checks out all refs."""
+    if git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        pytest.skip("not a git checkout")
+    candidates = [ref(), f"origin/{ref()}", f"refs/tags/{ref()}"]
+    found = [name for name in candidates if git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}").returncode == 0]
+    assert found, (f"_config.yml repository.branch is {ref()!r}, which is neither a branch nor a tag of this "
+                   "repository: every Colab badge, launch button and install cell would point at nothing")
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, ROOT / "README.md", ROOT / "book" / "intro.md"],
+                         ids=lambda path: path.stem)
+def test_every_install_names_the_ref(path):
+    installs = re.findall(r"git\+https://github\.com/[\w.-]+/[\w.-]+(@[\w.-]+)?", path.read_text())
+    assert installs and set(installs) == {f"@{ref()}"}, (
+        f"{path.name} installs {installs}; every git install must name @{ref()} (_config.yml): "
+        "run python tools/install_cell.py")
+
+
+def test_the_install_cell_script_changes_nothing():
+    """tools/install_cell.py writes the badges and install lines this file checks: after it ran, nothing is stale."""
+    stale = [path.name for path in [*install_cell.chapters(), *(ROOT / name for name in install_cell.PROSE_FILES)]
+             if install_cell.rewritten(path) != path.read_text(encoding="utf-8")]
+    problems = [line for path in install_cell.chapters() for line in install_cell.problems(path, path.read_text())]
+    assert not stale and not problems, f"run python tools/install_cell.py: {stale} {problems}"
 
 
 def test_every_install_and_colab_link_uses_the_repository():
