@@ -54,8 +54,16 @@ def test_package_dependencies_are_satisfied_by_the_pins():
 
 
 def test_every_subpackage_is_installed_by_pyproject():
-    """A `pip install` from git (Colab) ships only the packages pyproject.toml lists: every folder with an
+    """A `pip install` from git (Colab) ships only the packages pyproject.toml names or finds: every folder with an
     __init__.py must be among them."""
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    from setuptools import find_packages
+
+    setuptools_table = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    if "packages" in setuptools_table and isinstance(setuptools_table["packages"], list):
+        listed = set(setuptools_table["packages"])
+    else:
+        find = setuptools_table["packages"]["find"]
+        listed = set(find_packages(str(ROOT / find.get("where", ["."])[0]), include=find.get("include", ["*"]),
+                                   exclude=find.get("exclude", [])))
     found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "spline_utils").rglob("__init__.py")}
     assert found <= listed, f"pyproject.toml [tool.setuptools] packages misses {sorted(found - listed)}"
