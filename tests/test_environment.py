@@ -43,6 +43,26 @@ def test_environment_yml_points_at_the_same_pins_and_the_package():
     assert not conda_packages, f"conda packages would bypass the pins: {conda_packages}"
 
 
+def test_environment_yml_installs_the_cpu_build_of_the_pinned_torch():
+    """Binder builds from environment.yml: torch from PyTorch's CPU index, the same version as requirements.txt."""
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip_section
+    assert f"torch=={pins()['torch']}+cpu" in pip_section, f"environment.yml must pin torch=={pins()['torch']}+cpu"
+
+
+def test_pinned_jupyter_packages_agree():
+    """notebook is pinned with the jupyterlab it was released with (Binder's image would otherwise keep an older
+    notebook that requires an older jupyterlab); the installed environment passes `pip check`."""
+    import subprocess
+
+    pinned = pins()
+    for needed in ("notebook", "jupyterlab", "build", "twine", "setuptools"):
+        assert needed in pinned, f"{needed} is not pinned"
+    checked = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_package_dependencies_are_satisfied_by_the_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pinned = pins()

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -159,14 +160,61 @@ def test_api_page_documents_every_module():
                          + "\n".join(f".. automodule:: spline_utils.{m}\n   :members:" for m in missing))
 
 
-def test_publishing_workflow_builds_and_deploys_the_book():
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def test_site_footer_names_the_version_and_the_source():
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    footer = build_book.provenance(ref())
+    assert footer.startswith(f"spline_utils {version}, built from ")
+    commit = git("rev-parse", "--short", "HEAD").stdout.strip()
+    assert commit in footer or "release v" in footer, footer
+
+
+def test_publishing_workflow_runs_the_ci_checks_before_it_deploys():
+    """The Pages workflow runs .ci/run itself (make test, make book, make browser-check), before the upload."""
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
-    steps = [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
-    uses = [step.get("uses", "").split("@")[0] for step in steps]
-    assert "actions/upload-pages-artifact" in uses and "actions/deploy-pages" in uses
-    assert any("make book" in step.get("run", "") for step in steps)
-    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact"))
+    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
+    runs = [step.get("run", "").strip() for step in build["steps"]]
+    uses = [step.get("uses", "").split("@")[0] for step in build["steps"]]
+    assert ".ci/run" in runs, "the workflow must run the same checks as .ci/run: run .ci/run"
+    assert runs.index(".ci/run") < uses.index("actions/upload-pages-artifact"), "checks first, then the upload"
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in ("make test", "make book", "make browser-check"):
+        assert command in ci, f".ci/run no longer runs {command}"
+    upload = build["steps"][uses.index("actions/upload-pages-artifact")]
     assert upload["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build" and deploy["steps"][0]["uses"].startswith("actions/deploy-pages")
+    checkout = build["steps"][uses.index("actions/checkout")]
+    assert checkout.get("with", {}).get("fetch-depth") == 0, "fetch all refs: the test of the install cells' ref"
+
+
+def test_publishing_workflow_never_cancels_a_deployment():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    cancel = workflow["concurrency"]["cancel-in-progress"]
+    assert cancel is False or cancel == "${{ github.event_name == 'pull_request' }}", (
+        f"the workflow's cancel-in-progress {cancel!r} would cancel a run on main while it deploys")
+    assert workflow["jobs"]["deploy"]["concurrency"] == {"group": "pages", "cancel-in-progress": False}
+
+
+def test_publishing_workflow_installs_the_cpu_torch():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    assert workflow["jobs"]["build"]["env"]["TORCH_INDEX"] == CPU_TORCH_INDEX
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"--index-url \$\(TORCH_INDEX\) \"\$\$\(grep -E '\^torch==' requirements\.txt\)\"", makefile), (
+        "the Makefile's setup must install requirements.txt's torch pin from $(TORCH_INDEX) first")
+
+
+def test_browser_check_runs_every_browser_test():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^browser-check:.*?(?=^\S)", makefile + "\nend", re.MULTILINE | re.DOTALL).group(0)
+    browser_tests = [path.name for path in sorted((ROOT / "tests").glob("test_*.py"))
+                     if "pytest.mark.browser" in path.read_text()]
+    missing = [name for name in browser_tests if f"tests/{name}" not in recipe]
+    assert browser_tests and not missing, f"make browser-check (and so CI and the Pages workflow) skips {missing}"
 
 
 def built_page(notebook):
