@@ -28,7 +28,8 @@ if "google.colab" in sys.modules:
 COLAB_BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url})"
 # A git install of the package, as written in a notebook's JSON (quotes escaped) or in Markdown.
 GIT_INSTALL = re.compile(r"spline_utils @ git\+[^\s\"\\'`]+")
-COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[^)\s\"\\]+")
+# A Colab link to a chapter of some repository at some ref; group 1 is the chapter's path, which is kept.
+COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w./-]+?/(book/[\w.-]+\.ipynb)")
 PROSE_FILES = ["README.md", "book/intro.md"]
 
 
@@ -51,8 +52,12 @@ def chapters(root: Path = ROOT) -> list[Path]:
 
 def colab_url(notebook: Path, root: Path = ROOT) -> str:
     """The Colab address that opens ``notebook`` from the repository at the ref."""
+    return colab_url_of(f"book/{notebook.name}", root)
+
+
+def colab_url_of(path: str, root: Path = ROOT) -> str:
     _, slug, ref = repository(root)
-    return f"https://colab.research.google.com/github/{slug}/blob/{ref}/book/{notebook.name}"
+    return f"https://colab.research.google.com/github/{slug}/blob/{ref}/{path}"
 
 
 def install_requirement(root: Path = ROOT) -> str:
@@ -70,9 +75,7 @@ def rewritten(path: Path, root: Path = ROOT) -> str:
     """The text of ``path`` with its Colab links and git installs pointing at the ref (other bytes unchanged)."""
     text = path.read_text(encoding="utf-8")
     text = GIT_INSTALL.sub(install_requirement(root), text)
-    if path.suffix == ".ipynb":
-        text = COLAB_LINK.sub(colab_url(path, root), text)
-    return text
+    return COLAB_LINK.sub(lambda match: colab_url_of(match.group(1), root), text)
 
 
 def problems(path: Path, text: str, root: Path = ROOT) -> list[str]:
