@@ -100,7 +100,7 @@ def test_the_ref_exists_in_the_repository():
                    "repository: every Colab badge, launch button and install cell would point at nothing")
 
 
-@pytest.mark.parametrize("path", [*NOTEBOOKS, ROOT / "README.md", ROOT / "book" / "intro.md"],
+@pytest.mark.parametrize("path", [*NOTEBOOKS, ROOT / "README.md", ROOT / "book" / "intro.md", ROOT / "book" / "api.md"],
                          ids=lambda path: path.stem)
 def test_every_install_names_the_ref(path):
     installs = re.findall(r"git\+https://github\.com/[\w.-]+/[\w.-]+(@[\w.-]+)?", path.read_text())
@@ -111,7 +111,7 @@ def test_every_install_names_the_ref(path):
 
 def test_the_install_cell_script_changes_nothing():
     """tools/install_cell.py writes the badges and install lines this file checks: after it ran, nothing is stale."""
-    stale = [path.name for path in [*install_cell.chapters(), *(ROOT / name for name in install_cell.PROSE_FILES)]
+    stale = [path.name for path in [*install_cell.chapters(), *install_cell.prose()]
              if install_cell.rewritten(path) != path.read_text(encoding="utf-8")]
     problems = [line for path in install_cell.chapters() for line in install_cell.problems(path, path.read_text())]
     assert not stale and not problems, f"run python tools/install_cell.py: {stale} {problems}"

@@ -2,7 +2,7 @@
 
 The ref is ``repository.branch`` (with ``repository.url``): Jupyter Book builds the launch buttons (Colab, Binder)
 from it, the Colab badge of each chapter opens the chapter from it, and the chapter's first code cell installs
-``spline_utils`` from it; README.md and book/intro.md give practitioners the same install line. This script rewrites
+``spline_utils`` from it; README.md and the book's Markdown pages give practitioners the same install line. This script rewrites
 only those lines, in place, keeping each file's own JSON formatting (so a diff shows just them), and is idempotent:
 run it after changing ``_config.yml`` or after merging a branch whose notebooks name another ref.
 
@@ -30,7 +30,6 @@ COLAB_BADGE = "[![Open In Colab](https://colab.research.google.com/assets/colab-
 GIT_INSTALL = re.compile(r"spline_utils @ git\+[^\s\"\\'`]+")
 # A Colab link to a chapter of some repository at some ref; group 1 is the chapter's path, which is kept.
 COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w./-]+?/(book/[\w.-]+\.ipynb)")
-PROSE_FILES = ["README.md", "book/intro.md"]
 
 
 def repository(root: Path = ROOT) -> tuple[str, str, str]:
@@ -58,6 +57,11 @@ def colab_url(notebook: Path, root: Path = ROOT) -> str:
 def colab_url_of(path: str, root: Path = ROOT) -> str:
     _, slug, ref = repository(root)
     return f"https://colab.research.google.com/github/{slug}/blob/{ref}/{path}"
+
+
+def prose(root: Path = ROOT) -> list[Path]:
+    """README.md and the book's Markdown pages: the install lines practitioners copy."""
+    return [root / "README.md", *sorted((root / "book").glob("*.md"))]
 
 
 def install_requirement(root: Path = ROOT) -> str:
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if any file disagrees")
     args = parser.parse_args(argv)
     stale, remaining = [], []
-    for path in [*chapters(), *(ROOT / name for name in PROSE_FILES)]:
+    for path in [*chapters(), *prose()]:
         if not path.exists():
             continue
         text = rewritten(path)
