@@ -4,14 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+# Where torch comes from. Empty: the default index (this project's machines serve the CPU wheel). CI and Binder set
+# https://download.pytorch.org/whl/cpu, PyTorch's CPU-only wheels (no ~3 GB of CUDA libraries); requirements.txt's
+# torch==X then matches the installed X+cpu (a local version label is ignored by ==X), so pip keeps it.
+TORCH_INDEX ?=
 
-.PHONY: setup test data book bench clean browser-deps browser-check
+.PHONY: setup test data book bench clean browser-deps browser-check release
 
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(if $(TORCH_INDEX),$(PY) -m pip install -q --index-url $(TORCH_INDEX) "$$(grep -E '^torch==' requirements.txt)")
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
@@ -30,13 +36,25 @@ book: setup data
 bench: setup
 	$(PY) benchmarks/bench_partition.py
 
-# Headless Chromium for the browser check (Debian package; never a browser download).
+# Headless Chromium for the browser check (Debian package; never a browser download). A browser already named by
+# SPLINE_BOOK_CHROMIUM (CI: the runner's Chrome) is used instead.
 browser-deps:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	test -x "$$SPLINE_BOOK_CHROMIUM" || command -v chromium >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 # The browser check of the built book (after `make book`); fails instead of skipping when something is missing.
 browser-check: setup browser-deps
 	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py tests/test_browser_sliders.py tests/test_live_kernel.py
+
+# Tag the release v$(VERSION) (pyproject.toml's version) on a clean, tested main; pushing the tag runs
+# .github/workflows/release.yml. The book and its install cells keep naming main (README.md, "Installing").
+release: test
+	git diff --quiet HEAD || (echo "release: commit your changes first" >&2; exit 1)
+	test "$$(git rev-parse --abbrev-ref HEAD)" = main || (echo "release: check out main first" >&2; exit 1)
+	! git rev-parse --verify --quiet "refs/tags/v$(VERSION)" >/dev/null || \
+		(echo "release: v$(VERSION) exists; raise the version in pyproject.toml" >&2; exit 1)
+	git tag -a "v$(VERSION)" -m "spline_utils $(VERSION)"
+	@echo "Tagged v$(VERSION). Publish it: git push origin v$(VERSION)"
 
 clean:
 	rm -rf _build

@@ -43,6 +43,26 @@ def test_environment_yml_points_at_the_same_pins_and_the_package():
     assert not conda_packages, f"conda packages would bypass the pins: {conda_packages}"
 
 
+def test_environment_yml_installs_the_cpu_build_of_the_pinned_torch():
+    """Binder builds from environment.yml: torch from PyTorch's CPU index, the same version as requirements.txt."""
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip_section
+    assert f"torch=={pins()['torch']}+cpu" in pip_section, f"environment.yml must pin torch=={pins()['torch']}+cpu"
+
+
+def test_pinned_jupyter_packages_agree():
+    """notebook is pinned with the jupyterlab it was released with (Binder's image would otherwise keep an older
+    notebook that requires an older jupyterlab); the installed environment passes `pip check`."""
+    import subprocess
+
+    pinned = pins()
+    for needed in ("notebook", "jupyterlab", "build", "twine", "setuptools"):
+        assert needed in pinned, f"{needed} is not pinned"
+    checked = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_package_dependencies_are_satisfied_by_the_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pinned = pins()
@@ -54,8 +74,16 @@ def test_package_dependencies_are_satisfied_by_the_pins():
 
 
 def test_every_subpackage_is_installed_by_pyproject():
-    """A `pip install` from git (Colab) ships only the packages pyproject.toml lists: every folder with an
+    """A `pip install` from git (Colab) ships only the packages pyproject.toml names or finds: every folder with an
     __init__.py must be among them."""
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    from setuptools import find_packages
+
+    setuptools_table = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    if "packages" in setuptools_table and isinstance(setuptools_table["packages"], list):
+        listed = set(setuptools_table["packages"])
+    else:
+        find = setuptools_table["packages"]["find"]
+        listed = set(find_packages(str(ROOT / find.get("where", ["."])[0]), include=find.get("include", ["*"]),
+                                   exclude=find.get("exclude", [])))
     found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "spline_utils").rglob("__init__.py")}
     assert found <= listed, f"pyproject.toml [tool.setuptools] packages misses {sorted(found - listed)}"

@@ -1,10 +1,12 @@
 """Cheap checks of the published book: one repository URL, Colab badges and install cells, toc, API page, pages.
 
-The repository URL lives in one place, ``_config.yml`` (``repository.url``, ``repository.branch``,
-``repository.release``); every notebook's Colab badge and install cell must agree with it, and the install cell
-installs the release (a tag), not whatever the default branch holds. The checks of ``_build/html`` skip when the book has not
-been built (``make test`` runs before ``make book``).
+The repository URL and the one ref live in one place, ``_config.yml`` (``repository.url``, ``repository.branch``):
+the launch buttons, every notebook's Colab badge and install cell and the install line of README.md and
+book/intro.md must agree with it (``python tools/install_cell.py`` rewrites them), and the ref must exist in this
+repository. The checks of ``_build/html`` skip when the book has not been built (``make test`` runs before
+``make book``).
 """
+import importlib.util
 import json
 import os
 import re
@@ -16,6 +18,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("install_cell", ROOT / "tools" / "install_cell.py")
+install_cell = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(install_cell)
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 NOTEBOOKS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 HTML_DIR = Path(os.environ.get("SPLINE_BOOK_HTML", ROOT / "_build" / "html"))
@@ -24,7 +29,7 @@ INSTALL_CELL = '''# Colab: install the book's helper package. Does nothing elsew
 import sys
 
 if "google.colab" in sys.modules:
-    %pip install -q "spline_utils @ git+{url}@{release}"'''
+    %pip install -q "spline_utils @ git+{url}@{ref}"'''
 LANDING_FIGURE = ROOT / "book" / "_static" / "landing-partition.png"
 LANDING_FIGURE_LIMIT_KB = 300
 
@@ -37,9 +42,9 @@ def repository():
     return url, match.group(1), branch
 
 
-def release():
-    """The release tag every Colab install cell installs: ``_config.yml``'s ``repository.release``."""
-    return CONFIG["repository"]["release"]
+def ref():
+    """The ref that the launch buttons open and every install installs: ``_config.yml``'s ``repository.branch``."""
+    return str(CONFIG["repository"]["branch"])
 
 
 def colab_url(notebook):
@@ -75,22 +80,41 @@ def test_colab_badge_points_at_the_repository(notebook):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_install_cell_installs_from_the_repository(notebook):
     second = cells(notebook)[1]
-    expected = INSTALL_CELL.format(url=repository()[0], release=release())
+    expected = INSTALL_CELL.format(url=repository()[0], ref=ref())
     assert second["cell_type"] == "code" and source(second).strip() == expected, (
         f"{notebook.name}: the second cell (first code cell) must be exactly:\n{expected}")
 
 
-def test_release_is_the_package_version():
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert release() == f"v{version}", (f"_config.yml repository.release is {release()!r} but pyproject.toml's version "
-                                        f"is {version}: tag the release v{version} and set repository.release to it")
+def git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
-def test_every_install_in_a_notebook_is_pinned_to_the_release(notebook):
-    installs = re.findall(r"git\+https://github\.com/[\w.-]+/[\w.-]+(@[\w.-]+)?", notebook.read_text())
-    assert installs and set(installs) == {f"@{release()}"}, (
-        f"{notebook.name} installs {installs}; every git install must pin @{release()} (_config.yml)")
+def test_the_ref_exists_in_the_repository():
+    """A badge or install cell naming a branch or tag that does not exist fails for every reader (pip stops in half
+    a second; the next cell raises ModuleNotFoundError). A fresh clone has the branch; CI checks out all refs."""
+    if git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        pytest.skip("not a git checkout")
+    candidates = [ref(), f"origin/{ref()}", f"refs/tags/{ref()}"]
+    found = [name for name in candidates if git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}").returncode == 0]
+    assert found, (f"_config.yml repository.branch is {ref()!r}, which is neither a branch nor a tag of this "
+                   "repository: every Colab badge, launch button and install cell would point at nothing")
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, ROOT / "README.md", ROOT / "book" / "intro.md", ROOT / "book" / "api.md"],
+                         ids=lambda path: path.stem)
+def test_every_install_names_the_ref(path):
+    installs = re.findall(r"git\+https://github\.com/[\w.-]+/[\w.-]+(@[\w.-]+)?", path.read_text())
+    assert installs and set(installs) == {f"@{ref()}"}, (
+        f"{path.name} installs {installs}; every git install must name @{ref()} (_config.yml): "
+        "run python tools/install_cell.py")
+
+
+def test_the_install_cell_script_changes_nothing():
+    """tools/install_cell.py writes the badges and install lines this file checks: after it ran, nothing is stale."""
+    stale = [path.name for path in [*install_cell.chapters(), *install_cell.prose()]
+             if install_cell.rewritten(path) != path.read_text(encoding="utf-8")]
+    problems = [line for path in install_cell.chapters() for line in install_cell.problems(path, path.read_text())]
+    assert not stale and not problems, f"run python tools/install_cell.py: {stale} {problems}"
 
 
 def test_every_install_and_colab_link_uses_the_repository():
@@ -136,14 +160,61 @@ def test_api_page_documents_every_module():
                          + "\n".join(f".. automodule:: spline_utils.{m}\n   :members:" for m in missing))
 
 
-def test_publishing_workflow_builds_and_deploys_the_book():
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def test_site_footer_names_the_version_and_the_source():
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "tools" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    footer = build_book.provenance(ref())
+    assert footer.startswith(f"spline_utils {version}, built from ")
+    commit = git("rev-parse", "--short", "HEAD").stdout.strip()
+    assert commit in footer or "release v" in footer, footer
+
+
+def test_publishing_workflow_runs_the_ci_checks_before_it_deploys():
+    """The Pages workflow runs .ci/run itself (make test, make book, make browser-check), before the upload."""
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
-    steps = [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
-    uses = [step.get("uses", "").split("@")[0] for step in steps]
-    assert "actions/upload-pages-artifact" in uses and "actions/deploy-pages" in uses
-    assert any("make book" in step.get("run", "") for step in steps)
-    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-pages-artifact"))
+    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
+    runs = [step.get("run", "").strip() for step in build["steps"]]
+    uses = [step.get("uses", "").split("@")[0] for step in build["steps"]]
+    assert ".ci/run" in runs, "the workflow must run the same checks as .ci/run: run .ci/run"
+    assert runs.index(".ci/run") < uses.index("actions/upload-pages-artifact"), "checks first, then the upload"
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in ("make test", "make book", "make browser-check"):
+        assert command in ci, f".ci/run no longer runs {command}"
+    upload = build["steps"][uses.index("actions/upload-pages-artifact")]
     assert upload["with"]["path"] == "_build/html"
+    assert deploy["needs"] == "build" and deploy["steps"][0]["uses"].startswith("actions/deploy-pages")
+    checkout = build["steps"][uses.index("actions/checkout")]
+    assert checkout.get("with", {}).get("fetch-depth") == 0, "fetch all refs: the test of the install cells' ref"
+
+
+def test_publishing_workflow_never_cancels_a_deployment():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    cancel = workflow["concurrency"]["cancel-in-progress"]
+    assert cancel is False or cancel == "${{ github.event_name == 'pull_request' }}", (
+        f"the workflow's cancel-in-progress {cancel!r} would cancel a run on main while it deploys")
+    assert workflow["jobs"]["deploy"]["concurrency"] == {"group": "pages", "cancel-in-progress": False}
+
+
+def test_publishing_workflow_installs_the_cpu_torch():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    assert workflow["jobs"]["build"]["env"]["TORCH_INDEX"] == CPU_TORCH_INDEX
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"--index-url \$\(TORCH_INDEX\) \"\$\$\(grep -E '\^torch==' requirements\.txt\)\"", makefile), (
+        "the Makefile's setup must install requirements.txt's torch pin from $(TORCH_INDEX) first")
+
+
+def test_browser_check_runs_every_browser_test():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^browser-check:.*?(?=^\S)", makefile + "\nend", re.MULTILINE | re.DOTALL).group(0)
+    browser_tests = [path.name for path in sorted((ROOT / "tests").glob("test_*.py"))
+                     if "pytest.mark.browser" in path.read_text()]
+    missing = [name for name in browser_tests if f"tests/{name}" not in recipe]
+    assert browser_tests and not missing, f"make browser-check (and so CI and the Pages workflow) skips {missing}"
 
 
 def built_page(notebook):

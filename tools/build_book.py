@@ -36,6 +36,26 @@ def chapters() -> list[Path]:
     return sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 
 
+def provenance(branch: str) -> str:
+    """The footer line that says what the site shows: the package version and the release tag or branch and commit
+    it was built from (``make release`` tags ``v`` + the version; README.md, "Installing")."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        except OSError:
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    tag = git("describe", "--tags", "--exact-match", "HEAD")
+    source = f"release {tag}" if tag else f"{branch}" + (f" at commit {commit}" if commit else "")
+    return f"spline_utils {version}, built from {source}."
+
+
 def toc_files(node) -> set[str]:
     """Every ``file:`` entry of a parsed ``_toc.yml`` (root, parts, chapters, sections), without suffix."""
     if isinstance(node, list):
@@ -65,6 +85,7 @@ def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
     config["sphinx"]["config"]["mathjax_path"] = vendor_mathjax(stage_dir / "_vendor")
     config["sphinx"]["config"].setdefault("html_static_path", []).append("_vendor")
     config["exclude_patterns"].append("_vendor/**")
+    config.setdefault("html", {})["extra_footer"] = provenance(config["repository"]["branch"])
     (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     listed = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
     for notebook in chapters():
