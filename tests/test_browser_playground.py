@@ -155,7 +155,9 @@ def test_random_network_partition_equals_the_package(playground, hidden, seed, b
 
 @pytest.fixture(scope="module")
 def trained():
-    """Networks trained in Python (seeded), with their domains: the chapters' tasks."""
+    """Networks trained in Python (seeded), with their domains: the chapters' tasks (one thread: these are tiny)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     x_square, y_square = data.square_task(600, seed=0)
     x_x, y_x = data.x_task(600, seed=0)
     x_disk, y_disk = data.disk_task(600, seed=0)
@@ -168,6 +170,7 @@ def trained():
         model = nets.mlp(widths, seed=1)
         train.fit(model, x, y, epochs=epochs, lr=0.05, momentum=0.9, batch_size=64, seed=0)
         models[name] = (model, bounds)
+    torch.set_num_threads(threads)
     return models
 
 
@@ -365,8 +368,10 @@ def test_page_is_clean_and_usable(browser, site, width):
     page.wait_for_timeout(300)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("() => document.activeElement.blur()")
-    page.locator("#playground").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / f"playground-{width}.png"), full_page=True)
-    page.locator("#playground").screenshot(path=str(SCREENSHOTS / f"playground-{width}-widget.png"))
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / f"playground-{width}.png"))
+    page.locator("#pg-units").evaluate("element => element.scrollIntoView({block: 'end', behavior: 'instant'})")
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(SCREENSHOTS / f"playground-{width}-prune.png"))
     assert not page.problems, page.problems
     page.context.close()

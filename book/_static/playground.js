@@ -73,6 +73,16 @@
     return {values, sides, above, below};
   }
 
+  /** 2 where the line crosses the polygon (vertices strictly on both sides), else 1 (some strictly above) or 0. */
+  function crossingOf(poly, c, a1, a2, tolerance) {
+    let above = false, below = false;
+    for (let i = 0; i < poly.length; i += 2) {
+      const value = c + a1 * poly[i] + a2 * poly[i + 1];
+      if (value > tolerance) above = true; else if (value < -tolerance) below = true;
+    }
+    return above && below ? 2 : (above ? 1 : 0);
+  }
+
   /** The two halves (positive first) of a polygon that its line crosses (polygons.cut). */
   function cutPolygon(poly, values, sides) {
     const n = poly.length / 2, positive = [], negative = [];
@@ -156,21 +166,26 @@
     return {sizes: net.sizes, W, b};
   }
 
-  /** Pre-activations of every layer at one point (the last entry: the logits). */
-  function forward(eff, x, y) {
-    let input = [x, y];
-    const layers = [];
+  /** Work space for :func:`forwardInto`: per layer the pre-activations ``z`` and the outputs ``a``. */
+  function buffersFor(sizes) {
+    return sizes.slice(1).map((width) => ({z: new Float64Array(width), a: new Float64Array(width)}));
+  }
+
+  /** The network at one point: fills each layer's pre-activations and ReLU outputs (the last: the logits). */
+  function forwardInto(eff, x, y, buffers) {
     for (let l = 0; l < eff.W.length; l++) {
-      const fanIn = eff.sizes[l], width = eff.sizes[l + 1], z = new Float64Array(width);
+      const fanIn = eff.sizes[l], width = eff.sizes[l + 1], W = eff.W[l], b = eff.b[l], {z, a} = buffers[l];
+      const input = l === 0 ? null : buffers[l - 1].a;
       for (let k = 0; k < width; k++) {
-        let sum = eff.b[l][k];
-        for (let j = 0; j < fanIn; j++) sum += eff.W[l][k * fanIn + j] * input[j];
+        let sum = b[k];
+        if (l === 0) { sum += W[2 * k] * x; sum += W[2 * k + 1] * y; } else {
+          for (let j = 0; j < fanIn; j++) sum += W[k * fanIn + j] * input[j];
+        }
         z[k] = sum;
+        a[k] = sum > 0 ? sum : 0;
       }
-      layers.push(z);
-      input = z.map((v) => (v > 0 ? v : 0));
     }
-    return layers;
+    return buffers;
   }
 
   // ---------------------------------------------------------------- the exact partition
@@ -198,15 +213,19 @@
         const code = new Uint8Array(width), crossing = [], tolerances = [];
         for (let k = 0; k < width; k++) {
           const tolerance = lineTolerance(pre[3 * k], pre[3 * k + 1], pre[3 * k + 2], frame);
-          const {above, below} = sidesOf(parent.poly, pre[3 * k], pre[3 * k + 1], pre[3 * k + 2], tolerance);
-          if (above && below) { crossing.push(k); tolerances.push(tolerance); } else code[k] = above ? 1 : 0;
+          const side = crossingOf(parent.poly, pre[3 * k], pre[3 * k + 1], pre[3 * k + 2], tolerance);
+          if (side === 2) { crossing.push(k); tolerances.push(tolerance); } else code[k] = side;
         }
         let pieces = [parent.poly];
         crossing.forEach((k, index) => {
           const cut = [];
           for (const piece of pieces) {
+            if (crossingOf(piece, pre[3 * k], pre[3 * k + 1], pre[3 * k + 2], tolerances[index]) !== 2) {
+              cut.push(piece);
+              continue;
+            }
             const s = sidesOf(piece, pre[3 * k], pre[3 * k + 1], pre[3 * k + 2], tolerances[index]);
-            if (s.above && s.below) cut.push(...cutPolygon(piece, s.values, s.sides)); else cut.push(piece);
+            cut.push(...cutPolygon(piece, s.values, s.sides));
           }
           pieces = cut;
         });
@@ -273,32 +292,37 @@
   // ---------------------------------------------------------------- training
   /** Mean cross-entropy and its gradients on the samples ``indices`` (effective weights: pruned units are absent). */
   function lossAndGradients(net, data, indices, withGradients) {
-    const eff = effective(net), nLayers = eff.W.length;
+    const eff = effective(net), nLayers = eff.W.length, buffers = buffersFor(eff.sizes);
     const gW = eff.W.map((w) => new Float64Array(w.length)), gb = eff.b.map((v) => new Float64Array(v.length));
+    const deltas = eff.sizes.slice(1).map((width) => new Float64Array(width)), point = new Float64Array(2);
     let loss = 0, correct = 0;
     for (const index of indices) {
-      const x = data.x[index], y = data.y[index], zs = forward(eff, x[0], x[1]), logits = zs[nLayers - 1];
-      const top = Math.max(logits[0], logits[1]);
+      const y = data.y[index];
+      point[0] = data.x[index][0];
+      point[1] = data.x[index][1];
+      forwardInto(eff, point[0], point[1], buffers);
+      const logits = buffers[nLayers - 1].z, top = Math.max(logits[0], logits[1]);
       const lse = top + Math.log(Math.exp(logits[0] - top) + Math.exp(logits[1] - top));
       loss += lse - logits[y];
       if ((logits[1] > logits[0] ? 1 : 0) === y) correct += 1;
       if (!withGradients) continue;
-      let delta = Float64Array.from(logits, (z, o) => (Math.exp(z - lse) - (o === y ? 1 : 0)) / indices.length);
+      const last = deltas[nLayers - 1];
+      for (let o = 0; o < logits.length; o++) last[o] = (Math.exp(logits[o] - lse) - (o === y ? 1 : 0)) / indices.length;
       for (let l = nLayers - 1; l >= 0; l--) {
-        const fanIn = eff.sizes[l], input = l === 0 ? x : zs[l - 1].map((v) => (v > 0 ? v : 0));
+        const fanIn = eff.sizes[l], input = l === 0 ? point : buffers[l - 1].a, delta = deltas[l];
         for (let k = 0; k < delta.length; k++) {
           gb[l][k] += delta[k];
           for (let j = 0; j < fanIn; j++) gW[l][k * fanIn + j] += delta[k] * input[j];
         }
         if (l === 0) break;
-        const back = new Float64Array(fanIn);
+        const back = deltas[l - 1], below = buffers[l - 1].z;
         for (let j = 0; j < fanIn; j++) {
-          if (!(zs[l - 1][j] > 0)) continue; // ReLU's derivative, 0 at 0 as in torch
+          back[j] = 0;
+          if (!(below[j] > 0)) continue; // ReLU's derivative, 0 at 0 as in torch
           let sum = 0;
           for (let k = 0; k < delta.length; k++) sum += eff.W[l][k * fanIn + j] * delta[k];
           back[j] = sum;
         }
-        delta = back;
       }
     }
     return {loss: loss / Math.max(indices.length, 1), accuracy: correct / Math.max(indices.length, 1), gW, gb};
@@ -432,7 +456,7 @@
       ratio: $("#pg-ratio"), ratioValue: $("#pg-ratio-value"), retrain: $("#pg-retrain"), restore: $("#pg-restore"),
       info: $("#pg-info"), numbers: {regions: $("#pg-regions"), perLayer: $("#pg-per-layer"),
         accuracy: $("#pg-accuracy"), loss: $("#pg-loss"), steps: $("#pg-steps"), hamming: $("#pg-hamming")},
-      status: $("#pg-status"),
+      status: $("#pg-status"), summary: $("#pg-summary"),
     };
     const state = {net: null, data: null, bounds: null, optimizer: null, steps: 0, part: null, error: null,
       playing: false, history: [], highlight: null, selected: null, cursor: null, mode: "inspect", batch: 32,
@@ -505,17 +529,28 @@
       return points;
     }
 
-    /** Codes of the probe grid, one array of strings per hidden layer, kept units only. */
+    /** Codes of the probe grid, kept units only: per hidden layer a Uint8Array (n_points x n_kept, row-major). */
     function probeCodes() {
-      const eff = effective(state.net), points = probePoints(), nHidden = state.net.keep.length;
-      const layers = state.net.keep.map(() => []);
-      for (const [x, y] of points) {
-        const zs = forward(eff, x, y);
-        for (let l = 0; l < nHidden; l++) {
-          layers[l].push(Array.from(zs[l]).filter((_, k) => state.net.keep[l][k]).map((v) => (v > 0 ? 1 : 0)).join(""));
-        }
-      }
+      const eff = effective(state.net), points = probePoints(), buffers = buffersFor(eff.sizes);
+      const kept = state.net.keep.map((keep) => Array.from(keep.keys()).filter((k) => keep[k]));
+      const layers = kept.map((units) => new Uint8Array(points.length * units.length));
+      points.forEach(([x, y], i) => {
+        forwardInto(eff, x, y, buffers);
+        kept.forEach((units, l) => {
+          const z = buffers[l].z, row = i * units.length;
+          units.forEach((k, column) => { layers[l][row + column] = z[k] > 0 ? 1 : 0; });
+        });
+      });
       return layers;
+    }
+
+    /** Codes as one "0"/"1" string per probe point and layer (for the test API). */
+    function codeStrings(layers) {
+      const n = PROBE_SIDE * PROBE_SIDE;
+      return layers.map((codes) => Array.from({length: n}, (_, i) => {
+        const width = codes.length / n;
+        return codes.subarray(i * width, (i + 1) * width).join("");
+      }));
     }
 
     function maskKey() {
@@ -532,13 +567,10 @@
     /** codes.network_distance: per layer, the fraction of (probe point, unit) codes that differ; mean over layers. */
     function networkDistance(a, b) {
       let total = 0;
-      a.forEach((layer, l) => {
-        let differ = 0, count = 0;
-        layer.forEach((code, i) => {
-          for (let k = 0; k < code.length; k++) differ += code[k] !== b[l][i][k] ? 1 : 0;
-          count += code.length;
-        });
-        total += count ? differ / count : 0;
+      a.forEach((codes, l) => {
+        let differ = 0;
+        for (let i = 0; i < codes.length; i++) differ += codes[i] !== b[l][i] ? 1 : 0;
+        total += codes.length ? differ / codes.length : 0;
       });
       return total / a.length;
     }
@@ -576,6 +608,15 @@
       const distance = hamming();
       n.hamming.textContent = distance === null ? `(after ${HAMMING_LAG} steps)` : distance.toFixed(4);
       ui.status.textContent = state.error ? `The partition has ${state.error}; use fewer units.` : "";
+      ui.summary.textContent = `${part ? part.regions.length : "too many"} regions · ` +
+        `${(100 * state.fit.accuracy).toFixed(1)} % · step ${state.steps}`;
+    }
+
+    /** The sticky picture (phones) sits under the article's sticky header: measure its height. */
+    function placeUnderHeader() {
+      const header = document.querySelector(".bd-header-article");
+      const sticky = header && getComputedStyle(header).position === "sticky";
+      root.style.setProperty("--pg-top", `${sticky ? header.getBoundingClientRect().height : 0}px`);
     }
 
     function size() {
@@ -772,6 +813,9 @@
       add("all", "every layer in its colour");
       state.net.keep.forEach((_, l) => add(String(l), `layer ${l + 1} (earlier layers grey)`));
       ui.view.value = [...ui.view.options].some((o) => o.value === current) ? current : "all";
+      root.querySelectorAll(".pg-legend [data-layer]").forEach((entry) => {
+        entry.hidden = Number(entry.dataset.layer) >= state.net.keep.length;
+      });
     }
 
     function applyRatio() {
@@ -870,7 +914,8 @@
       ui.ratioValue.textContent = "0 %";
       refresh();
     });
-    window.addEventListener("resize", draw);
+    window.addEventListener("resize", () => { placeUnderHeader(); draw(); });
+    placeUnderHeader();
 
     resetAll();
     root.classList.add("pg-ready");
@@ -943,12 +988,11 @@
         return state.net.keep.map((k) => Array.from(k));
       },
       probe() {
-        return {points: probePoints(), codes: probeCodes()};
+        return {points: probePoints(), codes: codeStrings(probeCodes())};
       },
       history() {
-        return state.history.map((entry) => ({step: entry.step, codes: entry.codes}));
+        return state.history.map((entry) => ({step: entry.step, codes: codeStrings(entry.codes)}));
       },
-      draw,
     };
   }
 
