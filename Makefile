@@ -44,7 +44,7 @@ browser-deps:
 
 # The browser check of the built book (after `make book`); fails instead of skipping when something is missing.
 browser-check: setup browser-deps
-	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py tests/test_browser_sliders.py tests/test_live_kernel.py
+	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py tests/test_browser_sliders.py tests/test_browser_playground.py tests/test_live_kernel.py
 
 # Tag the release v$(VERSION) (pyproject.toml's version) on a clean, tested main; pushing the tag runs
 # .github/workflows/release.yml. The book and its install cells keep naming main (README.md, "Installing").
