@@ -122,10 +122,7 @@ class _GraphCutter:
             def direct(index, jacobian=jacobian, constant=constant, target=target, dense=dense):
                 if not dense:
                     return self._evaluate(dependent, [target], level, index)[target]
-                maps = layer.post_activations(index).reshape(len(index) * 3, layer.num_nodes) @ jacobian
-                maps = maps.reshape(len(index), 3, jacobian.shape[1])
-                maps += constant if len(constant) == 1 else constant[layer.parent[index]]
-                return maps
+                return _dense_maps(layer, index, jacobian, constant)
 
             self.maps[target] = maps_from_heads(layer, jacobian, direct)
 
@@ -191,6 +188,23 @@ class _GraphCutter:
             else:
                 result[target] = np.concatenate(pieces)
         return result
+
+
+def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, constant: np.ndarray) -> np.ndarray:
+    """``z(r) J + C(parent(r))`` on regions ``index`` of ``layer`` through the dense Jacobian, in bounded chunks.
+
+    BLAS does a multiply-add ~15x faster than a float64 convolution; the layer's outputs ``z`` are formed a chunk of
+    regions at a time, never for all regions at once.
+    """
+    n_nodes, size = jacobian.shape
+    maps = np.empty((len(index), 3, size))
+    step = max(1, CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)))
+    for start in range(0, len(index), step):
+        chunk = index[start:start + step]
+        post = layer.post_activations(chunk).reshape(3 * len(chunk), n_nodes)
+        np.matmul(post, jacobian, out=maps[start:start + step].reshape(3 * len(chunk), size))
+        maps[start:start + step] += constant if len(constant) == 1 else constant[layer.parent[chunk]]
+    return maps
 
 
 def _apply(node: AffineNode, sources: list, shapes: list) -> np.ndarray | None:
