@@ -126,7 +126,7 @@ def test_the_backend_checks_every_figure_however_it_is_closed(tmp_path):
     report = tmp_path / "report.jsonl"
     script = (
         "import matplotlib.pyplot as plt\n"
-        "from spline_utils import readability_backend\n"
+        "from spline_utils.plot import readability_backend\n"
         "fig, ax = plt.subplots(); ax.text(0.5, 0.5, 'closed', fontsize=4); plt.close(fig)\n"
         "fig, ax = plt.subplots(); ax.set_title('shown'); plt.show()\n"
         "fig, ax = plt.subplots(); ax.set_title('left open')\n"

@@ -26,7 +26,7 @@ import torch
 from spline_utils.engine.cutting import cut_by_layer
 from spline_utils.engine.partition import LayerPartition, Partition, ancestors, check_memory
 from spline_utils.engine.polygons import Polygons
-from spline_utils.engine.propagate import CHUNK_BYTES, DENSE_FILL, MAX_JACOBIAN_ENTRIES, maps_from_heads
+from spline_utils.engine.propagate import CHUNK_BYTES, DENSE_FILL, MAX_JACOBIAN_ENTRIES, RESTART, maps_from_heads
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
 
@@ -110,8 +110,8 @@ class _GraphCutter:
         layer = self.layers[level]
         for index in stored:
             check_memory(layer.num_regions, 3 * math.prod(nodes[index].shape) * 8, self.max_bytes)
-        jacobians = self._jacobians(relu, dependent, stored)
-        if jacobians is None:  # too large to form: every region through the span itself
+        jacobians = self._jacobians(relu, dependent, stored) if _worth_a_jacobian(layer) else None
+        if jacobians is None:  # too large to form, or dearer than running the span: every region through the span
             self.maps.update(self._evaluate(dependent, stored, level))
             return
         constants = self._evaluate(dependent, stored, level - 1, zero_relu=relu)
@@ -188,6 +188,12 @@ class _GraphCutter:
             else:
                 result[target] = np.concatenate(pieces)
         return result
+
+
+def _worth_a_jacobian(layer: LayerPartition) -> bool:
+    """Whether forming the span's Jacobian (one pass of the span per node of the layer) costs less than running the
+    span on every region (three passes per region), and there are enough regions for head maps to pay off."""
+    return layer.num_regions >= 4 * RESTART and 3 * layer.num_regions >= layer.num_nodes
 
 
 def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, constant: np.ndarray) -> np.ndarray:

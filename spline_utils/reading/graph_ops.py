@@ -21,12 +21,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-AFFINE_MODULES = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)
-LINEAR_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
-RESHAPE_MODULES = (nn.Flatten, nn.Unflatten)
-IDENTITY_MODULES = (nn.Identity, nn.Dropout)
-RELU_MODULES = (nn.ReLU, nn.LeakyReLU)
-
 RELU_FUNCTIONS = {F.relu, torch.relu, torch.relu_, F.relu_}
 LEAKY_RELU_FUNCTIONS = {F.leaky_relu, F.leaky_relu_}
 IN_PLACE_FUNCTIONS = {torch.relu_, F.relu_, F.leaky_relu_}

@@ -1,4 +1,7 @@
-"""Walking a model's modules: the one place that knows which module types the package handles and how.
+"""The one table of supported module types, and walking a model's modules.
+
+Every module type the package handles is named here once: the sequential reader (:mod:`.sequential`), the torch.fx
+tracer (:mod:`.tracer`, whose functional operations are in :mod:`.graph_ops`) and the pruning tools read these tuples.
 
 Every tool reads a network as an ``nn.Sequential`` (possibly nested) of leaf modules, walked by :func:`leaves`.
 The pruning tools see it as *hidden layers*: every Linear/Conv2d but the last (the classifier), each with the
@@ -16,6 +19,15 @@ BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 NONLINEARITIES = (nn.ReLU, nn.LeakyReLU)
 #: Affine modules without parameters: they reshape, average or pass their input through.
 PARAMETER_FREE_AFFINE = (nn.Flatten, nn.AvgPool2d, nn.Identity, nn.Dropout)
+#: The affine modules a plain Sequential may hold between its nonlinearities (read without tracing).
+SEQUENTIAL_AFFINE = (*AFFINE_LAYERS, *BATCHNORMS, *PARAMETER_FREE_AFFINE)
+SEQUENTIAL_SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval statistics), Flatten, AvgPool2d, Identity, Dropout, "
+                        "ReLU, LeakyReLU, nested in nn.Sequential")
+#: Traced modules, by how the tracer turns them into graph nodes.
+TRACED_AFFINE = (*AFFINE_LAYERS, *BATCHNORMS)
+TRACED_LINEAR = (nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+TRACED_RESHAPE = (nn.Flatten, nn.Unflatten)
+TRACED_IDENTITY = (nn.Identity, nn.Dropout)
 #: Modules that pruning can pass a node or channel selection through.
 CHANNELWISE = (*AFFINE_LAYERS, *BATCHNORMS, *NONLINEARITIES, *PARAMETER_FREE_AFFINE, nn.MaxPool2d)
 PRUNABLE = ("Linear, Conv2d (groups=1), BatchNorm1d/2d right after its layer, ReLU, LeakyReLU, AvgPool2d, MaxPool2d, "

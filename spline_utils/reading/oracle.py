@@ -103,7 +103,7 @@ class _CodeRecorder(fx.Interpreter):
     def run_node(self, node):
         module = self.named.get(node.target) if node.op == "call_module" else None
         is_method = node.op == "call_method"
-        relu = isinstance(module, ops.RELU_MODULES) or (
+        relu = isinstance(module, NONLINEARITIES) or (
             node.target in ops.RELU_METHODS if is_method else
             node.op == "call_function" and node.target in ops.RELU_FUNCTIONS | ops.LEAKY_RELU_FUNCTIONS)
         max_pool = isinstance(module, nn.MaxPool2d) or node.op == "call_function" and node.target in \

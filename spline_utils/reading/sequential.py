@@ -25,13 +25,8 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
 from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
-from spline_utils.reading.operations import (AFFINE_LAYERS, BATCHNORMS, NONLINEARITIES, PARAMETER_FREE_AFFINE,
+from spline_utils.reading.operations import (BATCHNORMS, NONLINEARITIES, SEQUENTIAL_AFFINE, SEQUENTIAL_SUPPORTED,
                                              batchnorm_scale_shift, leaves)
-
-AFFINE_MODULES = (*AFFINE_LAYERS, *BATCHNORMS, *PARAMETER_FREE_AFFINE)
-SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval statistics), Flatten, AvgPool2d, Identity, Dropout, "
-             "ReLU, LeakyReLU, nested in nn.Sequential")
-
 
 @dataclass
 class AffineBlock:
@@ -169,15 +164,15 @@ def to_chain(model: nn.Module) -> Chain:
                                  "number")
             nonlinearities.append(Nonlinearity(slope))
             blocks.append(AffineBlock())
-        elif isinstance(module, AFFINE_MODULES + NONLINEARITIES) and _own_forward(module):
+        elif isinstance(module, SEQUENTIAL_AFFINE + NONLINEARITIES) and _own_forward(module):
             raise TypeError(f"module {name} ({type(module).__name__}) overrides forward; a chain cannot represent it")
-        elif isinstance(module, AFFINE_MODULES):
+        elif isinstance(module, SEQUENTIAL_AFFINE):
             check_affine(name, module)
             if not isinstance(module, (nn.Identity, nn.Dropout)):
                 blocks[-1].modules.append(_float64_copy(module))
         else:
             raise TypeError(
-                f"unsupported module {name or 'model'} ({type(module).__name__}); spline_utils handles {SUPPORTED}. "
+                f"unsupported module {name or 'model'} ({type(module).__name__}); spline_utils handles {SEQUENTIAL_SUPPORTED}. "
                 "Rewrite the model as an nn.Sequential of those, or partition a supported sub-network.")
     return Chain(blocks, nonlinearities, _input_shape(modules))
 
@@ -192,13 +187,13 @@ def is_chain(model: nn.Module) -> bool:
         modules = leaves(model)
     except TypeError:
         return False
-    return all(isinstance(module, AFFINE_MODULES + NONLINEARITIES) and not _own_forward(module)
+    return all(isinstance(module, SEQUENTIAL_AFFINE + NONLINEARITIES) and not _own_forward(module)
                for _, module in modules)
 
 
 def _own_forward(module: nn.Module) -> bool:
     """A subclass of a supported module that overrides its ``forward``."""
-    base = next(cls for cls in AFFINE_MODULES + NONLINEARITIES if isinstance(module, cls))
+    base = next(cls for cls in SEQUENTIAL_AFFINE + NONLINEARITIES if isinstance(module, cls))
     return type(module).forward is not base.forward
 
 

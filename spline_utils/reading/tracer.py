@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from spline_utils.reading import graph_ops as ops
 from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
+from spline_utils.reading.operations import NONLINEARITIES, TRACED_AFFINE, TRACED_IDENTITY, TRACED_LINEAR, TRACED_RESHAPE
 from spline_utils.reading.sequential import apply_affine, check_affine, check_no_hooks, effective_copy
 
 
@@ -210,7 +211,7 @@ class _Builder:
     def _add(self, node) -> int:
         module = self.modules.get(node.target) if node.op == "call_module" else None
         inputs = [arg for arg in node.all_input_nodes if isinstance(arg, fx.Node) and arg in self.traced]
-        reshape = isinstance(module, ops.RESHAPE_MODULES) or (
+        reshape = isinstance(module, TRACED_RESHAPE) or (
             node.target in ops.RESHAPE_METHODS if node.op == "call_method" else node.target in ops.RESHAPE_FUNCTIONS)
         if reshape and inputs[0] is node.args[0]:
             return self._add_reshape(node, inputs[:1])
@@ -254,15 +255,15 @@ class _Builder:
 
     def _add_module(self, node, module, inputs) -> int:
         name = node.target
-        if isinstance(module, ops.AFFINE_MODULES):
+        if isinstance(module, TRACED_AFFINE):
             check_affine(name, module)
             offset = apply_affine(module, torch.zeros((1, *self._shape(inputs[0])), dtype=torch.float64), True)[0]
             return self._affine(node, inputs, lambda x: apply_affine(module, x, False), offset)
-        if isinstance(module, ops.LINEAR_MODULES):
+        if isinstance(module, TRACED_LINEAR):
             return self._affine(node, inputs, module)
-        if isinstance(module, ops.IDENTITY_MODULES):
+        if isinstance(module, TRACED_IDENTITY):
             return self._affine(node, inputs, lambda x: x)
-        if isinstance(module, ops.RELU_MODULES):
+        if isinstance(module, NONLINEARITIES):
             return self._add_relu(node, module, inputs)
         if isinstance(module, nn.MaxPool2d):
             return self._add_max_pool(node, module, inputs)
@@ -338,7 +339,7 @@ class _Builder:
         if node.op not in ("call_method", "call_function", "call_module"):
             return False
         if node.op == "call_module":
-            return isinstance(self.modules.get(node.target), ops.RESHAPE_MODULES + ops.IDENTITY_MODULES)
+            return isinstance(self.modules.get(node.target), TRACED_RESHAPE + TRACED_IDENTITY)
         return node.target in ops.RESHAPE_METHODS | ops.RESHAPE_FUNCTIONS | {"contiguous", "detach"} or \
             node.target is operator.getitem
 
