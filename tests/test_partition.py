@@ -373,3 +373,44 @@ def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeyp
         pre = partition.layers[layer].pre_activations
         values = pre[:, 0] + pre[:, 1] * points[:, :1] + pre[:, 2] * points[:, 1:]
         np.testing.assert_allclose(values, hidden_pre_activations(model, points)[layer], rtol=1e-9, atol=1e-9)
+
+
+def streamed_and_whole(monkeypatch, model, bounds, plane=None):
+    """The same partition computed whole and with every large-enough layer cut a few parents at a time."""
+    from spline_utils.engine import graph_partition
+
+    whole = su.partition2d(model, bounds, plane=plane)
+    monkeypatch.setattr(graph_partition, "STREAM_BYTES", 1)
+    monkeypatch.setattr(graph_partition, "STREAM_CHUNK_BYTES", 3 * 8 * 64 * 7)
+    streamed = su.partition2d(model, bounds, plane=plane)
+    return whole, streamed
+
+
+def streaming_cases():
+    torch.manual_seed(3)
+    mlp = nn.Sequential(nn.Linear(2, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 10), nn.ReLU(),
+                        nn.Linear(10, 3))
+    cnn = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(2 * 4 * 4, 3))
+    plane = su.image_canvas(torch.rand(1, 8, 8), torch.rand(1, 8, 8))
+    return [(mlp, (-2.0, 2.0, -2.0, 2.0), None), (cnn, (0.0, 1.0, 0.0, 1.0), plane)]
+
+
+@pytest.mark.parametrize("case", [0, 1])
+def test_layers_cut_a_chunk_of_parents_at_a_time_equal_the_whole_partition(monkeypatch, case):
+    """Streaming changes how much is held at once, nothing else: same regions in the same order, same codes, maps
+    that equal the model's own forward, and the dropped pre-activation maps come back equal when asked for."""
+    model, bounds, plane = streaming_cases()[case]
+    whole, streamed = streamed_and_whole(monkeypatch, model, bounds, plane)
+    assert any(layer._pre_activations is None for layer in streamed.layers)  # something really was streamed
+    assert streamed.num_regions == whole.num_regions > 50
+    np.testing.assert_array_equal(streamed.codes, whole.codes)
+    np.testing.assert_allclose(streamed.polygons.vertices, whole.polygons.vertices)
+    np.testing.assert_allclose(streamed.output_maps(), whole.output_maps(), atol=1e-12)
+    for index, (a, b) in enumerate(zip(streamed.layers, whole.layers)):
+        np.testing.assert_allclose(a.pre_activations, b.pre_activations, atol=1e-12)
+        node = a.num_nodes // 2
+        np.testing.assert_allclose(streamed.spline_segments(index, node), whole.spline_segments(index, node))
+    points = streamed.interior_points()
+    inputs = torch.as_tensor(points) if plane is None else plane(points)
+    np.testing.assert_array_equal(streamed.codes, su.activation_codes(model, inputs).numpy())

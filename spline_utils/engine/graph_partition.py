@@ -30,6 +30,9 @@ from spline_utils.engine.propagate import CHUNK_BYTES, DENSE_FILL, MAX_JACOBIAN_
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
 
+STREAM_BYTES = 2**30  # a tensor read only by the next ReLU and larger than this is formed a chunk at a time
+STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents
+
 
 def graph_partition2d(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, domain: Polygons,
                       frame: Frame, max_regions: int, max_bytes: int) -> Partition:
@@ -50,6 +53,7 @@ class _GraphCutter:
         self.maps: dict[int, np.ndarray] = {}
         self.level: dict[int, int] = {0: -1}
         self.layer_of: dict[int, int] = {}  # ReLU node -> index of its layer
+        self.producers: dict[int, _Producer] = {}  # tensors too large to form: computed a chunk at a time
         self.last_reader = {}
         for index, node in enumerate(graph.nodes[1:], start=1):
             for source in _inputs(node):
@@ -62,9 +66,12 @@ class _GraphCutter:
         index = 1
         while index < len(nodes):
             if isinstance(nodes[index], ReluNode):
-                self._cut(index)
                 end = next((j for j in range(index + 1, len(nodes)) if isinstance(nodes[j], ReluNode)), len(nodes))
-                self._span(index, list(range(index + 1, end)))
+                if nodes[index].input in self.producers:
+                    self._cut_streamed(index, list(range(index + 1, end)))
+                else:
+                    self._cut(index)
+                    self._span(index, list(range(index + 1, end)))
                 self._forget(range(index, end), end)
                 index = end
             else:
@@ -95,7 +102,27 @@ class _GraphCutter:
         self.level[index] = self.layer_of[index] = len(self.layers) - 1
 
     def _span(self, relu: int, span: list[int]) -> None:
-        """Maps of the affine nodes after ReLU node ``relu`` (up to the next ReLU) that later nodes read."""
+        """Maps of the affine nodes after ReLU node ``relu`` (up to the next ReLU) that later nodes read.
+
+        A tensor that only the next ReLU reads and that would take more than :data:`STREAM_BYTES` is not formed:
+        the next cut computes it a chunk of regions at a time (:meth:`_cut_streamed`).
+        """
+        plan = self._plan_span(relu, span)
+        if plan is None:
+            return
+        layer, end = self.layers[plan.level], (span[-1] + 1 if span else relu + 1)
+        for target in plan.stored:
+            size = math.prod(self.graph.nodes[target].shape)
+            streamable = end < len(self.graph.nodes) and self.last_reader[target] == end and \
+                self.graph.nodes[end].input == target and layer._pre_activations is not None
+            if streamable and 3 * 8 * size * layer.num_regions > STREAM_BYTES:
+                self.producers[target] = _Producer(layer, plan, target)
+            else:
+                check_memory(layer.num_regions, 3 * size * 8, self.max_bytes)
+                self.maps[target] = plan.maps(layer, target)
+
+    def _plan_span(self, relu: int, span: list[int]) -> "_SpanPlan | None":
+        """Levels of the span's nodes, maps of those that do not depend on ``relu``, and how to compute the others."""
         nodes, level = self.graph.nodes, len(self.layers) - 1
         for index in span:
             self.level[index] = max(self.level[source] for source in nodes[index].inputs)
@@ -106,25 +133,59 @@ class _GraphCutter:
         end = span[-1] + 1 if span else relu + 1
         stored = [index for index in dependent if self.last_reader[index] >= end]
         if not stored:
-            return
-        layer = self.layers[level]
-        for index in stored:
-            check_memory(layer.num_regions, 3 * math.prod(nodes[index].shape) * 8, self.max_bytes)
-        jacobians = self._jacobians(relu, dependent, stored) if _worth_a_jacobian(layer) else None
-        if jacobians is None:  # too large to form, or dearer than running the span: every region through the span
-            self.maps.update(self._evaluate(dependent, stored, level))
-            return
-        constants = self._evaluate(dependent, stored, level - 1, zero_relu=relu)
-        for target in stored:
-            jacobian, constant = jacobians[target], constants[target]
-            dense = np.count_nonzero(jacobian) >= DENSE_FILL * jacobian.size
+            return None
+        jacobians = self._jacobians(relu, dependent, stored) if _worth_a_jacobian(self.layers[level]) else None
+        constants = None if jacobians is None else self._evaluate(dependent, stored, level - 1, zero_relu=relu)
+        return _SpanPlan(self, level, dependent, stored, jacobians, constants)
 
-            def direct(index, jacobian=jacobian, constant=constant, target=target, dense=dense):
-                if not dense:
-                    return self._evaluate(dependent, [target], level, index)[target]
-                return _dense_maps(layer, index, jacobian, constant)
+    def _cut_streamed(self, relu: int, span: list[int]) -> None:
+        """Cut by ReLU node ``relu`` and compute its span, a chunk of parent regions at a time.
 
-            self.maps[target] = maps_from_heads(layer, jacobian, direct)
+        The ReLU's input maps on every parent would not fit: each chunk's are formed, cut, used for the chunk's
+        children's span maps, and dropped. The layer keeps no maps; :attr:`LayerPartition.pre_activations`
+        computes them again when asked.
+        """
+        node, level = self.graph.nodes[relu], len(self.layers)
+        producer, parents = self.producers.pop(node.input), self.layers[level - 1]
+        plan = self._plan_span_after(relu, span)
+        step = max(1, STREAM_CHUNK_BYTES // (3 * 8 * max(1, math.prod(node.shape))))
+        parts: dict = {"pieces": [], "parent": [], "codes": []}
+        stored_parts: dict = {target: [] for target in (plan.stored if plan else [])}
+        total = 0
+        for start in range(0, parents.num_regions, step):
+            index = np.arange(start, min(start + step, parents.num_regions))
+            pre = producer(index)
+            pieces, local_parent, codes = cut_by_layer(parents.polygons.subset(index), pre, self.frame,
+                                                       self.max_regions - total, level)
+            total += len(pieces)
+            chunk = LayerPartition(pieces, index[local_parent], codes, pre, node.slope, node.shape)
+            chunk.pre_row = local_parent
+            parts["pieces"].append(pieces), parts["parent"].append(chunk.parent), parts["codes"].append(codes)
+            if plan is not None:
+                self.layers.append(chunk)
+                for target in plan.stored:
+                    check_memory(total, 3 * math.prod(self.graph.nodes[target].shape) * 8, self.max_bytes)
+                    stored_parts[target].append(plan.maps(chunk, target))
+                self.layers.pop()
+        producer.step = step
+        layer = LayerPartition(Polygons.concatenate(parts["pieces"]), np.concatenate(parts["parent"]),
+                               np.concatenate(parts["codes"]), None, node.slope, node.shape, recompute=producer)
+        self.layers.append(layer)
+        for target, pieces in stored_parts.items():
+            self.maps[target] = np.concatenate(pieces)
+
+    def _plan_span_after(self, relu: int, span: list[int]) -> "_SpanPlan | None":
+        """:meth:`_plan_span` for the span of a ReLU whose layer is cut in chunks: planned on a stand-in layer."""
+        self.layer_of[relu] = self.level[relu] = len(self.layers)
+        node = self.graph.nodes[relu]
+        n_parents = self.layers[-1].num_regions
+        stand_in = LayerPartition(self.layers[-1].polygons, np.arange(n_parents), np.zeros((n_parents, math.prod(
+            node.shape)), dtype=bool), None, node.slope, node.shape)
+        self.layers.append(stand_in)  # the Jacobian test counts regions: as many as the parents, at least
+        try:
+            return self._plan_span(relu, span)
+        finally:
+            self.layers.pop()
 
     def _jacobians(self, relu: int, dependent: list[int], stored: list[int]) -> dict | None:
         """Each stored span tensor's Jacobian with respect to ReLU node ``relu``'s output, (n_nodes, size)."""
@@ -188,6 +249,56 @@ class _GraphCutter:
             else:
                 result[target] = np.concatenate(pieces)
         return result
+
+
+class _SpanPlan:
+    """How to compute a span's stored tensors on any set of regions of its level (the whole layer or a chunk)."""
+
+    def __init__(self, cutter: _GraphCutter, level: int, dependent: list[int], stored: list[int], jacobians,
+                 constants):
+        self.cutter, self.level, self.dependent, self.stored = cutter, level, dependent, stored
+        self.jacobians, self.constants = jacobians, constants
+
+    def maps(self, layer: LayerPartition, target: int) -> np.ndarray:
+        """Maps of ``target`` on every region of ``layer`` (which stands at this plan's level)."""
+        return maps_from_heads(layer, None if self.jacobians is None else self.jacobians[target],
+                               lambda index: self.direct(layer, target, index))
+
+    def direct(self, layer: LayerPartition, target: int, index: np.ndarray) -> np.ndarray:
+        """Maps of ``target`` on regions ``index`` of ``layer`` without corrections."""
+        jacobian = None if self.jacobians is None else self.jacobians[target]
+        if jacobian is None or np.count_nonzero(jacobian) < DENSE_FILL * jacobian.size:
+            return self.cutter._evaluate(self.dependent, [target], self.level, index)[target]
+        return _dense_maps(layer, index, jacobian, self.constants[target])
+
+
+class _Producer:
+    """Maps of a span tensor on chosen regions of its level, from head maps and corrections within them."""
+
+    def __init__(self, layer: LayerPartition, plan: _SpanPlan, target: int):
+        self.layer, self.plan, self.target = layer, plan, target
+        self.n_parents, self.step = layer.num_regions, layer.num_regions
+        cutter = plan.cutter  # the maps the span reads, kept for computing it again after the cut
+        sources = {source for index in plan.dependent for source in cutter.graph.nodes[index].inputs}
+        self.sources = {source: cutter.maps[source] for source in sources if source in cutter.maps}
+
+    def __call__(self, index: np.ndarray) -> np.ndarray:
+        maps = self.plan.cutter.maps
+        restored = [source for source in self.sources if source not in maps]
+        maps.update({source: self.sources[source] for source in restored})
+        try:
+            return self._maps(index)
+        finally:
+            for source in restored:
+                del maps[source]
+
+    def _maps(self, index: np.ndarray) -> np.ndarray:
+        layer = self.layer
+        view = LayerPartition(layer.polygons.subset(index), layer.parent[index], layer.layer_codes[index],
+                              layer._pre_activations, layer.slope, layer.shape)
+        view.pre_row = layer.pre_row[index]
+        jacobian = None if self.plan.jacobians is None else self.plan.jacobians[self.target]
+        return maps_from_heads(view, jacobian, lambda local: self.plan.direct(layer, self.target, index[local]))
 
 
 def _worth_a_jacobian(layer: LayerPartition) -> bool:

@@ -37,19 +37,41 @@ class LayerPartition:
         This layer's activation code in each region.
     pre_activations : ndarray, shape (n_parent_regions, 3, n_nodes_of_this_layer)
         On each parent region, node ``k``'s pre-activation is ``pre[p, 0, k] + pre[p, 1, k] a + pre[p, 2, k] b``.
+        A layer whose maps would be too large to hold was cut a chunk of parents at a time and keeps no maps: they
+        are computed again on access (:meth:`pre_activation_columns` does so a chunk at a time).
     slope : float
         The nonlinearity's negative slope (0 for ReLU).
     shape : tuple
         Per-sample shape of the layer's pre-activation (``(C, H, W)`` for a conv layer).
     """
 
-    def __init__(self, polygons, parent, layer_codes, pre_activations, slope, shape):
+    def __init__(self, polygons, parent, layer_codes, pre_activations, slope, shape, recompute=None):
         self.shape = shape
         self.polygons = polygons
         self.parent = parent
         self.layer_codes = layer_codes
-        self.pre_activations = pre_activations
+        self._pre_activations = pre_activations
         self.slope = slope
+        self._recompute = recompute  # recompute(parent_index) -> maps on those parents, for a streamed layer
+        self.pre_row = parent  # row of pre_activations for each region (local rows while a chunk is being cut)
+
+    @property
+    def pre_activations(self) -> np.ndarray:
+        """The maps on every parent region, shape (n_parent_regions, 3, n_nodes); computed again if not kept."""
+        if self._pre_activations is None:
+            return self.pre_activation_columns(slice(None))
+        return self._pre_activations
+
+    def pre_activation_columns(self, nodes) -> np.ndarray:
+        """``pre_activations[:, :, nodes]``, for a streamed layer computed a chunk of parents at a time."""
+        if self._pre_activations is not None:
+            return self._pre_activations[:, :, nodes]
+        n_parents = int(self.parent.max(initial=-1)) + 1 if self._recompute.n_parents is None else \
+            self._recompute.n_parents
+        step = self._recompute.step
+        return np.concatenate([self._recompute(np.arange(start, min(start + step, n_parents)))[:, :, nodes]
+                               for start in range(0, n_parents, step)])
+
 
     @property
     def num_regions(self) -> int:
@@ -66,7 +88,7 @@ class LayerPartition:
     def post_activations(self, index: np.ndarray) -> np.ndarray:
         """This layer's output as an affine map on regions ``index``, shape (len(index), 3, n_nodes)."""
         gain = np.where(self.layer_codes[index], 1.0, self.slope)
-        return self.pre_activations[self.parent[index]] * gain[:, None, :]
+        return self.pre_activations[self.pre_row[index]] * gain[:, None, :]
 
 
 class Partition:
@@ -250,7 +272,7 @@ class Partition:
         over pairs.
         """
         parents = self.polygons_after(layer - 1)
-        pre = self.layers[layer].pre_activations[:, :, nodes]
+        pre = self.layers[layer].pre_activation_columns(nodes)
         # generous slack: the clipping decides
         near_parent, near_node = lines_near_boxes(pre, parents.bounding_boxes(), self.frame, slack=10.0)
         order = np.lexsort((near_parent, near_node))

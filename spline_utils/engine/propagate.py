@@ -138,7 +138,7 @@ def _add_differences(maps: np.ndarray, layer, jacobian: np.ndarray, regions: np.
     each adds a rank-one term, the node's gain change times its parent map, through the Jacobian.
     """
     gain_change = np.where(layer.layer_codes[regions[row], node], 1.0 - layer.slope, layer.slope - 1.0)
-    change = layer.pre_activations[layer.parent[regions[row]], :, node] * gain_change[:, None]
+    change = layer.pre_activations[layer.pre_row[regions[row]], :, node] * gain_change[:, None]
     # one sparse matrix for all three components: its row 3 i + c holds component c of region i's changes
     per_region = np.bincount(row, minlength=len(regions))
     first = np.cumsum(per_region) - per_region

@@ -68,7 +68,7 @@ def node_surface(partition: Partition, layer: int, node: int) -> tuple[Polygons,
     current = partition.layers[layer]
     if not 0 <= node < current.num_nodes:
         raise ValueError(f"layer {layer} has {current.num_nodes} nodes; node {node} does not exist")
-    return partition.polygons_after(layer - 1), current.pre_activations[:, :, node]
+    return partition.polygons_after(layer - 1), current.pre_activation_columns(node)
 
 
 def output_surface(partition: Partition, classes: tuple[int, int] = (1, 0)) -> tuple[Polygons, np.ndarray]:
