@@ -21,6 +21,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "spline_utils")
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` made absolute for a message, saying so when it is a symbolic-link loop (``resolve`` cannot end)."""
+    path = Path(path)
+    try:
+        return str(path.resolve())
+    except (RuntimeError, OSError):  # Python < 3.13 raises RuntimeError("Symlink loop ..."), later ones OSError
+        return f"{path.absolute()} (a symbolic-link loop: it never reaches a real folder; point it at one)"
+
+
 def digest(data: bytes | Path, algorithm: str) -> str:
     """The hex digest (``"md5"``, ``"sha256"``, ...) of ``data``: bytes, or a file read in 1 MiB blocks."""
     hasher = hashlib.new(algorithm)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
+from .checks import check_integer
 from .modules import batchnorm_layers, hidden_layer_links
 from .surgery import SCOPES, check_ratio_and_scope, prune_nodes, prune_weights, rewind, weight_sparsity
 from .train import Callback, TrainState
@@ -139,12 +141,18 @@ def _keep_counts(widths: list[int], ratio, scope: str, keep) -> list[int]:
         totals = widths if scope == "layerwise" else [sum(widths)]
         return [total - round(ratio * total) for total in totals]
     check_ratio_and_scope(0.0, scope, "nodes")
-    counts = [keep] if isinstance(keep, (int, float)) else list(keep)
     totals = widths if scope == "layerwise" else [sum(widths)]
-    if len(counts) != len(totals) or any(int(c) != c or not 1 <= c <= t for c, t in zip(counts, totals)):
-        raise ValueError(f"keep needs {'one count per layer' if scope == 'layerwise' else 'one total'} in [1, width], "
-                         f"got {keep!r} for widths {widths}")
-    return [int(c) for c in counts]
+    wanted = "one count per hidden layer" if scope == "layerwise" else "one total count"
+    if isinstance(keep, (str, bytes)) or not np.iterable(keep):
+        counts = [keep]  # one number (a Python, numpy or 0-d torch integer)
+    elif isinstance(keep, (np.ndarray, torch.Tensor)) and keep.ndim == 0:
+        counts = [keep]
+    else:
+        counts = list(keep)
+    if len(counts) != len(totals):
+        raise ValueError(f"keep needs {wanted} ({len(totals)}) for widths {widths}, got {len(counts)}: {keep!r}")
+    return [check_integer(f"keep[{index}]" if len(counts) > 1 else "keep", count, minimum=1, maximum=total)
+            for index, (count, total) in enumerate(zip(counts, totals))]
 
 
 def _keep_highest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
