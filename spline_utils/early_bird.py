@@ -143,10 +143,10 @@ def batchnorm_mask(model: nn.Module, prune_ratio: float) -> np.ndarray:
     layers = batchnorm_layers(model)
     if not layers or any(not layer.affine for layer in layers):
         raise ValueError("the mask early-bird needs BatchNorm layers with learnable scales (affine=True)")
-    if any(layer.num_features == 0 for layer in layers):
-        raise ValueError("a BatchNorm layer has 0 channels, so its mask is empty and the mask distance 0/0; the "
-                         "mask early-bird needs every BatchNorm layer to have at least one channel")
     scales = torch.cat([layer.weight.detach().abs().flatten().cpu() for layer in layers]).numpy()
+    if scales.size == 0:
+        raise ValueError("the BatchNorm layers have 0 channels in all, so the mask is empty and the mask distance "
+                         "0/0; the mask early-bird needs at least one BatchNorm channel")
     cut = np.sort(scales)[int(len(scales) * prune_ratio)]
     return scales > cut
 

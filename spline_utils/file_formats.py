@@ -90,10 +90,12 @@ def read_idx(path: str | Path, *, max_bytes: int) -> np.ndarray:
             data = stream.read(n_bytes + 1)
     except GZIP_ERRORS as error:
         raise ValueError(f"{path} is not a valid gzip file ({error}); fetch it again") from error
-    if len(data) != n_bytes:
-        raise ValueError(f"{path}: the header announces shape {shape} but the file holds "
-                         f"{'more than ' if len(data) > n_bytes else ''}{len(data)} bytes of data, not {n_bytes}; the "
-                         "file is truncated or corrupt")
+    if len(data) > n_bytes:
+        raise ValueError(f"{path}: the header announces shape {shape}, {n_bytes} bytes of data, but the file holds "
+                         "more; the file is corrupt")
+    if len(data) < n_bytes:
+        raise ValueError(f"{path}: the header announces shape {shape} but the file holds {len(data)} bytes of data, "
+                         f"not {n_bytes}; the file is truncated or corrupt")
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
