@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checks import check_integer
+from .checks import check_finite_number, check_integer
 from .modules import batchnorm_layers, hidden_layer_links
 from .surgery import SCOPES, check_ratio_and_scope, prune_nodes, prune_weights, rewind, weight_sparsity
 from .train import Callback, TrainState
@@ -166,9 +166,7 @@ class BatchNormL1(Callback):
     """Network slimming's sparsity penalty: adds ``strength * sign(gamma)`` to every BN scale's gradient."""
 
     def __init__(self, strength: float = 1e-4):
-        if not strength >= 0:
-            raise ValueError(f"strength must be >= 0, got {strength}")
-        self.strength = strength
+        self.strength = check_finite_number("strength", strength, minimum=0)
 
     def on_backward_end(self, state: TrainState) -> None:
         for layer in batchnorm_layers(state.model):
