@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from spline_utils import fetch
+from spline_utils.checks import check_string_choice
 from spline_utils.file_formats import read_bytes, unpickle_numpy
 
 CIFAR = {"cifar10": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)],
@@ -62,8 +63,7 @@ def cifar(root, name: str = "cifar10", train: bool = True, download: bool = Fals
         number of labels other than its number of images, or labels outside the classes; or the archive's MD5 is not
         the published one. The message names the file.
     """
-    if name not in CIFAR:
-        raise ValueError(f"name must be one of {sorted(CIFAR)}, got {name!r}")
+    check_string_choice("name", name, tuple(CIFAR))
     spec, root = CIFAR[name], Path(root)
     folder = root if root.name == spec["folder"] else root / spec["folder"]
     files = spec["train" if train else "test"]

@@ -80,16 +80,19 @@ def read_idx(path: str | Path, *, max_bytes: int) -> np.ndarray:
         length that does not match the header, or a corrupt ``.gz``; the message names the file.
     """
     path = Path(path)
-    try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as stream:
+    compressed = path.suffix == ".gz"
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:  # gzip.open reads nothing yet
+        try:
             shape, dtype = _idx_header(stream, path)
             n_bytes = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
             if n_bytes > max_bytes:
                 raise ValueError(f"{path}: the IDX header announces shape {shape}, {n_bytes} bytes of data (more "
                                  f"than {max_bytes}, the most this data set's file holds); the header is corrupt")
             data = stream.read(n_bytes + 1)
-    except GZIP_ERRORS as error:
-        raise ValueError(f"{path} is not a valid gzip file ({error}); fetch it again") from error
+        except GZIP_ERRORS as error:
+            if not compressed:
+                raise
+            raise ValueError(f"{path} is not a valid gzip file ({error}); fetch it again") from error
     if len(data) > n_bytes:
         raise ValueError(f"{path}: the header announces shape {shape}, {n_bytes} bytes of data, but the file holds "
                          "more; the file is corrupt")

@@ -249,6 +249,18 @@ def test_a_cifar_batch_with_more_images_than_the_data_set_is_refused(tmp_path):
         cifar(tmp_path, "cifar100", train=False)
 
 
+def test_read_idx_reports_a_missing_file_as_missing_not_as_bad_gzip(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        file_formats.read_idx(tmp_path / "absent", max_bytes=MIB)
+
+
+def test_cifar_name_is_checked_by_type_and_value(tmp_path):
+    with pytest.raises(TypeError, match="name must be one of the strings"):
+        cifar(tmp_path, name=["cifar10"])
+    with pytest.raises(ValueError, match=r"name must be one of \('cifar10', 'cifar100'\), got 'CIFAR10'"):
+        cifar(tmp_path, name="CIFAR10")
+
+
 def test_a_symlink_loop_as_data_root_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv(fetch.DATA_ENV, str(tmp_path / "cache"))
     loop = tmp_path / "loop"
