@@ -96,6 +96,12 @@ class SplineEarlyBird(Callback):
         Codes after epochs 1, 2, ...
     epoch : int or None
         The detected EB epoch (1-based), ``None`` until the rule fires.
+
+    Raises
+    ------
+    ValueError
+        After an epoch, when the codes of a layer have no entries (a layer with 0 nodes): their distance would be
+        0/0, which the rule cannot read (see :meth:`spline_utils.codes.PackedCodes.from_bool`).
     """
 
     def __init__(self, probes, threshold: float = 0.16, lookback: int = 3, stop: bool = False,
@@ -121,9 +127,7 @@ class SplineEarlyBird(Callback):
         if len(history) <= self.lookback:
             return False
         newest = history[-1]
-        recent = np.array([network_distance(newest, old) for old in history[-1 - self.lookback:-1]])
-        _check_distances(recent, len(history) - 1)
-        return recent.max() < self.threshold
+        return max(network_distance(newest, old) for old in history[-1 - self.lookback:-1]) < self.threshold
 
     def matrix(self, probe: str | None = None, per_layer: bool = False) -> np.ndarray:
         """:func:`distance_matrix` of one probe set's history (the detector's by default)."""
