@@ -31,6 +31,7 @@ ROW_SIZE = 3 * 32 * 32
 # A batch file holds its images' rows plus, per image, a label and a file name (about 40 bytes pickled; 256 allowed)
 # and a short header: a file larger than this bound is not a CIFAR batch, and is refused before it is read.
 PICKLE_BYTES_PER_IMAGE, PICKLE_HEADER_BYTES = ROW_SIZE + 256, 2**20
+ARCHIVE_MAX_BYTES = 2**28  # the official archives are 163 MB (CIFAR-10) and 161 MB (CIFAR-100)
 
 
 def cifar(root, name: str = "cifar10", train: bool = True, download: bool = False, normalize: bool = True):
@@ -119,6 +120,6 @@ def _fetch_archive(spec: dict, target: Path) -> None:
     if archive.is_file():
         fetch.check_digest(archive, "md5", spec["md5"], archive)
     else:
-        fetch.download(spec["url"], archive, "md5", spec["md5"], timeout=60.0)
+        fetch.download(spec["url"], archive, "md5", spec["md5"], max_bytes=ARCHIVE_MAX_BYTES, timeout=60.0)
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")

@@ -256,7 +256,8 @@ def _from_mirror(base_url: str, workdir: Path) -> dict:
     arrays = {}
     for name in (name for names in FILES.values() for name in names):
         archive = f"{name}.gz"
-        path = fetch.download(base_url + archive, workdir / archive, "md5", PINS.archive_md5[archive])
+        path = fetch.download(base_url + archive, workdir / archive, "md5", PINS.archive_md5[archive],
+                              max_bytes=_max_idx_bytes(name) + 2**20)  # gzip never grows raw bytes by a MiB
         arrays[name] = read_idx(path, max_bytes=_max_idx_bytes(name))
     return {split: (arrays[images], arrays[labels]) for split, (images, labels) in FILES.items()}
 

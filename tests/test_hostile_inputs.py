@@ -25,7 +25,7 @@ from spline_utils.cifar import cifar
 from spline_utils.interact import frame_slider, live_control, slider_html, static_frame_html
 from spline_utils.mnist import mnist
 from spline_utils.plot import figure_png
-from data_files import MNIST_NAMES, idx_payload, python2_pickle, write_idx
+from data_files import MNIST_NAMES, local_server, md5, python2_pickle, write_idx
 
 MIB = 2**20
 pytestmark = pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning")
@@ -247,6 +247,20 @@ def test_a_cifar_batch_with_more_images_than_the_data_set_is_refused(tmp_path):
                                                    b"fine_labels": [0] * 10001}))
     with pytest.raises(ValueError, match="10001 images, more than the 10000"):
         cifar(tmp_path, "cifar100", train=False)
+
+
+def test_a_download_larger_than_its_file_can_be_is_cut_off(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "archive.gz").write_bytes(bytes(3 * MIB))
+    with local_server(served) as (url, _):
+        with pytest.raises(ValueError, match=f"sent more than {MIB} bytes"):
+            fetch.download(url + "archive.gz", tmp_path / "archive.gz", "md5", md5(served / "archive.gz"),
+                           max_bytes=MIB)
+        assert not list(tmp_path.glob("archive.gz*")), "neither the target nor the partial file is left"
+        fetched = fetch.download(url + "archive.gz", tmp_path / "archive.gz", "md5", md5(served / "archive.gz"),
+                                 max_bytes=3 * MIB)
+    assert fetched.read_bytes() == bytes(3 * MIB)
 
 
 def test_read_idx_reports_a_missing_file_as_missing_not_as_bad_gzip(tmp_path):
