@@ -25,7 +25,7 @@ def _got(value) -> str:
 
 
 def _as_number(value):
-    """A 0-d numpy array or one-element torch tensor as its Python scalar; anything else unchanged."""
+    """A numpy scalar, 0-d numpy array or 0-d torch tensor as its Python scalar; anything else unchanged."""
     if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dim() == 0:
         return value.item()
     if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
