@@ -262,9 +262,12 @@ def test_canvas_fields_are_the_bn_outputs_and_logits_at_each_grid_point():
     torch.testing.assert_close(logits[row, column], expected_logits)
 
 
-@pytest.mark.parametrize("arguments", [{"prune_ratio": "0.5"}, {"prune_ratio": 1.0}, {"prune_ratio": float("nan")},
-                                      {"prune_ratio": True}, {"fifo": "5"}, {"fifo": 1}, {"fifo": 2.5},
-                                      {"threshold": "0.1"}, {"threshold": 1.0}])
-def test_mask_early_bird_refuses_bad_settings_when_built(arguments):
-    with pytest.raises(ValueError, match="prune_ratio|fifo"):
+@pytest.mark.parametrize("arguments, error", [
+    ({"prune_ratio": "0.5"}, TypeError), ({"prune_ratio": 1.0}, ValueError), ({"prune_ratio": float("nan")}, ValueError),
+    ({"prune_ratio": True}, TypeError), ({"fifo": "5"}, TypeError), ({"fifo": 1}, ValueError),
+    ({"fifo": 2.5}, TypeError), ({"threshold": "0.1"}, TypeError), ({"threshold": 1.0}, ValueError)])
+def test_mask_early_bird_refuses_bad_settings_when_built(arguments, error):
+    """A value of the wrong type is a TypeError, a wrong value a ValueError; both name the argument."""
+    name = next(iter(arguments))
+    with pytest.raises(error, match=name):
         eb.MaskEarlyBird(**arguments)

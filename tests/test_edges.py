@@ -206,14 +206,16 @@ def test_layer_splines_of_a_missing_layer_are_refused():
         su.partition2d(mlp()).layer_spline_segments(-1)
 
 
-@pytest.mark.parametrize("ratio", ["0.5", None, float("nan"), True])
-def test_ratio_must_be_a_number(ratio):
+@pytest.mark.parametrize("ratio, error", [("0.5", TypeError), (None, TypeError), (float("nan"), ValueError),
+                                          (True, TypeError)])
+def test_ratio_must_be_a_number(ratio, error):
+    """A ratio of the wrong type is a TypeError, a number outside [0, 1) a ValueError; both name ``ratio``."""
     model = mlp()
-    with pytest.raises(ValueError, match="ratio"):
+    with pytest.raises(ValueError if ratio is None else error, match="ratio"):  # None: neither ratio nor keep given
         pruning.select_nodes(pruning.node_scores(model), ratio=ratio)
-    with pytest.raises(ValueError, match="ratio"):
+    with pytest.raises(error, match="ratio"):
         pruning.prune_weights(model, ratio)
-    with pytest.raises(ValueError, match="ratio"):
+    with pytest.raises(error, match="ratio"):
         spline_pruning.spline_keep_masks(spline_pruning.spline_distances(model), ratio)
 
 

@@ -18,7 +18,7 @@ def test_read_idx_every_type(tmp_path, type_code, dtype):
     write_idx(tmp_path / "a.idx", array, type_code)
     write_idx(tmp_path / "a.idx.gz", array, type_code, compress=True)
     for name in ("a.idx", "a.idx.gz"):
-        read = file_formats.read_idx(tmp_path / name)
+        read = file_formats.read_idx(tmp_path / name, max_bytes=2**20)
         assert read.shape == (2, 3, 4) and read.dtype == dtype
         np.testing.assert_array_equal(read, array)
 
@@ -33,18 +33,18 @@ def test_idx_bytes_is_the_idx_format():
 def test_read_idx_rejects_bad_magic_and_truncated_data(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01\x05")
     with pytest.raises(ValueError, match="magic"):
-        file_formats.read_idx(tmp_path / "bad")
+        file_formats.read_idx(tmp_path / "bad", max_bytes=2**20)
     write_idx(tmp_path / "short", np.arange(10, dtype=np.uint8))
     (tmp_path / "short").write_bytes((tmp_path / "short").read_bytes()[:-3])
     with pytest.raises(ValueError, match="truncated"):
-        file_formats.read_idx(tmp_path / "short")
+        file_formats.read_idx(tmp_path / "short", max_bytes=2**20)
 
 
 def test_read_idx_truncated_header_is_named(tmp_path):
     path = tmp_path / "images"
     path.write_bytes(bytes([0, 0, 0x08, 3]) + struct.pack(">i", 60000))  # three dims announced, one given
     with pytest.raises(ValueError, match="truncated IDX header") as error:
-        file_formats.read_idx(path)
+        file_formats.read_idx(path, max_bytes=2**20)
     assert str(path) in str(error.value)
 
 
@@ -52,12 +52,12 @@ def test_read_idx_refuses_dims_that_overflow_or_are_negative(tmp_path):
     overflow = tmp_path / "overflow"  # 65536**4 = 2**64: wraps to 0 in int64, which matches an empty payload
     overflow.write_bytes(bytes([0, 0, 0x08, 4]) + struct.pack(">4i", *[65536] * 4))
     with pytest.raises(ValueError, match="header is corrupt") as error:
-        file_formats.read_idx(overflow)
+        file_formats.read_idx(overflow, max_bytes=2**20)
     assert str(2**64) in str(error.value)
     negative = tmp_path / "negative"
     negative.write_bytes(bytes([0, 0, 0x08, 2]) + struct.pack(">2i", -1, -5) + bytes(5))
     with pytest.raises(ValueError, match="negative dimension"):
-        file_formats.read_idx(negative)
+        file_formats.read_idx(negative, max_bytes=2**20)
 
 
 def test_read_idx_corrupt_gzip_is_a_value_error_naming_the_file(tmp_path):
@@ -67,7 +67,7 @@ def test_read_idx_corrupt_gzip_is_a_value_error_naming_the_file(tmp_path):
     cut.write_bytes(gzip.compress(idx_payload(np.arange(200, dtype=np.uint8)))[:-12])
     for path in (garbage, cut):
         with pytest.raises(ValueError, match="not a valid gzip file") as error:
-            file_formats.read_idx(path)
+            file_formats.read_idx(path, max_bytes=2**20)
         assert str(path) in str(error.value)
 
 

@@ -165,10 +165,20 @@ def test_lift_and_surfaces_refuse_bad_arguments(partition):
 
     with pytest.raises(ValueError, match="shape"):
         plot3d.lift(partition.polygons, np.zeros((partition.num_regions, 2)))
-    with pytest.raises(ValueError, match="node 9"):
+    with pytest.raises(ValueError, match="node must index the nodes of layer 1, 0 <= node < 8; got 9"):
         plot3d.node_surface(partition, 1, 9)
-    with pytest.raises(ValueError, match="class 5"):
+    with pytest.raises(TypeError, match="node must be a whole number"):
+        plot3d.node_surface(partition, 1, 1.5)
+    with pytest.raises(ValueError, match=r"classes\[0\] must index the network's outputs"):
         plot3d.output_surface(partition, (5, 0))
+    with pytest.raises(TypeError, match=r"classes must be a pair \(i, j\)"):
+        plot3d.output_surface(partition, (1, 0, 2))
+    fig, ax = plt.subplots()
+    with pytest.raises(TypeError, match="layer must be a whole number in"):
+        plot.draw_layer_view(ax, partition, 1.5)
+    with pytest.raises(ValueError, match=r"layer must be a whole number in \[0, 2\], got 3"):
+        plot.draw_layer_view(ax, partition, 3)
+    plt.close(fig)
 
 
 def test_draw_lifted_puts_the_zero_set_on_the_surface_and_on_the_floor():

@@ -13,18 +13,25 @@ import numpy as np
 import torch
 
 from spline_utils.data import fetch
+from spline_utils.checks import check_string_choice
 from spline_utils.data.file_formats import read_bytes, unpickle_numpy
 
 CIFAR = {"cifar10": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)],
                          test=["test_batch"], labels=b"labels", n_classes=10,
+                         images_per_file=dict(train=10000, test=10000),
                          url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
                          md5="c58f30108f718f92721af3b95e74349a",
                          mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616)),
          "cifar100": dict(folder="cifar-100-python", train=["train"], test=["test"], labels=b"fine_labels",
-                          n_classes=100, url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                          n_classes=100, images_per_file=dict(train=50000, test=10000),
+                          url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
                           md5="eb9058c3a382ffc7106e4002c42a8d85",
                           mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))}
 ROW_SIZE = 3 * 32 * 32
+# A batch file holds its images' rows plus, per image, a label and a file name (about 40 bytes pickled; 256 allowed)
+# and a short header: a file larger than this bound is not a CIFAR batch, and is refused before it is read.
+PICKLE_BYTES_PER_IMAGE, PICKLE_HEADER_BYTES = ROW_SIZE + 256, 2**20
+ARCHIVE_MAX_BYTES = 2**28  # the official archives are 163 MB (CIFAR-10) and 161 MB (CIFAR-100)
 
 
 def cifar(root, name: str = "cifar10", train: bool = True, download: bool = False, normalize: bool = True):
@@ -57,8 +64,7 @@ def cifar(root, name: str = "cifar10", train: bool = True, download: bool = Fals
         number of labels other than its number of images, or labels outside the classes; or the archive's MD5 is not
         the published one. The message names the file.
     """
-    if name not in CIFAR:
-        raise ValueError(f"name must be one of {sorted(CIFAR)}, got {name!r}")
+    check_string_choice("name", name, tuple(CIFAR))
     spec, root = CIFAR[name], Path(root)
     folder = root if root.name == spec["folder"] else root / spec["folder"]
     files = spec["train" if train else "test"]
@@ -66,18 +72,25 @@ def cifar(root, name: str = "cifar10", train: bool = True, download: bool = Fals
         _fetch_archive(spec, folder.parent)
     missing = [file for file in files if not (folder / file).is_file()]
     if missing:
-        raise FileNotFoundError(f"{name} files missing in {folder.resolve()}: expected {files}, missing {missing}; "
-                                f"unpack {Path(spec['url']).name} into {root.resolve()} or pass download=True")
-    batches = [_read_batch(folder / file, spec) for file in files]
+        raise FileNotFoundError(f"{name} files missing in {fetch.shown_path(folder)}: expected {files}, missing "
+                                f"{missing}; unpack {Path(spec['url']).name} into {fetch.shown_path(root)} or pass "
+                                "download=True")
+    n_images = spec["images_per_file"]["train" if train else "test"]
+    batches = [_read_batch(folder / file, spec, n_images) for file in files]
     images = torch.from_numpy(np.concatenate([b[0] for b in batches])).to(torch.float32) / 255.0
     if normalize:
         images = (images - torch.tensor(spec["mean"]).view(1, 3, 1, 1)) / torch.tensor(spec["std"]).view(1, 3, 1, 1)
     return images, torch.from_numpy(np.concatenate([b[1] for b in batches]))
 
 
-def _read_batch(path: Path, spec: dict):
-    """One batch file -> uint8 images (n, 3, 32, 32) and int64 labels (n,), after every check in :func:`cifar`."""
-    batch = unpickle_numpy(read_bytes(path), path, encoding="bytes")
+def _read_batch(path: Path, spec: dict, max_images: int):
+    """One batch file of at most ``max_images`` images -> uint8 images (n, 3, 32, 32) and int64 labels (n,).
+
+    Every check in :func:`cifar` is made; the file's size is compared with what ``max_images`` images can take
+    before it is read, so a huge (or sparse) file is refused without allocating its size.
+    """
+    max_bytes = max_images * PICKLE_BYTES_PER_IMAGE + PICKLE_HEADER_BYTES
+    batch = unpickle_numpy(read_bytes(path, max_bytes=max_bytes), path, encoding="bytes")
     if not isinstance(batch, dict):
         raise ValueError(f"{path}: expected a dict batch, got {type(batch).__name__}")
     missing = [key.decode() for key in (b"data", spec["labels"]) if key not in batch]
@@ -88,6 +101,8 @@ def _read_batch(path: Path, spec: dict):
         shape = getattr(data, "shape", None)
         raise ValueError(f"{path}: data must be uint8 rows of {ROW_SIZE} bytes (3 x 32 x 32), got "
                          f"{getattr(data, 'dtype', type(data).__name__)} of shape {shape}")
+    if len(data) > max_images:
+        raise ValueError(f"{path}: {len(data)} images, more than the {max_images} of a standard batch file")
     labels = np.asarray(batch[spec["labels"]])
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"{path}: labels must be a list of integers, got {labels.dtype} of shape {labels.shape}")
@@ -105,6 +120,6 @@ def _fetch_archive(spec: dict, target: Path) -> None:
     if archive.is_file():
         fetch.check_digest(archive, "md5", spec["md5"], archive)
     else:
-        fetch.download(spec["url"], archive, "md5", spec["md5"], timeout=60.0)
+        fetch.download(spec["url"], archive, "md5", spec["md5"], max_bytes=ARCHIVE_MAX_BYTES, timeout=60.0)
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +18,15 @@ DATA_ENV = "SPLINE_UTILS_DATA"
 def cache_dir() -> Path:
     """The folder data sets are cached in: ``$SPLINE_UTILS_DATA`` if set, else ``~/.cache/spline_utils``."""
     return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "spline_utils")
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` made absolute for a message, saying so when it is a symbolic-link loop (``resolve`` cannot end)."""
+    path = Path(path)
+    try:
+        return str(path.resolve())
+    except (RuntimeError, OSError):  # Python < 3.13 raises RuntimeError("Symlink loop ..."), later ones OSError
+        return f"{path.absolute()} (a symbolic-link loop: it never reaches a real folder; point it at one)"
 
 
 def digest(data: bytes | Path, algorithm: str) -> str:
@@ -41,21 +49,32 @@ def check_digest(data: bytes | Path, algorithm: str, expected: str, name: str | 
                          "published one")
 
 
-def download(url: str, target: Path, algorithm: str, expected: str, timeout: float = 30.0) -> Path:
+def download(url: str, target: Path, algorithm: str, expected: str, *, max_bytes: int,
+             timeout: float = 30.0) -> Path:
     """Fetch ``url`` to ``target`` and check its digest; ``target`` appears only once the check has passed.
+
+    At most ``max_bytes`` are written (the size of the largest file the caller expects, with room to spare): a
+    server that sends more, or never stops, is cut off instead of filling the disk.
 
     Raises
     ------
     OSError
         The server cannot be reached or answers with an error (``urllib.error.URLError`` is an ``OSError``).
     ValueError
-        The fetched file's digest is not ``expected`` (the partial file is removed).
+        The server sent more than ``max_bytes``, or the fetched file's digest is not ``expected`` (the partial file
+        is removed).
     """
     target = Path(target)
     partial = target.with_name(target.name + ".part")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as handle:
-            shutil.copyfileobj(response, handle)
+            written = 0
+            for block in iter(lambda: response.read(2**20), b""):
+                written += len(block)
+                if written > max_bytes:
+                    raise ValueError(f"{url} sent more than {max_bytes} bytes, more than the file it should be; "
+                                     "the server is not serving the published file")
+                handle.write(block)
         check_digest(partial, algorithm, expected, url)
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -15,35 +15,59 @@ from pathlib import Path
 import numpy as np
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-IDX_MAX_BYTES = 2**40  # a header announcing more data than this is corrupt, whatever the file size
+GZIP_ERRORS = (OSError, EOFError, zlib.error)  # what a corrupt or cut gzip stream raises while it is read
 
 
-def gunzip(raw: bytes, name: str | Path) -> bytes:
-    """Decompress gzip bytes read from ``name``.
+def gunzip(raw: bytes, name: str | Path, *, max_bytes: int) -> bytes:
+    """Decompress gzip bytes read from ``name``, never inflating more than ``max_bytes``.
+
+    Decompression stops one byte past ``max_bytes``, so a small file that would inflate to gigabytes (a gzip bomb)
+    costs ``max_bytes`` of memory, not the gigabytes.
 
     Raises
     ------
     ValueError
-        Not valid gzip, or cut short (the message names ``name``).
+        Not valid gzip, cut short, or inflating to more than ``max_bytes`` (the message names ``name``).
     """
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            data = stream.read(max_bytes + 1)
+    except GZIP_ERRORS as error:
         raise ValueError(f"{name} is not a valid gzip file ({error}); fetch it again") from error
+    if len(data) > max_bytes:
+        raise ValueError(f"{name} inflates to more than {max_bytes} bytes, more than this data set's file holds; it "
+                         "is corrupt or not the expected file (a gzip bomb?)")
+    return data
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """The bytes of ``path``, gunzipped (:func:`gunzip`) when its name ends in ``.gz``."""
+def read_bytes(path: str | Path, *, max_bytes: int) -> bytes:
+    """The bytes of ``path``, gunzipped (:func:`gunzip`) when its name ends in ``.gz``; at most ``max_bytes``.
+
+    The file's size is compared with ``max_bytes`` before anything is read, so a huge (or sparse) file is refused
+    without allocating its size.
+
+    Raises
+    ------
+    ValueError
+        The file (or what it inflates to) is larger than ``max_bytes``, or it is a corrupt ``.gz``.
+    """
     path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{path} holds {size} bytes, more than the {max_bytes} this data set's file can hold; the "
+                         "file is corrupt or not the expected one")
     raw = path.read_bytes()
-    return gunzip(raw, path) if path.suffix == ".gz" else raw
+    return gunzip(raw, path, max_bytes=max_bytes) if path.suffix == ".gz" else raw
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (the MNIST format), plain or gzip-compressed (``.gz``).
+def read_idx(path: str | Path, *, max_bytes: int) -> np.ndarray:
+    """Read one IDX file (the MNIST format), plain or gzip-compressed (``.gz``), holding at most ``max_bytes`` of data.
 
     The header is two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
-    0x0E float64), the number of dimensions, then each dimension as a big-endian int32; the data follow.
+    0x0E float64), the number of dimensions, then each dimension as a big-endian int32; the data follow. The header
+    is read first and the size it announces is compared with ``max_bytes`` (the largest file of the data set the
+    caller reads) before any data is read or decompressed, so neither a header announcing terabytes nor a gzip bomb
+    can exhaust memory.
 
     Returns
     -------
@@ -52,28 +76,46 @@ def read_idx(path: str | Path) -> np.ndarray:
     Raises
     ------
     ValueError
-        Bad magic number, a header cut short, a negative dimension, dimensions whose product is absurdly large, a
-        data length that does not match the header, or a corrupt ``.gz``; the message names the file.
+        Bad magic number, a header cut short, a negative dimension, more data announced than ``max_bytes``, a data
+        length that does not match the header, or a corrupt ``.gz``; the message names the file.
     """
-    raw = read_bytes(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
+    path = Path(path)
+    compressed = path.suffix == ".gz"
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:  # gzip.open reads nothing yet
+        try:
+            shape, dtype = _idx_header(stream, path)
+            n_bytes = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
+            if n_bytes > max_bytes:
+                raise ValueError(f"{path}: the IDX header announces shape {shape}, {n_bytes} bytes of data (more "
+                                 f"than {max_bytes}, the most this data set's file holds); the header is corrupt")
+            data = stream.read(n_bytes + 1)
+        except GZIP_ERRORS as error:
+            if not compressed:
+                raise
+            raise ValueError(f"{path} is not a valid gzip file ({error}); fetch it again") from error
+    if len(data) > n_bytes:
+        raise ValueError(f"{path}: the header announces shape {shape}, {n_bytes} bytes of data, but the file holds "
+                         "more; the file is corrupt")
+    if len(data) < n_bytes:
+        raise ValueError(f"{path}: the header announces shape {shape} but the file holds {len(data)} bytes of data, "
+                         f"not {n_bytes}; the file is truncated or corrupt")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_header(stream, path: Path) -> tuple[tuple, np.dtype]:
+    """The shape and dtype of the IDX file open as ``stream``, which is left at the start of the data."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_TYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number); expected the MNIST IDX format")
-    n_dims, offset = raw[3], 4 + 4 * raw[3]
-    if n_dims == 0 or len(raw) < offset:
+    n_dims, offset = magic[3], 4 + 4 * magic[3]
+    dims = stream.read(4 * n_dims)
+    if n_dims == 0 or len(dims) < 4 * n_dims:
         raise ValueError(f"{path}: truncated IDX header: it announces {n_dims} dimensions, which need {offset} "
-                         f"header bytes, but the file holds {len(raw)} bytes")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=n_dims, offset=4))
+                         f"header bytes, but the file holds {4 + len(dims)} bytes")
+    shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">i4"))
     if min(shape) < 0:
         raise ValueError(f"{path}: the IDX header announces a negative dimension in shape {shape}; the file is corrupt")
-    dtype = np.dtype(IDX_TYPES[raw[2]])
-    n_bytes = math.prod(shape) * dtype.itemsize  # Python integers: no overflow
-    if n_bytes > IDX_MAX_BYTES:
-        raise ValueError(f"{path}: the IDX header announces shape {shape}, {n_bytes} bytes of data (more than "
-                         f"{IDX_MAX_BYTES}); the header is corrupt")
-    if len(raw) - offset != n_bytes:
-        raise ValueError(f"{path}: the header announces shape {shape} but the file holds {len(raw) - offset} bytes "
-                         f"of data, not {n_bytes}; the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+    return shape, np.dtype(IDX_TYPES[magic[2]])
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

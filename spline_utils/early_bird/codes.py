@@ -15,10 +15,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from spline_utils.checks import check_samples
 from spline_utils.engine.slices import grid_points
 from spline_utils.reading.dispatch import hidden_layer_sizes
-from spline_utils.reading.oracle import activation_codes
 from spline_utils.reading.hooks import eval_with_hooks
+from spline_utils.reading.oracle import activation_codes
 from spline_utils.reading.operations import batchnorm_layers
 
 _POPCOUNT = np.array([bin(value).count("1") for value in range(256)], dtype=np.uint8)
@@ -41,11 +42,19 @@ class PackedCodes:
 
     @classmethod
     def from_bool(cls, layers: Sequence[np.ndarray]) -> "PackedCodes":
-        """Pack per-layer boolean code arrays, each of shape (n_samples, n_nodes_l)."""
+        """Pack per-layer boolean code arrays, each of shape (n_samples, n_nodes_l).
+
+        Raises
+        ------
+        ValueError
+            No layer, a layer that is not 2-D, layers with different ``n_samples``, or a layer with no entries (0
+            probe points or 0 nodes): its Hamming distance would be 0/0, a NaN no early-bird rule can read.
+        """
         arrays = [np.asarray(layer, dtype=bool) for layer in layers]
         if not arrays or any(a.ndim != 2 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
             raise ValueError("need at least one layer, each a (n_samples, n_nodes) array with the same n_samples; "
                              f"got shapes {[a.shape for a in arrays]}")
+        _check_nonempty([a.shape for a in arrays])
         return cls(tuple(np.packbits(a.ravel()) for a in arrays), tuple(a.shape for a in arrays))
 
     @property
@@ -101,7 +110,7 @@ def batchnorm_pass(model: nn.Module, x: torch.Tensor, batch_size: int) -> tuple[
     if not layers:
         raise ValueError("the model has no BatchNorm layer; use probe_codes, which falls back to "
                          "spline_utils.activation_codes for BN-free networks")
-    x = check_inputs(x)
+    x = check_samples("x", x)
     recorded: dict[int, list[torch.Tensor]] = {index: [] for index in range(len(layers))}
     model_outputs = []
     with eval_with_hooks(model, [(layer, _recorder(recorded[index])) for index, layer in enumerate(layers)]):
@@ -119,12 +128,13 @@ def _recorder(store: list):
     return hook
 
 
-def check_inputs(x) -> torch.Tensor:
-    """``x`` as a tensor of shape ``(n_samples, *input_shape)`` with ``n_samples >= 1``, or a ValueError."""
-    x = torch.as_tensor(x)
-    if x.dim() < 2 or len(x) == 0:
-        raise ValueError(f"x must have shape (n_samples, *input_shape) with n_samples >= 1; got {tuple(x.shape)}")
-    return x
+def _check_nonempty(shapes: Sequence[tuple]) -> None:
+    """Refuse layers with no codes: (0 probe points or 0 nodes) would give the distance 0/0 = NaN."""
+    empty = [index for index, shape in enumerate(shapes) if shape[0] * shape[1] == 0]
+    if empty:
+        raise ValueError(f"layer(s) {empty} have no codes (shapes {[tuple(shapes[i]) for i in empty]}: 0 probe "
+                         "points or 0 nodes), so their Hamming distance would be 0/0 = NaN; use at least one probe "
+                         "point, and remove zero-width layers from the network")
 
 
 def probe_codes(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> PackedCodes:
@@ -136,7 +146,7 @@ def probe_codes(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> Pa
     """
     if batchnorm_layers(model):
         return PackedCodes.from_bool([(h > 0).numpy() for h in batchnorm_outputs(model, x, batch_size)])
-    x = check_inputs(x)
+    x = check_samples("x", x)
     sizes = hidden_layer_sizes(model, tuple(x.shape[1:]))
     if not sizes:
         raise ValueError("the model has no hidden layer, so it has no activation codes")
@@ -154,6 +164,7 @@ def hamming_distances(codes_a: PackedCodes, codes_b: PackedCodes) -> np.ndarray:
     if codes_a.shapes != codes_b.shapes:
         raise ValueError(f"codes come from different probe sets or networks: shapes {codes_a.shapes} vs "
                          f"{codes_b.shapes}")
+    _check_nonempty(codes_a.shapes)
     return np.array([_POPCOUNT[np.bitwise_xor(a, b)].sum(dtype=np.int64) / (shape[0] * shape[1])
                      for a, b, shape in zip(codes_a.bits, codes_b.bits, codes_a.shapes)])
 

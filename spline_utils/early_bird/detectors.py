@@ -10,7 +10,6 @@ Epochs are counted from 1 (the model after one epoch of training), as the paper'
 """
 from __future__ import annotations
 
-import numbers
 from collections import deque
 from typing import Mapping
 
@@ -18,9 +17,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from spline_utils.early_bird.codes import PackedCodes, check_inputs, distance_matrix, network_distance, probe_codes
+from spline_utils.checks import check_finite_number, check_fraction, check_integer, check_samples
+from spline_utils.early_bird.codes import PackedCodes, distance_matrix, network_distance, probe_codes
 from spline_utils.reading.operations import batchnorm_layers
-from spline_utils.pruning.surgery import check_fraction
 from spline_utils.training.train import Callback, TrainState
 
 __all__ = ["spline_early_bird_epoch", "SplineEarlyBird", "batchnorm_mask", "MaskEarlyBird"]
@@ -43,20 +42,40 @@ def spline_early_bird_epoch(distances: np.ndarray, threshold: float = 0.16, look
     -------
     int or None
         The 1-based EB epoch, or ``None`` when the rule never fires.
+
+    Raises
+    ------
+    ValueError
+        ``distances`` is not square, or an entry the rule reads is NaN: a NaN distance is neither near nor far, so
+        instead of reading it as "not yet" (which would shift the epoch, or never fire) the rule names the epochs
+        it came from.
     """
     distances = np.asarray(distances, dtype=float)
     if distances.ndim != 2 or distances.shape[0] != distances.shape[1]:
         raise ValueError(f"distances must be a square (E, E) matrix, got shape {distances.shape}")
-    _check_rule(threshold, lookback)
+    threshold, lookback = _check_rule(threshold, lookback)
     for row in range(lookback, len(distances)):
-        if distances[row, row - lookback:row].max() < threshold:
+        recent = distances[row, row - lookback:row]
+        _check_distances(recent, row)
+        if recent.max() < threshold:
             return row + 1
     return None
 
 
-def _check_rule(threshold: float, lookback: int) -> None:
-    if not threshold > 0 or int(lookback) != lookback or lookback < 1:
-        raise ValueError(f"need threshold > 0 and an integer lookback >= 1, got {threshold} and {lookback}")
+def _check_rule(threshold: float, lookback: int) -> tuple[float, int]:
+    """The rule's ``threshold`` (a number > 0) and ``lookback`` (a whole number >= 1), checked."""
+    return (check_finite_number("threshold", threshold, minimum=0, strict_minimum=True),
+            check_integer("lookback", lookback, minimum=1))
+
+
+def _check_distances(recent: np.ndarray, row: int) -> None:
+    """Refuse NaN distances of epoch ``row + 1`` to the epochs before it (1-based in the message)."""
+    if np.isnan(recent).any():
+        epochs = [row + 1 - len(recent) + int(i) for i in np.flatnonzero(np.isnan(recent))]
+        raise ValueError(f"the distance of epoch {row + 1} to epoch(s) {epochs} is NaN; a NaN distance is neither "
+                         "near nor far, so the rule cannot tell whether the partition settled. It comes from codes "
+                         "with no entries (a layer with 0 nodes, or no probe points; PackedCodes refuses both) or "
+                         "from a NaN put in by hand: compute the distances from codes of a non-empty probe set")
 
 
 class SplineEarlyBird(Callback):
@@ -79,16 +98,23 @@ class SplineEarlyBird(Callback):
         Codes after epochs 1, 2, ...
     epoch : int or None
         The detected EB epoch (1-based), ``None`` until the rule fires.
+
+    Raises
+    ------
+    ValueError
+        After an epoch, when the codes of a layer have no entries (a layer with 0 nodes): their distance would be
+        0/0, which the rule cannot read (see :meth:`spline_utils.early_bird.codes.PackedCodes.from_bool`).
     """
 
     def __init__(self, probes, threshold: float = 0.16, lookback: int = 3, stop: bool = False,
                  batch_size: int = 1024):
-        _check_rule(threshold, lookback)
+        threshold, lookback = _check_rule(threshold, lookback)
         self.probes = dict(probes) if isinstance(probes, Mapping) else {"probe": probes}
         if not self.probes:
             raise ValueError("give at least one probe set")
-        self.probes = {name: check_inputs(x) for name, x in self.probes.items()}
-        self.threshold, self.lookback, self.stop, self.batch_size = threshold, int(lookback), stop, batch_size
+        self.probes = {name: check_samples(f"probes[{name!r}]", x) for name, x in self.probes.items()}
+        self.threshold, self.lookback, self.stop = threshold, lookback, stop
+        self.batch_size = check_integer("batch_size", batch_size, minimum=1)
         self.history: dict[str, list[PackedCodes]] = {name: [] for name in self.probes}
         self.epoch: int | None = None
 
@@ -119,11 +145,14 @@ def batchnorm_mask(model: nn.Module, prune_ratio: float) -> np.ndarray:
     -------
     ndarray of bool, shape (total BN channels,): True for kept channels, BN layers in definition order.
     """
-    check_fraction(prune_ratio, "prune_ratio", "BatchNorm channels")
+    check_fraction("prune_ratio", prune_ratio, "BatchNorm channels to remove")
     layers = batchnorm_layers(model)
     if not layers or any(not layer.affine for layer in layers):
         raise ValueError("the mask early-bird needs BatchNorm layers with learnable scales (affine=True)")
     scales = torch.cat([layer.weight.detach().abs().flatten().cpu() for layer in layers]).numpy()
+    if scales.size == 0:
+        raise ValueError("the BatchNorm layers have 0 channels in all, so the mask is empty and the mask distance "
+                         "0/0; the mask early-bird needs at least one BatchNorm channel")
     cut = np.sort(scales)[int(len(scales) * prune_ratio)]
     return scales > cut
 
@@ -143,11 +172,9 @@ class MaskEarlyBird(Callback):
     """
 
     def __init__(self, prune_ratio: float = 0.5, fifo: int = 5, threshold: float = 0.1, stop: bool = False):
-        check_fraction(prune_ratio, "prune_ratio", "BatchNorm channels")
-        if isinstance(fifo, bool) or not isinstance(fifo, numbers.Integral) or fifo < 2 \
-                or isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold < 1:
-            raise ValueError(f"need a whole number fifo >= 2 (masks compared) and a number threshold in [0, 1) (largest "
-                             f"mask distance); got fifo={fifo!r} and threshold={threshold!r}")
+        prune_ratio = check_fraction("prune_ratio", prune_ratio, "BatchNorm channels to remove")
+        fifo = check_integer("fifo", fifo, minimum=2)
+        threshold = check_fraction("threshold", threshold, "mask entries that may differ")
         self.prune_ratio, self.threshold, self.stop = prune_ratio, threshold, stop
         self.masks: deque = deque(maxlen=fifo)
         self.distances: list[float] = []

@@ -16,8 +16,11 @@ from __future__ import annotations
 import os
 from typing import Callable, Sequence
 
-from spline_utils.plot.drawing import figure_png
-from spline_utils.pages.static_sliders import check_interval, slider_html, static_frame_html
+from matplotlib.figure import Figure
+
+from spline_utils.checks import check_callable, check_index, check_integer, check_string
+from spline_utils.plot import figure_png
+from spline_utils.pages.static_sliders import slider_html, static_frame_html
 
 BUILD_ENVIRONMENT_VARIABLE = "SPLINE_BOOK_STATIC"
 
@@ -59,16 +62,17 @@ def frame_slider(draw: Callable, values: Sequence, name: str, format_value: Call
         The static slider with every frame pre-rendered (display it, or let it be the cell's result); ``None``
         when the live slider was displayed instead.
     """
-    values, labels = _positions(values, format_value, start)
-    check_interval(interval_ms)
+    check_callable("draw", draw, "draw(value) -> matplotlib Figure")
+    values, labels, start, dpi = _positions(values, name, format_value, start, dpi)
+    interval_ms = check_integer("interval_ms", interval_ms, minimum=1)
     ipywidgets = _live_widgets() if live else None
     if ipywidgets is not None:
-        _display_live_slider(ipywidgets, lambda index: figure_png(draw(values[index]), dpi=dpi), labels, name,
+        _display_live_slider(ipywidgets, lambda index: _frame(draw, "draw", values[index], dpi), labels, name,
                              start, remember=True, play_interval_ms=interval_ms if play else None)
         return None
     from IPython.display import HTML
 
-    frames = [figure_png(draw(value), dpi=dpi) for value in values]
+    frames = [_frame(draw, "draw", value, dpi) for value in values]
     return HTML(slider_html(frames, labels, name, start, play=play, interval_ms=interval_ms))
 
 
@@ -104,25 +108,50 @@ def live_control(compute: Callable, values: Sequence, name: str, format_value: C
         The note with the ``start`` picture (display it, or let it be the cell's result); ``None`` when the live
         control was displayed instead.
     """
-    values, labels = _positions(values, format_value, start)
+    check_callable("compute", compute, "compute(value) -> matplotlib Figure")
+    values, labels, start, dpi = _positions(values, name, format_value, start, dpi)
     ipywidgets = _live_widgets() if live else None
     if ipywidgets is not None:
-        _display_live_slider(ipywidgets, lambda index: figure_png(compute(values[index]), dpi=dpi), labels, name,
+        _display_live_slider(ipywidgets, lambda index: _frame(compute, "compute", values[index], dpi), labels, name,
                              start, remember=False)
         return None
     from IPython.display import HTML
 
-    return HTML(static_frame_html(figure_png(compute(values[start]), dpi=dpi), labels, name, start))
+    return HTML(static_frame_html(_frame(compute, "compute", values[start], dpi), labels, name, start))
 
 
-def _positions(values: Sequence, format_value: Callable, start: int) -> tuple[list, list[str]]:
-    """The positions as a list and their readable labels, after checking that ``start`` indexes them."""
+def _positions(values: Sequence, name: str, format_value: Callable, start: int,
+               dpi: int) -> tuple[list, list[str], int, int]:
+    """The positions as a list, their readable labels, ``start`` and ``dpi`` as ints, after checking every argument.
+
+    Raises
+    ------
+    TypeError
+        ``values`` is not a sequence, ``name`` not a string, ``format_value`` not callable, ``start`` or ``dpi``
+        not an integer.
+    ValueError
+        ``values`` is empty, ``start`` does not index it, or ``dpi < 1``.
+    """
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"values must be a sequence of slider positions, e.g. [0.1, 0.2, 0.3]; got "
+                        f"{type(values).__name__}")
     values = list(values)
     if not values:
         raise ValueError("values is empty: give at least one slider position")
-    if not 0 <= start < len(values):
-        raise ValueError(f"start must index values, 0 <= start < {len(values)}; got {start}")
-    return values, [str(format_value(value)) for value in values]
+    check_string("name", name, example="pruning ratio")
+    check_callable("format_value", format_value, "format_value(value) -> str")
+    start = check_index("start", start, len(values), "values")
+    dpi = check_integer("dpi", dpi, minimum=1)
+    return values, [str(format_value(value)) for value in values], start, dpi
+
+
+def _frame(draw: Callable, role: str, value, dpi: int) -> bytes:
+    """``draw(value)`` rendered to PNG bytes, or a ``TypeError`` when it returns something other than a figure."""
+    figure = draw(value)
+    if not isinstance(figure, Figure):
+        raise TypeError(f"{role}({value!r}) must return a matplotlib Figure, got {type(figure).__name__}; end "
+                        f"{role} with `return fig`")
+    return figure_png(figure, dpi=dpi)
 
 
 def _live_widgets():

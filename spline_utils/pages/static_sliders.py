@@ -12,6 +12,8 @@ import html
 import json
 from typing import Sequence
 
+from spline_utils.checks import check_index, check_integer, check_string
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -70,9 +72,9 @@ def slider_html(frames: Sequence[bytes], labels: Sequence[str], name: str, start
                          f"{len(labels)} labels")
     if not all(isinstance(frame, bytes) and frame.startswith(PNG_SIGNATURE) for frame in frames):
         raise ValueError("every frame must be PNG bytes (e.g. spline_utils.plot.figure_png(fig))")
-    if not 0 <= start < len(frames):
-        raise ValueError(f"start must index a frame, 0 <= start < {len(frames)}; got {start}")
-    check_interval(interval_ms)
+    check_string("name", name, example="pruning ratio")
+    start = check_index("start", start, len(frames), "a frame")
+    interval_ms = check_integer("interval_ms", interval_ms, minimum=1)
     encoded = [base64.b64encode(frame).decode("ascii") for frame in frames]
     element_id = "su-slider-" + hashlib.sha1(
         _script_json([name, labels, start, encoded, play, interval_ms]).encode()).hexdigest()[:12]
@@ -152,8 +154,8 @@ def static_frame_html(frame: bytes, labels: Sequence[str], name: str, start: int
     labels = [str(label) for label in labels]
     if not isinstance(frame, bytes) or not frame.startswith(PNG_SIGNATURE):
         raise ValueError("frame must be PNG bytes (e.g. spline_utils.plot.figure_png(fig))")
-    if not 0 <= start < len(labels):
-        raise ValueError(f"start must index labels, 0 <= start < {len(labels)}; got {start}")
+    check_string("name", name, example="hidden units")
+    start = check_index("start", start, len(labels), "labels")
     name_text, shown = _html_text(name), _html_text(labels[start])
     span = f"{_html_text(labels[0])} to {_html_text(labels[-1])}" if len(labels) > 1 else shown
     encoded = base64.b64encode(frame).decode("ascii")
@@ -163,13 +165,6 @@ def static_frame_html(frame: bytes, labels: Sequence[str], name: str, start: int
 ({len(labels)} positions); every move recomputes the picture. Shown here: {name_text} = {shown}.</p>
 <img class="su-live-frame" style="max-width:100%" alt="{name_text}: {shown}" src="data:image/png;base64,{encoded}">
 </div>"""
-
-
-def check_interval(interval_ms: int) -> None:
-    """Raise a ``ValueError`` unless ``interval_ms`` (milliseconds per frame while playing) is a positive integer."""
-    if isinstance(interval_ms, bool) or not isinstance(interval_ms, int) or interval_ms <= 0:
-        raise ValueError(f"interval_ms must be a positive integer (milliseconds per frame), e.g. 700; "
-                         f"got {interval_ms!r}")
 
 
 def _html_text(text: str) -> str:

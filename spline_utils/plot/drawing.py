@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
 from PIL import Image
 
+from spline_utils.checks import check_integer
 from spline_utils.engine.partition import Partition
 from spline_utils.plot.readability import record_figure
 
@@ -176,8 +177,7 @@ def draw_layer_view(ax, partition: Partition, layer: int, classes=None, title: s
     (``classes`` as in :meth:`Partition.boundary_segments`) is blue.
     """
     n_hidden = len(partition.layers)
-    if not 0 <= layer <= n_hidden:
-        raise ValueError(f"layer must be 0..{n_hidden} (the last is the classifier); got {layer}")
+    layer = check_integer("layer", layer, minimum=0, maximum=n_hidden)  # n_hidden: the classifier
     setup_axes(ax, partition.bounds, title)
     draw_regions(ax, partition.polygons_after(min(layer, n_hidden - 1)), colours=FAINT_FILL)
     draw_previous_splines(ax, partition, layer, linewidth=1.1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
+from spline_utils.checks import check_index
 from spline_utils.engine.partition import Partition
 from spline_utils.engine.polygons import Polygons, clip_lines
 
@@ -63,11 +64,9 @@ def node_surface(partition: Partition, layer: int, node: int) -> tuple[Polygons,
     maps : ndarray, shape (len(polygons), 3)
         The node's pre-activation on each of them: affine there, so its graph has creases only on earlier splines.
     """
-    if not 0 <= layer < len(partition.layers):
-        raise ValueError(f"the partition has hidden layers 0..{len(partition.layers) - 1}; got layer {layer}")
+    layer = check_index("layer", layer, len(partition.layers), "the partition's hidden layers")
     current = partition.layers[layer]
-    if not 0 <= node < current.num_nodes:
-        raise ValueError(f"layer {layer} has {current.num_nodes} nodes; node {node} does not exist")
+    node = check_index("node", node, current.num_nodes, f"the nodes of layer {layer}")
     return partition.polygons_after(layer - 1), current.pre_activation_columns(node)
 
 
@@ -82,10 +81,10 @@ def output_surface(partition: Partition, classes: tuple[int, int] = (1, 0)) -> t
         ``f_i - f_j`` on each region as (offset, d/da, d/db).
     """
     maps = partition.output_maps()
-    first, second = classes
-    for index in classes:
-        if not 0 <= index < maps.shape[2]:
-            raise ValueError(f"class {index} does not exist: the network has {maps.shape[2]} outputs")
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__") or len(classes) != 2:
+        raise TypeError(f"classes must be a pair (i, j) of output indexes, e.g. (1, 0); got {classes!r}")
+    first, second = (check_index(f"classes[{position}]", index, maps.shape[2], "the network's outputs")
+                     for position, index in enumerate(classes))
     return partition.polygons, maps[:, :, first] - maps[:, :, second]
 
 

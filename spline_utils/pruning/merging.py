@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from spline_utils.checks import check_finite_number
 from spline_utils.reading.operations import HiddenLayer, hidden_layer_links
 from spline_utils.pruning.spline_criterion import hyperplanes, parameter_distances
 from spline_utils.pruning.surgery import prune_nodes
@@ -40,8 +41,7 @@ def merge_and_prune(model: nn.Module, keep_masks: Sequence[torch.Tensor], tolera
     nn.Sequential
         The pruned network (as from ``prune_nodes``) with merged outgoing weights.
     """
-    if not tolerance >= 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    tolerance = check_finite_number("tolerance", tolerance, minimum=0)
     merged = copy.deepcopy(model)
     links, planes = hidden_layer_links(merged), hyperplanes(merged)
     same_side = parameter_distances(merged, signed=True)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
+from spline_utils.checks import check_finite_number, check_integer
 from spline_utils.reading.operations import batchnorm_layers, hidden_layer_links
 from spline_utils.pruning.surgery import SCOPES, check_ratio_and_scope, prune_nodes, prune_weights, rewind, weight_sparsity
 from spline_utils.training.train import Callback, TrainState
@@ -139,12 +141,18 @@ def _keep_counts(widths: list[int], ratio, scope: str, keep) -> list[int]:
         totals = widths if scope == "layerwise" else [sum(widths)]
         return [total - round(ratio * total) for total in totals]
     check_ratio_and_scope(0.0, scope, "nodes")
-    counts = [keep] if isinstance(keep, (int, float)) else list(keep)
     totals = widths if scope == "layerwise" else [sum(widths)]
-    if len(counts) != len(totals) or any(int(c) != c or not 1 <= c <= t for c, t in zip(counts, totals)):
-        raise ValueError(f"keep needs {'one count per layer' if scope == 'layerwise' else 'one total'} in [1, width], "
-                         f"got {keep!r} for widths {widths}")
-    return [int(c) for c in counts]
+    wanted = "one count per hidden layer" if scope == "layerwise" else "one total count"
+    if isinstance(keep, (str, bytes)) or not np.iterable(keep):
+        counts = [keep]  # one number (a Python, numpy or 0-d torch integer)
+    elif isinstance(keep, (np.ndarray, torch.Tensor)) and keep.ndim == 0:
+        counts = [keep]
+    else:
+        counts = list(keep)
+    if len(counts) != len(totals):
+        raise ValueError(f"keep needs {wanted} ({len(totals)}) for widths {widths}, got {len(counts)}: {keep!r}")
+    return [check_integer(f"keep[{index}]" if len(counts) > 1 else "keep", count, minimum=1, maximum=total)
+            for index, (count, total) in enumerate(zip(counts, totals))]
 
 
 def _keep_highest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -158,9 +166,7 @@ class BatchNormL1(Callback):
     """Network slimming's sparsity penalty: adds ``strength * sign(gamma)`` to every BN scale's gradient."""
 
     def __init__(self, strength: float = 1e-4):
-        if not strength >= 0:
-            raise ValueError(f"strength must be >= 0, got {strength}")
-        self.strength = strength
+        self.strength = check_finite_number("strength", strength, minimum=0)
 
     def on_backward_end(self, state: TrainState) -> None:
         for layer in batchnorm_layers(state.model):

@@ -26,6 +26,7 @@ import torch.nn as nn
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 
 from spline_utils.reading.sequential import to_chain
+from spline_utils.checks import check_finite_number, check_integer, check_samples
 from spline_utils.reading.operations import batchnorm_scale_shift, hidden_layer_links
 from spline_utils.pruning.surgery import check_ratio_and_scope
 
@@ -94,10 +95,7 @@ def layer_pre_activations(model: nn.Module, probe: torch.Tensor) -> list[torch.T
 
     ``positions`` is 1 for a Linear layer and ``H * W`` for a Conv2d layer.
     """
-    probe = torch.as_tensor(probe)
-    if probe.dim() < 2 or len(probe) == 0:
-        raise ValueError(f"probe must have shape (n_samples, *input_shape) with n_samples >= 1, got "
-                         f"{tuple(probe.shape)}")
+    probe = check_samples("probe", probe)
     chain, widths = to_chain(model), [link.width for link in hidden_layer_links(model)]
     if chain.num_layers != len(widths):
         raise ValueError(f"the model has {len(widths)} hidden layers but {chain.num_layers} nonlinearities; the "
@@ -164,8 +162,7 @@ def spline_groups(distance: np.ndarray, threshold: float) -> np.ndarray:
     ndarray of int, shape (width,): group label of each node, labels 0, 1, ... in order of first appearance
     """
     distance = _check_square(distance)
-    if not threshold >= 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+    threshold = check_finite_number("threshold", threshold, minimum=0)
     _, labels = connected_components(distance <= threshold, directed=False)
     _, first = np.unique(labels, return_index=True)
     relabel = np.empty(len(first), dtype=int)
@@ -180,8 +177,7 @@ def threshold_for_groups(distance: np.ndarray, n_groups: int) -> float:
     the ``n_groups``-th largest one (0 when ``n_groups`` is at least the number of nodes).
     """
     distance = _check_square(distance)
-    if int(n_groups) != n_groups or n_groups < 1:
-        raise ValueError(f"n_groups must be a positive integer, got {n_groups}")
+    n_groups = check_integer("n_groups", n_groups, minimum=1)
     if n_groups >= len(distance):
         return 0.0
     # zero distances are not edges for scipy: lift them to a tiny positive weight first

@@ -8,8 +8,6 @@ pruning with :mod:`torch.nn.utils.prune` masks. Which nodes to keep is chosen in
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 from typing import Sequence
 
 import torch
@@ -17,6 +15,7 @@ import torch.nn as nn
 import torch.nn.utils.prune as torch_prune
 
 from spline_utils.reading.sequential import effective_copy
+from spline_utils.checks import check_fraction, check_string_choice
 from spline_utils.reading.operations import AFFINE_LAYERS, HiddenLayer, hidden_layer_links, leaves
 
 SCOPES = ("layerwise", "global")
@@ -182,18 +181,10 @@ def rewind(pruned_model: nn.Module, initial_model: nn.Module, keep_masks: Sequen
     return pruned_model
 
 
-def check_fraction(value, name: str, units: str) -> None:
-    """``value`` (the argument ``name``) must be a fraction of ``units`` to remove, in [0, 1): a number, not a string."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1) (the fraction of {units} to remove), got {value!r}")
-
-
 def check_ratio_and_scope(ratio: float, scope: str, units: str) -> None:
-    """``ratio`` must be a fraction in [0, 1) (a number, not a string) and ``scope`` one of :data:`SCOPES`."""
-    check_fraction(ratio, "ratio", units)
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    """``ratio`` must be a fraction of ``units`` in [0, 1) (a number, not a string) and ``scope`` one of :data:`SCOPES`."""
+    check_fraction("ratio", ratio, f"{units} to remove")
+    check_string_choice("scope", scope, SCOPES)
 
 
 def _shrink_outputs(module: nn.Module, keep: torch.Tensor) -> nn.Module:

@@ -144,7 +144,9 @@ def _trace(model: nn.Module, input_shape: tuple) -> tuple[Graph, fx.GraphModule]
                              "computing its partition or codes.")
     network = float64_copy(model)
     module = trace_module(network)
-    sample = torch.randn((2, *input_shape), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    # a prime batch larger than every per-sample size: an operation that mixes samples cannot pass for a per-sample one
+    batch = next(n for n in range(max((3, *input_shape)) + 1, 10**6) if all(n % k for k in range(2, n)))
+    sample = torch.randn((batch, *input_shape), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     recorder = _Recorder(module)
     recorder.values = {}
     try:
@@ -153,7 +155,7 @@ def _trace(model: nn.Module, input_shape: tuple) -> tuple[Graph, fx.GraphModule]
             expected = network(sample.clone())
     except Exception as error:
         raise ValueError(f"the model cannot take inputs of shape {tuple(input_shape)}: {error}") from error
-    graph = _Builder(module, recorder.values, tuple(input_shape)).build()
+    graph = _Builder(module, recorder.values, tuple(input_shape), batch).build()
     if not isinstance(expected, torch.Tensor) or expected.shape != graph.forward(sample)[0].shape or \
             not torch.allclose(graph.forward(sample)[0], expected, rtol=1e-9, atol=1e-9):
         raise TypeError(f"the traced graph of {type(model).__name__} does not reproduce its forward pass (an "
@@ -165,8 +167,8 @@ def _trace(model: nn.Module, input_shape: tuple) -> tuple[Graph, fx.GraphModule]
 class _Builder:
     """Turns the fx nodes of a traced module into :class:`AffineNode` / :class:`ReluNode` entries."""
 
-    def __init__(self, module: fx.GraphModule, values: dict, input_shape: tuple):
-        self.module, self.values, self.input_shape = module, values, input_shape
+    def __init__(self, module: fx.GraphModule, values: dict, input_shape: tuple, batch: int):
+        self.module, self.values, self.input_shape, self.batch = module, values, input_shape, batch
         self.modules = dict(module.named_modules())
         self.index: dict = {}  # traced tensor fx node -> graph node index
         self.traced: set = set()  # fx nodes that depend on the input
@@ -193,7 +195,7 @@ class _Builder:
         return Graph(self.nodes, self.index[output], self.input_shape)
 
     def _check_batch(self, node) -> None:
-        if self.values[node].dim() == 0 or self.values[node].shape[0] != 2:
+        if self.values[node].dim() == 0 or self.values[node].shape[0] != self.batch:
             raise TypeError(f"{ops.operation_name(node)} does not keep the batch dimension first; the engine "
                             "needs every operation to act on each sample separately")
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from spline_utils.checks import check_integer
+
 
 @dataclass
 class TrainState:
@@ -81,8 +83,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: flo
     """
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
+    epochs = check_integer("epochs", epochs, minimum=0)
+    batch_size = check_integer("batch_size", batch_size, minimum=1)
     if optimizer is None:
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(milestones), gamma) if milestones else None
