@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup test data book bench clean browser-deps browser-check
+.PHONY: setup test data book bench bench-deps clean browser-deps browser-check
 
 setup: $(STAMP)
 
@@ -27,7 +27,16 @@ data: setup
 book: setup data
 	$(PY) tools/build_book.py
 
-bench: setup
+# Benchmark-only packages (regioncam, pinned in benchmarks/requirements.txt): in the venv, never in the package's deps.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+bench-deps: $(BENCH_STAMP)
+
+$(BENCH_STAMP): benchmarks/requirements.txt $(STAMP)
+	$(PY) -m pip install -q -r benchmarks/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: setup bench-deps
 	$(PY) benchmarks/bench_partition.py
 
 # Headless Chromium for the browser check (Debian package; never a browser download).
