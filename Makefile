@@ -36,8 +36,9 @@ $(BENCH_STAMP): benchmarks/requirements.txt $(STAMP)
 	$(PY) -m pip install -q -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
+# `make bench BENCH_ARGS="--total-budget 0"`: options of benchmarks/bench_partition.py (see benchmarks/README.md).
 bench: setup bench-deps
-	$(PY) benchmarks/bench_partition.py
+	$(PY) benchmarks/bench_partition.py $(BENCH_ARGS)
 
 # Headless Chromium for the browser check (Debian package; never a browser download).
 browser-deps:

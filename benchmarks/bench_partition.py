@@ -249,7 +249,8 @@ def canvas_table(results: dict) -> None:
                                                  status_note(result)]))])
     canvas = next((r["canvas"] for r in results.values() if r.get("canvas")), "")
     trainings = [(model, results[f"{model} training"]) for model in CANVAS_MODELS if f"{model} training" in results]
-    training = ", ".join(f"{model} {run['status']} ({run['wall_s']:.0f} s)" for model, run in trainings)
+    training = ", ".join(f"{model} {run['wall_s']:.0f} s" if run["status"] == "ok" else f"{model} {run['status']}"
+                         for model, run in trainings if not run["status"].startswith("skipped"))
     print_table("3. Image networks on the full canvas a * six + b * nine, (a, b) in [0, 1]^2",
                 ["model", "front end", "regions", "first s", "median s", "regions/s", "peak MB", "target / status"],
                 rows, [f"Canvas images: the first six and nine of the {canvas or 'MNIST test set or offline digits'}. "
@@ -288,7 +289,7 @@ def describe_threads(baseline: dict, args) -> list[str]:
              f"{threads['torch_threads']} intra-op / {threads['torch_interop_threads']} inter-op threads"]
     lines += [f"  threadpoolctl: {pool}" for pool in threads["pools"]]
     lines.append(f"  environment: {threads['env'] or 'no OMP/OPENBLAS/MKL/RAYON_NUM_THREADS set'}; regioncam (Rust) "
-                 "runs in its own code, not in these pools")
+                 "uses none of these pools (its binary holds no rayon thread pool)")
     return lines
 
 
@@ -311,7 +312,7 @@ def main() -> None:
     parser.add_argument("--max-rss-mb", type=int, default=6000, help="kill a case whose RSS passes this")
     parser.add_argument("--canvas-timeout", type=float, default=75.0, help="seconds per image-network case")
     parser.add_argument("--total-budget", type=float, default=600.0,
-                        help="seconds for the whole run: later cases get what is left, or are skipped")
+                        help="seconds for the whole run: later cases get what is left, or are skipped (0: no limit)")
     args = parser.parse_args()
     started = time.monotonic()
     cases = build_cases(args)
@@ -331,7 +332,7 @@ def main() -> None:
               f"per MLP case, {args.canvas_timeout:g} s per canvas case, {args.max_rss_mb} MB RSS, "
               f"{args.total_budget:g} s for the run", flush=True)
         for case in cases[1:]:
-            left_s = args.total_budget - (time.monotonic() - started)
+            left_s = (args.total_budget or float("inf")) - (time.monotonic() - started)
             if case.method == "regioncam" and version("regioncam") == "not installed":
                 results[case.name] = {"status": "regioncam not installed (make bench-deps)", "wall_s": 0.0}
                 continue
