@@ -98,7 +98,7 @@ def run_fresh(case: Case, args, workdir: Path) -> dict:
         polled_peak = max(polled_peak, rss)
         elapsed = time.monotonic() - started
         if killed is None and elapsed > case.timeout_s:
-            killed = f"timed out after {case.timeout_s:g} s"
+            killed = f"timed out after {case.timeout_s:.0f} s"
         elif killed is None and rss > args.max_rss_mb * 2**20:
             killed = f"killed: RSS passed {args.max_rss_mb} MB after {elapsed:.0f} s"
         if killed is not None:
@@ -285,7 +285,7 @@ def describe_threads(baseline: dict, args) -> list[str]:
         return [f"thread pools: unknown ({baseline.get('status')})"]
     asked = (f"asked: torch threads {args.torch_threads or 'library default'}, "
              f"BLAS/OpenMP pools {args.blas_threads or 'library default'}")
-    lines = [f"thread pools in each case's process before its first call ({asked}): torch "
+    lines = [f"thread pools in a fresh case process, as partition2d finds them ({asked}): torch "
              f"{threads['torch_threads']} intra-op / {threads['torch_interop_threads']} inter-op threads"]
     lines += [f"  threadpoolctl: {pool}" for pool in threads["pools"]]
     lines.append(f"  environment: {threads['env'] or 'no OMP/OPENBLAS/MKL/RAYON_NUM_THREADS set'}; regioncam (Rust) "
