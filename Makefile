@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # torch==X then matches the installed X+cpu (a local version label is ignored by ==X), so pip keeps it.
 TORCH_INDEX ?=
 
-.PHONY: setup test data book bench clean browser-deps browser-check release
+.PHONY: setup test data book bench bench-deps clean browser-deps browser-check release
 
 setup: $(STAMP)
 
@@ -33,8 +33,18 @@ data: setup
 book: setup data
 	$(PY) tools/build_book.py
 
-bench: setup
-	$(PY) benchmarks/bench_partition.py
+# Benchmark-only packages (regioncam, pinned in benchmarks/requirements.txt): in the venv, never in the package's deps.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+bench-deps: $(BENCH_STAMP)
+
+$(BENCH_STAMP): benchmarks/requirements.txt $(STAMP)
+	$(PY) -m pip install -q -r benchmarks/requirements.txt
+	touch $(BENCH_STAMP)
+
+# `make bench BENCH_ARGS="--total-budget 0"`: options of benchmarks/bench_partition.py (see benchmarks/README.md).
+bench: setup bench-deps
+	$(PY) benchmarks/bench_partition.py $(BENCH_ARGS)
 
 # Headless Chromium for the browser check (Debian package; never a browser download). A browser already named by
 # SPLINE_BOOK_CHROMIUM (CI: the runner's Chrome) is used instead.
