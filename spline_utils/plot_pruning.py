@@ -10,6 +10,8 @@ from .partition import Partition
 from .plot import (BOUNDARY_RED, LAYER2_GREEN, LIGHT_BLUE, OLD_GREY, SPLINE_BLUE, draw_boundary, draw_layer_splines,
                    draw_segments, setup_axes)
 
+REFERENCE_BLACK = "#111111"  # a reference boundary, dashed over the blue one (Fig 1(c))
+
 
 def draw_pruned_partition(ax, partition: Partition, title: str | None = None, note: str | None = None,
                           reference: np.ndarray | None = None, bounds=None):
@@ -22,24 +24,27 @@ def draw_pruned_partition(ax, partition: Partition, title: str | None = None, no
     title, note : str, optional
         Above and below the panel (e.g. the measured squareness).
     reference : ndarray, shape (n, 2, 2), optional
-        Another boundary's segments (e.g. the unpruned network's), drawn thin and dashed so a change shows.
+        Another boundary's segments (e.g. the unpruned network's), drawn thin, dashed and black on top of the blue
+        boundary, so it shows where the two coincide and where they part.
     bounds : tuple (xmin, xmax, ymin, ymax), optional
         The window; the partition's bounds by default.
     """
     setup_axes(ax, partition.bounds if bounds is None else bounds, title)
     draw_layer_splines(ax, partition, 0, color=OLD_GREY, linewidth=1.0)
-    if reference is not None:
-        draw_segments(ax, reference, color=SPLINE_BLUE, linewidth=1.2, linestyles="--", alpha=0.45)
     draw_boundary(ax, partition, color=SPLINE_BLUE, linewidth=2.6)
+    if reference is not None:
+        draw_segments(ax, reference, color=REFERENCE_BLACK, linewidth=1.3, linestyles=(0, (2.5, 2.0)), zorder=3)
     if note:
         ax.set_xlabel(note)
     return ax
 
 
-def pruning_row(partitions, titles, notes, references=None, label: str | None = None, width: float = 8.0):
+def pruning_row(partitions, titles, notes, references=None, label: str | None = None, width: float = 8.0,
+                reference_label: str = "unpruned boundary"):
     """One row of :func:`draw_pruned_partition` panels, ``width`` inches wide, with a label under it.
 
-    ``references`` gives one reference boundary (or ``None``) per panel. Returns the figure.
+    ``references`` gives one reference boundary (or ``None``) per panel; with any, a legend above the row names the
+    dashed line ``reference_label``. Returns the figure.
     """
     count = len(partitions)
     fig, axes = plt.subplots(1, count, figsize=(width, width / count + 0.9), squeeze=False)
@@ -48,7 +53,14 @@ def pruning_row(partitions, titles, notes, references=None, label: str | None = 
         draw_pruned_partition(ax, partition, title, note, reference)
     if label:
         fig.suptitle(label, y=0.01, va="bottom", fontweight="bold")
-    fig.tight_layout(rect=(0, 0.06 if label else 0, 1, 1))
+    top = 1.0
+    if any(reference is not None for reference in references):
+        handles = [Line2D([], [], color=SPLINE_BLUE, linewidth=2.6, label="decision boundary"),
+                   Line2D([], [], color=REFERENCE_BLACK, linewidth=1.3, linestyle=(0, (2.5, 2.0)),
+                          label=reference_label)]
+        fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.0))
+        top = 0.9
+    fig.tight_layout(rect=(0, 0.06 if label else 0, 1, top))
     return fig
 
 
