@@ -47,20 +47,21 @@ def pruning_row(partitions, titles, notes, references=None, label: str | None = 
     dashed line ``reference_label``. Returns the figure.
     """
     count = len(partitions)
-    fig, axes = plt.subplots(1, count, figsize=(width, width / count + 0.9), squeeze=False)
     references = [None] * count if references is None else references
+    with_legend = any(reference is not None for reference in references)
+    legend_height, label_height = (0.35 if with_legend else 0.0), (0.3 if label else 0.0)  # inches
+    height = width / count + 0.9 + legend_height
+    fig, axes = plt.subplots(1, count, figsize=(width, height), squeeze=False)
     for ax, partition, title, note, reference in zip(axes[0], partitions, titles, notes, references):
         draw_pruned_partition(ax, partition, title, note, reference)
     if label:
         fig.suptitle(label, y=0.01, va="bottom", fontweight="bold")
-    top = 1.0
-    if any(reference is not None for reference in references):
+    if with_legend:
         handles = [Line2D([], [], color=SPLINE_BLUE, linewidth=2.6, label="decision boundary"),
                    Line2D([], [], color=REFERENCE_BLACK, linewidth=1.3, linestyle=(0, (2.5, 2.0)),
                           label=reference_label)]
         fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.0))
-        top = 0.9
-    fig.tight_layout(rect=(0, 0.06 if label else 0, 1, top))
+    fig.tight_layout(rect=(0, label_height / height, 1, 1 - legend_height / height))
     return fig
 
 
