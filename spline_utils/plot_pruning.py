@@ -10,7 +10,7 @@ from .partition import Partition
 from .plot import (BOUNDARY_RED, LAYER2_GREEN, LIGHT_BLUE, OLD_GREY, SPLINE_BLUE, draw_boundary, draw_layer_splines,
                    draw_segments, setup_axes)
 
-REFERENCE_BLACK = "#111111"  # a reference boundary, dashed over the blue one (Fig 1(c))
+REFERENCE_BAND = "#f5b26b"  # a reference boundary, a wide light-orange band under the blue one (Fig 1(c))
 
 
 def draw_pruned_partition(ax, partition: Partition, title: str | None = None, note: str | None = None,
@@ -24,16 +24,16 @@ def draw_pruned_partition(ax, partition: Partition, title: str | None = None, no
     title, note : str, optional
         Above and below the panel (e.g. the measured squareness).
     reference : ndarray, shape (n, 2, 2), optional
-        Another boundary's segments (e.g. the unpruned network's), drawn thin, dashed and black on top of the blue
-        boundary, so it shows where the two coincide and where they part.
+        Another boundary's segments (e.g. the unpruned network's), drawn as a wide light-orange band under the blue
+        boundary: it frames the blue line where the two coincide and stands apart where they part.
     bounds : tuple (xmin, xmax, ymin, ymax), optional
         The window; the partition's bounds by default.
     """
     setup_axes(ax, partition.bounds if bounds is None else bounds, title)
     draw_layer_splines(ax, partition, 0, color=OLD_GREY, linewidth=1.0)
-    draw_boundary(ax, partition, color=SPLINE_BLUE, linewidth=2.6)
     if reference is not None:
-        draw_segments(ax, reference, color=REFERENCE_BLACK, linewidth=1.3, linestyles=(0, (2.5, 2.0)), zorder=3)
+        draw_segments(ax, reference, color=REFERENCE_BAND, linewidth=6.0, capstyle="round")
+    draw_boundary(ax, partition, color=SPLINE_BLUE, linewidth=2.6)
     if note:
         ax.set_xlabel(note)
     return ax
@@ -44,7 +44,7 @@ def pruning_row(partitions, titles, notes, references=None, label: str | None = 
     """One row of :func:`draw_pruned_partition` panels, ``width`` inches wide, with a label under it.
 
     ``references`` gives one reference boundary (or ``None``) per panel; with any, a legend above the row names the
-    dashed line ``reference_label``. Returns the figure.
+    band ``reference_label``. Returns the figure.
     """
     count = len(partitions)
     references = [None] * count if references is None else references
@@ -58,8 +58,7 @@ def pruning_row(partitions, titles, notes, references=None, label: str | None = 
         fig.suptitle(label, y=0.01, va="bottom", fontweight="bold")
     if with_legend:
         handles = [Line2D([], [], color=SPLINE_BLUE, linewidth=2.6, label="decision boundary"),
-                   Line2D([], [], color=REFERENCE_BLACK, linewidth=1.3, linestyle=(0, (2.5, 2.0)),
-                          label=reference_label)]
+                   Line2D([], [], color=REFERENCE_BAND, linewidth=6.0, label=reference_label)]
         fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, label_height / height, 1, 1 - legend_height / height))
     return fig
