@@ -10,6 +10,8 @@ from spline_utils.engine.partition import Partition
 from spline_utils.plot.drawing import (BOUNDARY_RED, LAYER2_GREEN, LIGHT_BLUE, OLD_GREY, SPLINE_BLUE, draw_boundary, draw_layer_splines,
                    draw_segments, setup_axes)
 
+REFERENCE_BAND = "#f5b26b"  # a reference boundary, a wide light-orange band under the blue one (Fig 1(c))
+
 
 def draw_pruned_partition(ax, partition: Partition, title: str | None = None, note: str | None = None,
                           reference: np.ndarray | None = None, bounds=None):
@@ -22,33 +24,43 @@ def draw_pruned_partition(ax, partition: Partition, title: str | None = None, no
     title, note : str, optional
         Above and below the panel (e.g. the measured squareness).
     reference : ndarray, shape (n, 2, 2), optional
-        Another boundary's segments (e.g. the unpruned network's), drawn thin and dashed so a change shows.
+        Another boundary's segments (e.g. the unpruned network's), drawn as a wide light-orange band under the blue
+        boundary: it frames the blue line where the two coincide and stands apart where they part.
     bounds : tuple (xmin, xmax, ymin, ymax), optional
         The window; the partition's bounds by default.
     """
     setup_axes(ax, partition.bounds if bounds is None else bounds, title)
     draw_layer_splines(ax, partition, 0, color=OLD_GREY, linewidth=1.0)
     if reference is not None:
-        draw_segments(ax, reference, color=SPLINE_BLUE, linewidth=1.2, linestyles="--", alpha=0.45)
+        draw_segments(ax, reference, color=REFERENCE_BAND, linewidth=6.0, capstyle="round")
     draw_boundary(ax, partition, color=SPLINE_BLUE, linewidth=2.6)
     if note:
         ax.set_xlabel(note)
     return ax
 
 
-def pruning_row(partitions, titles, notes, references=None, label: str | None = None, width: float = 8.0):
+def pruning_row(partitions, titles, notes, references=None, label: str | None = None, width: float = 8.0,
+                reference_label: str = "unpruned boundary"):
     """One row of :func:`draw_pruned_partition` panels, ``width`` inches wide, with a label under it.
 
-    ``references`` gives one reference boundary (or ``None``) per panel. Returns the figure.
+    ``references`` gives one reference boundary (or ``None``) per panel; with any, a legend above the row names the
+    band ``reference_label``. Returns the figure.
     """
     count = len(partitions)
-    fig, axes = plt.subplots(1, count, figsize=(width, width / count + 0.9), squeeze=False)
     references = [None] * count if references is None else references
+    with_legend = any(reference is not None for reference in references)
+    legend_height, label_height = (0.35 if with_legend else 0.0), (0.3 if label else 0.0)  # inches
+    height = width / count + 0.9 + legend_height
+    fig, axes = plt.subplots(1, count, figsize=(width, height), squeeze=False)
     for ax, partition, title, note, reference in zip(axes[0], partitions, titles, notes, references):
         draw_pruned_partition(ax, partition, title, note, reference)
     if label:
         fig.suptitle(label, y=0.01, va="bottom", fontweight="bold")
-    fig.tight_layout(rect=(0, 0.06 if label else 0, 1, 1))
+    if with_legend:
+        handles = [Line2D([], [], color=SPLINE_BLUE, linewidth=2.6, label="decision boundary"),
+                   Line2D([], [], color=REFERENCE_BAND, linewidth=6.0, label=reference_label)]
+        fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, label_height / height, 1, 1 - legend_height / height))
     return fig
 
 
