@@ -17,6 +17,7 @@ from spline_utils.engine.graph_partition import graph_partition2d
 from spline_utils.engine.partition import Partition
 from spline_utils.engine.polygons import rectangle
 from spline_utils.engine.slices import Plane, grid_points
+from spline_utils.engine.thread_pools import engine_thread_pools
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.dispatch import read_model
 from spline_utils.reading.oracle import activation_codes
@@ -79,7 +80,9 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
         _layer_shapes(network, input_state, plane)
         network = network.to_graph(tuple(input_state.shape[2:]))
     input_state = _input_state(network.input_shape, plane).numpy()
-    return graph_partition2d(network, bounds, plane, input_state, domain, frame, max_regions, max_bytes)
+    widest = max([0] + [math.prod(network.nodes[index].shape) for index in network.relu_nodes])
+    with engine_thread_pools(widest):
+        return graph_partition2d(network, bounds, plane, input_state, domain, frame, max_regions, max_bytes)
 
 
 def grid_codes(model: nn.Module, bounds, resolution: int, plane: Plane | None = None,
