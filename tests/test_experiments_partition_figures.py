@@ -10,7 +10,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 import spline_utils as su  # noqa: E402
-from spline_utils import nets  # noqa: E402
+from spline_utils.training import nets  # noqa: E402
 from spline_utils.experiments import (grid_sampling, layer_views, mnist_slice, spline_vertices,  # noqa: E402
                                       square_pruning, x_task)
 from spline_utils.engine.slices import image_canvas  # noqa: E402
