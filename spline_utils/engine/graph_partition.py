@@ -27,6 +27,7 @@ from spline_utils.engine.cutting import cut_by_layer
 from spline_utils.engine.partition import LayerPartition, Partition, ancestors, check_memory
 from spline_utils.engine.polygons import Polygons
 from spline_utils.engine.propagate import CHUNK_BYTES, DENSE_FILL, MAX_JACOBIAN_ENTRIES, RESTART, maps_from_heads
+from spline_utils.engine.region_bound import PartitionTooLarge, too_large
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
 
@@ -155,8 +156,12 @@ class _GraphCutter:
         for start in range(0, parents.num_regions, step):
             index = np.arange(start, min(start + step, parents.num_regions))
             pre = producer(index)
-            pieces, local_parent, codes = cut_by_layer(parents.polygons.subset(index), pre, self.frame,
-                                                       self.max_regions - total, level)
+            try:
+                pieces, local_parent, codes = cut_by_layer(parents.polygons.subset(index), pre, self.frame,
+                                                           self.max_regions - total, level)
+            except PartitionTooLarge:
+                raise too_large(level, f"already has more than max_regions={self.max_regions} regions (counted a "
+                                       "chunk of parent regions at a time)") from None
             total += len(pieces)
             chunk = LayerPartition(pieces, index[local_parent], codes, pre, node.slope, node.shape)
             chunk.pre_row = local_parent
