@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from spline_utils import plot
-from spline_utils.engine.partition import grid_codes
+from spline_utils.engine.partition2d import grid_codes
 
 
 def regions_on_grid(model, partition, resolution: int) -> np.ndarray:

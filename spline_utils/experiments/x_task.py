@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from spline_utils import plot, pruning
 from spline_utils.training import train
 from spline_utils.training.nets import mlp
-from spline_utils.engine.partition import partition2d
+from spline_utils.engine.partition2d import partition2d
 from spline_utils.experiments.spline_vertices import BoundaryBends
 
 PAPER_WINDOW = (-2.0, 2.0, -2.0, 2.0)  # the authors' view of Fig 2
