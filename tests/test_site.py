@@ -248,7 +248,7 @@ def test_built_api_page_has_the_fixed_entry_points():
     if not page.exists():
         pytest.skip(f"{page} is not built: run `make book` first")
     text = page.read_text()
-    for name in ("spline_utils.engine.partition.partition2d", "spline_utils.reading.sequential.activation_codes",
+    for name in ("spline_utils.engine.partition2d.partition2d", "spline_utils.reading.oracle.activation_codes",
                  "spline_utils.pages.interact.frame_slider"):
         assert f'id="{name}"' in text, f"the API page does not document {name}"
 
