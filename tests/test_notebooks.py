@@ -16,7 +16,8 @@ def output_problems(executed: dict) -> list[str]:
     problems = []
     for index, cell in enumerate(executed["cells"]):
         for output in cell.get("outputs", []):
-            text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+            plain = [value for key, value in output.get("data", {}).items() if key.endswith("text/plain")]  # glue too
+            text = "".join(output.get("text", "")) + "".join("".join(value) for value in plain)
             if "Warning" in text:
                 problems.append(f"cell {index} warns: {text.strip()[:300]}")
             if re.search(r"\bnan\b", text, flags=re.IGNORECASE):

@@ -68,14 +68,15 @@ def probe_sets(split: Split, size: int, seed: int = 0) -> dict[str, torch.Tensor
 
     ``"train"``: a seeded sample of the training images; ``"test"``: the first test images; ``"random"``:
     standard-normal inputs (the data are standardized); ``"canvas"``: a ``round(sqrt(size))``-square grid of the
-    6-9 canvas over [0, 1]^2.
+    6-9 canvas over [0, 1]^2. All on the device of ``split.train_x``.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU, so the sets do not depend on the device
     side = int(round(size ** 0.5))
     _, _, canvas_points = grid_points((0.0, 1.0, 0.0, 1.0), side)
+    device = split.train_x.device
     return {
-        "train": split.train_x[torch.randperm(len(split.train_x), generator=generator)[:size]],
+        "train": split.train_x[torch.randperm(len(split.train_x), generator=generator)[:size].to(device)],
         "test": split.test_x[:size],
-        "random": torch.randn((size, *split.input_shape), generator=generator),
-        "canvas": canvas_plane(split.test_x, split.test_y)(canvas_points).float(),
+        "random": torch.randn((size, *split.input_shape), generator=generator).to(device),
+        "canvas": canvas_plane(split.test_x.cpu(), split.test_y.cpu())(canvas_points).float().to(device),
     }
