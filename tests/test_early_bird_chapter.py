@@ -107,9 +107,14 @@ def test_settling_statistics_and_no_nan_when_the_boundary_is_missing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         missing = canvas_boundary.Settling([None, 0.3, None, 0.5], drop=2)
-        assert missing.spread is None and missing.settled is None
+        assert missing.spread == 0.0 and missing.settled is None and missing.missing == [1, 3]
         text = missing.describe()
+        none = canvas_boundary.Settling([None, None, None], drop=2)
+        assert none.spread is None and none.settled is None and none.moved_after(1) is None
+        assert "does not cross" in none.describe()
     assert "nan" not in text.lower() and "[1, 3]" in text
+    early_gap = canvas_boundary.Settling([None, 0.2, 0.6, 0.5, 0.5], drop=3)
+    assert np.isclose(early_gap.spread, 0.4) and early_gap.settled == 0.0 and not early_gap.complete
 
 
 # --- canvas_trajectory --------------------------------------------------------------------------------------------

@@ -74,37 +74,49 @@ class Settling:
 
     @property
     def complete(self) -> bool:
-        """Whether the boundary crossed the segment after every epoch (the statistics below need it)."""
+        """Whether the boundary crossed the segment after every epoch."""
         return all(a is not None for a in self.crossings)
 
     @property
+    def missing(self) -> list[int]:
+        """The epochs after which the boundary did not cross the segment."""
+        return [epoch for epoch, a in enumerate(self.crossings, start=1) if a is None]
+
+    @property
     def spread(self) -> float | None:
-        """Range of the crossings over epochs ``1..drop``; None unless :attr:`complete`."""
-        return float(np.ptp(self.high_lr)) if self.complete else None
+        """Range of the crossings over epochs ``1..drop`` (those that exist); None if there are none."""
+        return float(np.ptp(self.high_lr)) if len(self.high_lr) else None
 
     @property
     def settled(self) -> float | None:
-        """Largest distance of the crossings after the drop to the final one; None unless :attr:`complete`."""
-        if not self.complete:
+        """Largest distance of the crossings after the drop to the final one; None unless all of them exist."""
+        after = self.crossings[self.drop:]
+        if any(a is None for a in after):
             return None
-        return float(np.max(np.abs(np.array(self.crossings[self.drop:]) - self.crossings[-1])))
+        return float(np.max(np.abs(np.array(after) - self.crossings[-1])))
 
     def moved_after(self, epoch: int) -> float | None:
-        """Largest distance of the crossings of epochs ``epoch..drop`` to the crossing at ``epoch``; None unless
-        :attr:`complete` and ``1 <= epoch <= drop`` (how far the boundary still moves at the high learning rate)."""
-        if not self.complete or not 1 <= epoch <= self.drop:
+        """Largest distance of the crossings of epochs ``epoch..drop`` to the crossing at ``epoch``; None unless all
+        of them exist and ``1 <= epoch <= drop`` (how far the boundary still moves at the high learning rate)."""
+        if not 1 <= epoch <= self.drop:
             return None
-        later = np.array(self.crossings[epoch - 1:self.drop])
-        return float(np.max(np.abs(later - self.crossings[epoch - 1])))
+        later = self.crossings[epoch - 1:self.drop]
+        if any(a is None for a in later):
+            return None
+        return float(np.max(np.abs(np.array(later) - later[0])))
 
     def describe(self) -> str:
         """One sentence for the chapter's printout."""
-        if not self.complete:
-            missing = [epoch for epoch, a in enumerate(self.crossings, start=1) if a is None]
-            return f"the boundary does not cross the segment from the 6 to the 9 after epochs {missing}"
-        return (f"the boundary crosses the 6-9 segment at a in [{self.high_lr.min():.3f}, {self.high_lr.max():.3f}] "
-                f"in epochs 1-{self.drop}; from epoch {self.drop + 1} on within {self.settled:.3f} of its final "
-                f"a = {self.crossings[-1]:.3f}")
+        parts = []
+        if self.spread is not None:
+            parts.append(f"the boundary crosses the 6-9 segment at a in [{self.high_lr.min():.3f}, "
+                         f"{self.high_lr.max():.3f}] in epochs 1-{self.drop}")
+        if self.settled is not None:
+            parts.append(f"from epoch {self.drop + 1} on within {self.settled:.3f} of its final "
+                         f"a = {self.crossings[-1]:.3f}")
+        if self.missing:
+            parts.append(f"it does not cross the segment after epochs {self.missing}")
+        return "; ".join(parts)
 
 
 def boundary_settling(ticket: Callable[[int], nn.Module], plane, epochs: int, drop: int,
