@@ -86,6 +86,9 @@ def methods_figure(summary: Sequence[dict], n_seeds: int):
             ax.axhspan(min(same_ticket) - 0.45, max(same_ticket) + 0.45, color="#fff1c9", zorder=-1)
         accuracy_ax.annotate("same ticket", (0.01, max(same_ticket) + 0.4), xycoords=("axes fraction", "data"),
                              fontsize=9, color="#8a6d00", va="bottom")
+    legend = saving_ax.get_legend()  # to the free upper left of the accuracy panel: no point under it
+    accuracy_ax.legend(handles=legend.legend_handles, loc="upper left")
+    legend.remove()
     accuracy_ax.set_title(f"(a) test accuracy, {n_seeds} seeds")
     saving_ax.set_title("(b) training FLOPs saving")
     accuracy_ax.set_xlabel("test accuracy (mean +- std)")
