@@ -91,17 +91,42 @@ def draw_partition(ax, partition: Partition, bounds, title: str, colours=None, b
 
 def label_splines(ax, partition: Partition, layer: int, colours, nodes=None) -> None:
     """Write each node's index next to the middle of its longest spline piece (nodes whose spline misses the
-    window get no label); a label that would sit on an earlier one moves down by a line."""
-    placed = []
+    window get no label); :func:`finish` moves overlapping labels apart once the layout is final."""
+    texts = []
     for node in range(partition.layers[layer].num_nodes) if nodes is None else nodes:
         segments = partition.spline_segments(layer, node)
         if len(segments) == 0:
             continue
         longest = segments[np.argmax(np.linalg.norm(segments[:, 1] - segments[:, 0], axis=1))]
-        shift = 12 * sum(np.linalg.norm(longest.mean(axis=0) - point) < 0.35 for point in placed)
-        placed.append(longest.mean(axis=0))
-        ax.annotate(str(node), longest.mean(axis=0), xytext=(0, -shift), textcoords="offset points", fontsize=10,
-                    fontweight="bold", color=colours[node], ha="center", va="center", path_effects=_OUTLINE)
+        texts.append(ax.annotate(str(node), longest.mean(axis=0), xytext=(0, 0), textcoords="offset points",
+                                 fontsize=10, fontweight="bold", color=colours[node], ha="center", va="center",
+                                 path_effects=_OUTLINE))
+    ax.node_labels = getattr(ax, "node_labels", []) + texts
+
+
+def finish(fig):
+    """Lay out ``fig`` (``tight_layout``), then move apart the node labels of each axes that overlap; returns
+    ``fig``."""
+    fig.tight_layout()
+    for ax in fig.axes:
+        separate_texts(ax, getattr(ax, "node_labels", []))
+    return fig
+
+
+def separate_texts(ax, texts, step: float = 11.0, tries: int = 8) -> None:
+    """Move each annotation (placed with ``textcoords="offset points"``) down by ``step`` points until its box
+    overlaps none of the earlier ones (at most ``tries`` times)."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for text in texts:
+        x, y = text.xyann
+        for _ in range(tries):
+            box = text.get_window_extent(renderer).expanded(1.1, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            y -= step
+            text.xyann = (x, y)
+        placed.append(text.get_window_extent(renderer))
 
 
 def draw_distances(ax, partition: Partition, distance: np.ndarray, reference: int, bounds, title: str,
@@ -168,8 +193,7 @@ def fig6_figure(partition: Partition, pruned: Partition, distance: np.ndarray, r
     image = draw_distance_matrix(axes[1, 1], distance, groups, threshold, vmax)
     axes[1, 1].set_title(f"(d) {axes[1, 1].get_title()}")
     distance_colourbar(fig, axes[1, 1], image)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def teaser_figure(partition: Partition, pruned: Partition, distance: np.ndarray, reference: int, bounds):
@@ -181,8 +205,7 @@ def teaser_figure(partition: Partition, pruned: Partition, distance: np.ndarray,
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def reference_frame(partition: Partition, parameter: np.ndarray, data: np.ndarray, reference: int, bounds,
@@ -199,13 +222,8 @@ def reference_frame(partition: Partition, parameter: np.ndarray, data: np.ndarra
     right.scatter(parameter[reference, others], data[reference, others],
                   c=[mapping.to_rgba(parameter[reference, node]) for node in others], s=60, edgecolor="black",
                   linewidth=0.6, zorder=3)
-    scale = np.array([parameter.max(), max(data[reference, others].max(), 1e-9)])
-    placed = []
-    for node in others:
-        point = np.array([parameter[reference, node], data[reference, node]])
-        shift = 11 * sum(np.linalg.norm((point - other) / scale) < 0.04 for other in placed)
-        placed.append(point)
-        right.annotate(str(node), point, xytext=(7, 4 - shift), textcoords="offset points", fontsize=10)
+    labels = [right.annotate(str(node), (parameter[reference, node], data[reference, node]), xytext=(7, 4),
+                             textcoords="offset points", fontsize=10) for node in others]
     for node, colour, size in ((nearest_parameter, plot.BOUNDARY_RED, 420), (nearest_data, "#e08a00", 200)):
         right.scatter(parameter[reference, node], data[reference, node], s=size, facecolor="none", edgecolor=colour,
                       linewidth=2, zorder=4)
@@ -214,12 +232,12 @@ def reference_frame(partition: Partition, parameter: np.ndarray, data: np.ndarra
                fontsize=9, color="0.3")
     right.set(xlabel="parameter space N(k, k')", ylabel="data space: share of points\ncut differently",
               xlim=(0, 1.08 * parameter.max()), ylim=(0, max(0.05, 1.15 * data[reference, others].max())))
+    right.node_labels = labels
     same = nearest_parameter == nearest_data
     right.set_title(f"nearest: {nearest_parameter} in both" if same else
                     f"nearest: {nearest_parameter} (parameter, red),\n{nearest_data} (data, orange)")
     right.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def threshold_frame(net_partition: Partition, full_partition: Partition, threshold: float, kept: np.ndarray,
@@ -248,5 +266,4 @@ def threshold_frame(net_partition: Partition, full_partition: Partition, thresho
     right.plot([], [], "-o", color=plot.BOUNDARY_RED, label="one per group")
     right.legend(loc="lower right", fontsize=9)
     right.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
