@@ -299,8 +299,8 @@ def draw_cost_bars(ax, runs: Sequence[dict], names: Sequence[str] | None = None,
     ax.set_xlabel("training MFLOPs")
     cheapest = min(range(1, len(names)), key=lambda row: runs[0][names[row]][-1][0], default=0)
     ax.legend(handles=[matplotlib.patches.Patch(facecolor="white", edgecolor="#555555", hatch="///",
-                                                label="dense training first")], fontsize=10, loc="center right",
-              bbox_to_anchor=(1.0, 1 - (cheapest + 0.5) / len(names)))  # beside the shortest bar below the first
+                                                label="dense training first")], fontsize=10, loc="center left",
+              bbox_to_anchor=(0.3, 1 - (cheapest + 0.5) / len(names)))  # beside the shortest bar below the first
 
 
 def draw_learning_curves(ax, runs: Sequence[dict], names: Sequence[str] | None = None,
