@@ -167,3 +167,9 @@ def test_method_plots_read_at_the_page_size_when_methods_share_their_flops():
     fig.tight_layout()
     assert check_figure(fig) == []
     plt.close("all")
+
+
+def test_run_savings_divide_the_mean_dense_cost_by_each_run():
+    rows = [{"method": "dense", "flops": 90.0}, {"method": "dense", "flops": 110.0},
+            {"method": "mask-EB", "flops": 40.0}, {"method": "spline-EB layerwise", "flops": 50.0}]
+    assert report.run_savings(rows) == [100 / 90, 100 / 110, 2.5, 2.0]

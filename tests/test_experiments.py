@@ -1,4 +1,4 @@
-"""The experiments of chapter 5 (sawtooth, k-means, training strategies) against independent oracles."""
+"""The experiments of chapter 5 (sawtooth, k-means, training strategies, restarts) against independent oracles."""
 import copy
 
 import numpy as np
@@ -12,7 +12,7 @@ from sklearn.cluster import KMeans
 from torch.utils.flop_counter import FlopCounterMode
 
 from spline_utils.training import flops, nets
-from spline_utils.experiments import kmeans, sawtooth, strategies
+from spline_utils.experiments import kmeans, restarts, sawtooth, strategies
 from spline_utils.training.train import Callback, fit
 
 SAWTOOTH_CORNERS = ([-1.0, -0.5, 0.0, 0.5, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0])
@@ -199,6 +199,53 @@ def test_layerwise_pretraining_freezes_lower_layers_then_fine_tunes():
     assert not torch.equal(log[6][1], log[-1][1])  # fine-tuning moves it again
 
 
+def test_identity_growth_keeps_the_function_when_a_layer_is_added():
+    x, y = torch.randn(64, 2), torch.randint(0, 2, (64,))
+    outputs = []
+
+    class Outputs(Callback):
+        def on_train_begin(self, state):
+            with torch.no_grad():
+                outputs.append(state.model(x))
+
+        def on_epoch_end(self, state):
+            with torch.no_grad():
+                outputs.append(state.model(x))
+
+    strategies.layerwise_pretrain((2, 5, 6, 2), x, y, stage_epochs=2, finetune_epochs=1, lr=0.1, grow="identity",
+                                  stage_callbacks=lambda widths, first: [Outputs()])
+    torch.testing.assert_close(outputs[3], outputs[2])  # stage 2 starts where stage 1 ended (a wider layer too)
+    with pytest.raises(ValueError, match="never shrink"):
+        strategies.layerwise_pretrain((2, 5, 4, 2), x, y, 1, 1, grow="identity")
+
+
+def test_stage_points_pick_the_ends_of_the_stages():
+    curve = list(range(10))  # stages of 3 epochs: 0 1 2 | 3 4 5 | 6 7 8 9
+    assert strategies.stage_points(curve, 3).tolist() == [2, 3, 5, 9]
+
+
+def test_restart_ensemble_members_train_exactly_as_alone():
+    x, y = torch.randn(50, 3), torch.randint(0, 3, (50,))
+    ensemble = restarts.MLPEnsemble((3, 4, 3), seeds=[5, 9])
+    fit(ensemble, x, y, 3, lr=0.1, momentum=0.9, batch_size=16, seed=2, loss_fn=restarts.ensemble_loss)
+    for member, seed in enumerate([5, 9]):
+        alone = nets.mlp((3, 4, 3), seed=seed)
+        fit(alone, x, y, 3, lr=0.1, momentum=0.9, batch_size=16, seed=2)
+        with torch.no_grad():
+            torch.testing.assert_close(ensemble(x)[member], alone(x), rtol=1e-5, atol=1e-5)
+
+
+def test_best_of_restarts_keeps_the_best_on_validation():
+    x, y = torch.randn(60, 2), torch.randint(0, 2, (60,))
+    data = (x[:40], y[:40], x[40:50], y[40:50], x[50:], y[50:])
+    picked, curve = restarts.best_of_restarts((2, 3, 2), data, restarts=4, epochs=2, seed=1)
+    ensemble = restarts.MLPEnsemble((2, 3, 2), [1 + 1000 * r for r in range(4)])
+    fit(ensemble, x[:40], y[:40], 2, lr=0.05, momentum=0.9, batch_size=64, seed=1, loss_fn=restarts.ensemble_loss)
+    validation = ensemble.accuracies(x[40:50], y[40:50])
+    assert validation[picked] == validation.max() and picked == int(np.argmax(validation))
+    assert curve.shape == (2,) and curve[-1] == ensemble.accuracies(x[50:], y[50:])[picked]
+
+
 def test_cost_trace_accumulates():
     x, y = torch.randn(20, 2), torch.randint(0, 2, (20,))
     trace = strategies.CostAccuracyTrace(x, y, flops_per_epoch=10.0, start_flops=5.0)
@@ -209,7 +256,8 @@ def test_cost_trace_accumulates():
 def test_strategy_costs_add_up():
     x, y = torch.randn(40, 2), torch.randint(0, 2, (40,))
     small, dense = (2, 3, 3, 2), (2, 8, 8, 2)
-    traces = strategies.compare_strategies((x, y, x[:10], y[:10]), small, dense, epochs=4, finetune_epochs=2)
+    traces = strategies.compare_strategies((x, y, x[:8], y[:8], x[:10], y[:10]), small, dense, epochs=4,
+                                           finetune_epochs=2)
     dense_cost = flops.mlp_training_flops(dense, 40, 4)
     assert traces["dense"][-1][0] == dense_cost
     assert traces["random init"][-1][0] == flops.mlp_training_flops(small, 40, 4)
@@ -218,7 +266,10 @@ def test_strategy_costs_add_up():
     layerwise = (flops.mlp_training_flops((2, 3, 2), 40, 2) + flops.mlp_training_flops(small, 40, 2, first_trainable=1)
                  + flops.mlp_training_flops(small, 40, 2))
     assert traces["layerwise pretraining"][-1][0] == layerwise
-    assert [len(traces[s]) for s in strategies.STRATEGIES] == [4, 4, 6, 2]
+    run = flops.mlp_training_flops(small, 40, 4)
+    assert traces["restarts"] == int(traces["overparametrize + prune"][-1][0] // run)  # the same budget at most
+    assert traces["restarts, best on validation"][-1][0] == traces["restarts"] * run
+    assert [len(traces[s]) for s in strategies.STRATEGIES] == [4, 4, 6, 2, 4]
     assert all(0.0 <= accuracy <= 1.0 for s in strategies.STRATEGIES for _, accuracy in traces[s])
 
 

@@ -67,6 +67,45 @@ def format_table(summary: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_savings(rows: Sequence[dict]) -> list[float]:
+    """Each run's training-FLOPs saving: the dense runs' mean FLOPs over the run's, one per row of ``rows``."""
+    dense = np.mean([row["flops"] for row in rows if row["method"] == "dense"])
+    return [float(dense / row["flops"]) for row in rows]
+
+
+def methods_figure(summary: Sequence[dict], n_seeds: int):
+    """:func:`plot_accuracy_and_saving` as a figure of the column's width, the rows of the methods that prune the
+    spline early-bird ticket (only their criterion differs) in a shaded box."""
+    fig, (accuracy_ax, saving_ax) = plt.subplots(1, 2, figsize=(8, 4.6), sharey=True,
+                                                 gridspec_kw=dict(width_ratios=(1.3, 1)))
+    plot_accuracy_and_saving(accuracy_ax, saving_ax, summary)
+    methods = [m for m in METHODS if any(row["method"] == m for row in summary)]
+    same_ticket = [methods.index(m) for m in methods if METHODS[m].ticket == "spline-EB"]
+    if same_ticket:
+        for ax in (accuracy_ax, saving_ax):
+            ax.axhspan(min(same_ticket) - 0.45, max(same_ticket) + 0.45, color="#fff1c9", zorder=-1)
+        accuracy_ax.annotate("same ticket", (0.01, max(same_ticket) + 0.4), xycoords=("axes fraction", "data"),
+                             fontsize=9, color="#8a6d00", va="bottom")
+    legend = saving_ax.get_legend()  # to the free upper left of the accuracy panel: no point under it
+    accuracy_ax.legend(handles=legend.legend_handles, loc="upper left")
+    legend.remove()
+    accuracy_ax.set_title(f"(a) test accuracy, {n_seeds} seeds")
+    saving_ax.set_title("(b) training FLOPs saving")
+    accuracy_ax.set_xlabel("test accuracy (mean +- std)")
+    saving_ax.set_xlabel("saving (dense / method)")
+    fig.tight_layout()
+    return fig
+
+
+def saving_figure(rows: Sequence[dict]):
+    """:func:`plot_saving_vs_eb_fraction` as a figure of the column's width."""
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    plot_saving_vs_eb_fraction(ax, rows)
+    ax.set_title("training FLOPs saving against when the early bird fires")
+    fig.tight_layout()
+    return fig
+
+
 def plot_accuracy_and_saving(accuracy_ax, saving_ax, summary: Sequence[dict]):
     """Test accuracy (left) and training-FLOPs saving (right) of every method, one row per method.
 
