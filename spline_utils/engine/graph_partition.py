@@ -97,7 +97,10 @@ class _GraphCutter:
         current = len(self.layers) - 1
         parents = self.domain if current < 0 else self.layers[current].polygons
         check_memory(len(parents), 3 * math.prod(node.shape) * 8, self.max_bytes)
-        pre = self._source(node.input, current, np.arange(len(parents))).reshape(len(parents), 3, -1)
+        if node.input in self.maps and self.level[node.input] == current:  # on these very regions: no copy
+            pre = self.maps[node.input].reshape(len(parents), 3, -1)
+        else:
+            pre = self._source(node.input, current, np.arange(len(parents))).reshape(len(parents), 3, -1)
         pieces, parent, codes = cut_by_layer(parents, pre, self.frame, self.max_regions, len(self.layers))
         self.layers.append(LayerPartition(pieces, parent, codes, pre, node.slope, node.shape))
         self.level[index] = self.layer_of[index] = len(self.layers) - 1
