@@ -181,3 +181,15 @@ def test_tracing_leaves_other_threads_alone_and_two_partitions_run_at_once():
     worker.join()
     assert errors == []
     assert [results[0], results[1]] == expected  # the output bias moves no spline
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_a_zero_width_hidden_layer_adds_no_region_and_no_code_column():
+    torch.manual_seed(4)
+    first = nn.Linear(2, 4)
+    model = nn.Sequential(first, nn.ReLU(), nn.Linear(4, 0), nn.ReLU(), nn.Linear(0, 2))
+    partition = su.partition2d(model)
+    alone = su.partition2d(nn.Sequential(first, nn.ReLU(), nn.Linear(4, 1)))
+    assert partition.num_regions == alone.num_regions
+    assert partition.codes.shape == (alone.num_regions, 4)
+    assert su.activation_codes(model, torch.rand(3, 2)).shape == (3, 4)
