@@ -62,39 +62,61 @@ def _pieces_lower_bound(polygon: Polygons, lines: np.ndarray, frame: Frame) -> i
     """At least how many pieces ``lines`` (k, 3), each crossing the convex ``polygon``, cut it into.
 
     Adding line ``j`` to the arrangement adds ``1 + m_j`` pieces, ``m_j`` the distinct points inside the polygon where
-    it meets the earlier lines, and nothing if it coincides with an earlier line. Points closer than
-    :data:`MERGE_DISTANCE` (relative to the domain), lines that nearly coincide and intersections near the
-    polygon's edges are merged, skipped or left out, which only lowers the count.
+    it meets the earlier lines, and nothing if it coincides with an earlier line. Where line ``j`` meets line ``i``
+    is read off ``j``'s chord through the polygon: ``i`` crosses it where its signed distance changes sign between the
+    chord's two ends, at the fraction ``d0 / (d0 - d1)`` of the chord. That needs no intersection of the two lines, so
+    nearly parallel lines that meet inside the polygon count like any others. Crossings whose end distances are
+    within :data:`MERGE_DISTANCE` (relative to the domain) of zero, points closer than that along the chord, and
+    lines that nearly coincide are left out or merged, which only lowers the count.
     """
     merge = MERGE_DISTANCE * (frame.half + max(abs(frame.centre_x), abs(frame.centre_y)))
     lines = lines / np.hypot(lines[:, 1], lines[:, 2])[:, None]
-    c, a, b = lines[:, 0], lines[:, 1], lines[:, 2]
-    vertices = polygon.vertices
-    edges = np.roll(vertices, -1, axis=0) - vertices
-    length = np.hypot(edges[:, 0], edges[:, 1])
-    keep = length > 0
-    normal = np.stack([-edges[keep, 1], edges[keep, 0]], axis=1) / length[keep, None]  # inward: counter-clockwise
-    offset = -np.einsum("ij,ij->i", normal, vertices[keep])
+    starts, ends = _chords(polygon, lines, frame)
+    length = np.hypot(*(ends - starts).T)
     n_lines = len(lines)
     pieces = 1
     step = max(1, PAIRS_PER_STEP // n_lines)
     for first in range(0, n_lines, step):
         j = np.arange(first, min(first + step, n_lines))
-        det = a[:, None] * b[j] - b[:, None] * a[j]  # (k, len(j)): earlier line i, new line j
         earlier = np.arange(n_lines)[:, None] < j
-        parallel = np.abs(det) < 1e-6  # sine of the angle: nearer-parallel pairs meet too imprecisely to count
-        same_direction = a[:, None] * a[j] + b[:, None] * b[j] > 0
-        gap = np.abs(np.where(same_direction, c[:, None] - c[j], c[:, None] + c[j]))
-        duplicate = (earlier & parallel & (gap <= merge)).any(axis=0)
-        safe_det = np.where(parallel, 1.0, det)
-        x = (b[:, None] * c[j] - b[j] * c[:, None]) / safe_det
-        y = (a[j] * c[:, None] - a[:, None] * c[j]) / safe_det
-        inside = earlier & ~parallel
-        for (nx, ny), d in zip(normal, offset):
-            inside &= nx * x + ny * y + d > merge
-        along = np.sort(np.where(inside, x * -b[j] + y * a[j], np.inf), axis=0)
+        # signed distances of each chord's two ends from every line: (k, len(j))
+        d0 = lines[:, :1] + lines[:, 1:2] * starts[j, 0] + lines[:, 2:] * starts[j, 1]
+        d1 = lines[:, :1] + lines[:, 1:2] * ends[j, 0] + lines[:, 2:] * ends[j, 1]
+        duplicate = (earlier & (np.abs(d0) <= merge) & (np.abs(d1) <= merge)).any(axis=0)
+        crossing = earlier & (((d0 > merge) & (d1 < -merge)) | ((d0 < -merge) & (d1 > merge)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            along = np.where(crossing, d0 / (d0 - d1) * length[j], np.inf)
+        along.sort(axis=0)
         distinct = np.isfinite(along)
         with np.errstate(invalid="ignore"):  # inf - inf past the last point
             distinct[1:] &= np.diff(along, axis=0) > merge
-        pieces += int(np.where(duplicate, 0, 1 + distinct.sum(axis=0)).sum())
+        real = (length[j] > merge) & ~duplicate
+        pieces += int(np.where(real, 1 + distinct.sum(axis=0), 0).sum())
     return pieces
+
+
+def _chords(polygon: Polygons, lines: np.ndarray, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """Where each normalized line (k, 3) enters and leaves the convex ``polygon``: two (k, 2) arrays of points.
+
+    Each line is parametrized from the point of it nearest the domain's centre, so far-away domains keep their
+    precision. A line that misses the polygon gets a chord of length 0.
+    """
+    centre = np.array([frame.centre_x, frame.centre_y])
+    normal = lines[:, 1:]
+    foot = centre - (lines[:, 0] + normal @ centre)[:, None] * normal
+    direction = np.stack([-normal[:, 1], normal[:, 0]], axis=1)
+    vertices = polygon.vertices
+    edges = np.roll(vertices, -1, axis=0) - vertices
+    edge_length = np.hypot(edges[:, 0], edges[:, 1])
+    keep = edge_length > 0
+    inward = np.stack([-edges[keep, 1], edges[keep, 0]], axis=1) / edge_length[keep, None]  # counter-clockwise
+    offset = -np.einsum("ij,ij->i", inward, vertices[keep])
+    value = foot @ inward.T + offset  # (k, edges): inward distance of the foot from each edge
+    rate = direction @ inward.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = -value / rate
+    low = np.where(rate > 0, bound, -np.inf).max(axis=1, initial=-np.inf)
+    high = np.where(rate < 0, bound, np.inf).min(axis=1, initial=np.inf)
+    outside = ((rate == 0) & (value < 0)).any(axis=1) | ~(high > low)
+    low, high = np.where(outside, 0.0, low), np.where(outside, 0.0, high)
+    return foot + low[:, None] * direction, foot + high[:, None] * direction
