@@ -30,13 +30,17 @@ book: setup data
 bench: setup
 	$(PY) benchmarks/bench_partition.py
 
-# Headless Chromium for the browser check (Debian package; never a browser download).
+# Headless Chromium for the browser check (Debian package; never a browser download) and axe-core, the accessibility
+# checker the browser test loads into every page (npm, pinned; into ./node_modules, not committed).
+AXE_CORE := axe-core@4.14.1
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent $(AXE_CORE)
 
 # The browser check of the built book (after `make book`); fails instead of skipping when something is missing.
 browser-check: setup browser-deps
-	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py tests/test_browser_sliders.py tests/test_live_kernel.py
+	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py \
+		tests/test_browser_sliders.py tests/test_browser_reader.py tests/test_live_kernel.py
 
 clean:
 	rm -rf _build

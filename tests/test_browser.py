@@ -32,7 +32,6 @@ PAGES = ["index.html", "book/intro.html", *(f"book/{chapter}.html" for chapter i
          "book/references.html", "genindex.html", "py-modindex.html", "search.html"]
 REDIRECTS = {"index.html": "book/intro.html"}  # the site's root page forwards to the landing page
 PHONE, DESKTOP = 390, 1400
-LOCAL = ("http://127.0.0.1", "data:", "blob:")
 
 # Every <img> of the page: wait for it (lazy images too), report whether it decoded.
 IMAGES_JS = """async () => Promise.all([...document.images].map(async (image) => {
@@ -65,35 +64,6 @@ MATH_JS = """async () => {
 }"""
 
 
-
-
-@pytest.fixture
-def open_page(browser):
-    """``open_page(width)``: a fresh offline page ``width`` px wide that records what must never happen:
-    ``page.problems`` lists every uncaught script error, console error or warning, and request to another host
-    (those are aborted)."""
-    contexts = []
-
-    def open_page(width):
-        contexts.append(browser.new_context(viewport={"width": width, "height": 900}))
-        page = contexts[-1].new_page()
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(f"script error: {error}"))
-        page.on("console", lambda message: message.type in ("error", "warning") and page.problems.append(
-            f"console {message.type}: {message.text} ({message.location.get('url')})"))
-
-        def route(route):
-            if route.request.url.startswith(LOCAL):
-                return route.continue_()
-            page.problems.append(f"request to another host: {route.request.url}")
-            return route.abort()
-
-        page.route("**/*", route)
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture
