@@ -57,6 +57,11 @@ SWEEP_JS = """async (root) => {
 # Wait for MathJax's first typeset; count the page's math elements, the rendered formulas and TeX errors.
 MATH_JS = """async () => {
     const math = document.querySelectorAll("span.math, div.math").length;
+    if (window.suLoadMath) {  // the page loads MathJax when a formula nears the view: load it now
+        window.suLoadMath();
+        for (let wait = 0; wait < 100 && !(window.MathJax && window.MathJax.startup); wait++)
+            await new Promise((done) => setTimeout(done, 100));
+    }
     if (!window.MathJax || !window.MathJax.startup) return {math, loaded: false, rendered: 0, errors: 0};
     await window.MathJax.startup.promise;
     return {math, loaded: true, rendered: document.querySelectorAll("mjx-container").length,
@@ -197,6 +202,11 @@ def test_identical_sliders_on_one_page_move_independently(page):
 # every box that must fit the column: display equations and tables (each scrolls in its own box), API signatures
 # (they wrap).
 LAYOUT_JS = """async () => {
+    if (window.suLoadMath) {  // typeset every formula: formulas change the width of the page
+        window.suLoadMath();
+        for (let wait = 0; wait < 100 && !(window.MathJax && window.MathJax.startup); wait++)
+            await new Promise((done) => setTimeout(done, 100));
+    }
     if (window.MathJax && window.MathJax.startup) await window.MathJax.startup.promise;
     const right = (selector) => [...document.querySelectorAll(selector)].filter((e) => e.offsetParent !== null)
         .map((e) => ({what: selector, right: e.getBoundingClientRect().right, text: e.textContent.slice(0, 60)}));

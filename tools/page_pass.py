@@ -4,6 +4,7 @@ Jupyter Book writes the pages; this pass rewrites them in place, page by page:
 
 * every inlined ``data:`` PNG (slider frames, live-control pictures) becomes a file in ``_images/frames/`` named
   by its content, so a page's first load carries its text and one frame per slider, not every frame;
+* MathJax loads when the first formula nears the view, not with the page;
 * pictures get ``loading="lazy"`` (but the first of the page, likely the largest paint) and ``decoding="async"``;
 * the theme's Font Awesome script (1.5 MB, render-blocking, it swaps every ``<i class="fa-...">`` for an SVG) is
   dropped and each icon written as that very SVG, taken from the same script at build time;
@@ -286,10 +287,43 @@ def skip_link(page: str) -> str:
                   page, count=1, flags=re.S)
 
 
+MATHJAX_SCRIPT = re.compile(r'<script defer="defer" src="([^"]*_static/mathjax/startup\.js[^"]*)"></script>')
+# MathJax (about 0.8 MB with its fonts) loads when a formula comes within half a screen of the view, or the page is
+# printed; ``window.suLoadMath()`` loads it at once (the browser tests call it). "su-math-loaded" tells book.js.
+MATHJAX_LOADER = """<script>(function () {
+  var source = "MATHJAX_SOURCE", loaded = false;
+  function load() {
+    if (loaded) return;
+    loaded = true;
+    var script = document.createElement("script");
+    script.src = source;
+    script.onload = function () { document.dispatchEvent(new Event("su-math-loaded")); };
+    document.head.appendChild(script);
+  }
+  window.suLoadMath = load;
+  window.addEventListener("beforeprint", load);
+  document.addEventListener("DOMContentLoaded", function () {
+    var formulas = document.querySelectorAll(".math");
+    if (!formulas.length) return;
+    if (!("IntersectionObserver" in window)) return load();
+    var near = new IntersectionObserver(function (entries) {
+      if (entries.some(function (entry) { return entry.isIntersecting; })) { near.disconnect(); load(); }
+    }, {rootMargin: "50% 0px"});
+    formulas.forEach(function (formula) { near.observe(formula); });
+  });
+})();</script>"""
+
+
+def lazy_mathjax(page: str) -> str:
+    """MathJax's script tag replaced by a loader that fetches it when the first formula nears the view."""
+    return MATHJAX_SCRIPT.sub(lambda match: MATHJAX_LOADER.replace("MATHJAX_SOURCE", match.group(1)), page, count=1)
+
+
 def process_page(page: str, path: Path, html_dir: Path, packs: dict, citation: dict) -> tuple[str, list[str]]:
     """Every rewrite of this module on one page; returns the page and the Font Awesome icons it could not inline."""
     page = extract_frames(page, path, html_dir)
     page, missing = inline_icons(page, packs)
+    page = lazy_mathjax(page)
     page = captioned_alt(page)
     page = sized_images(page)
     page = accessible_markup(page)
@@ -330,3 +364,40 @@ def process_site(html_dir: Path, citation_file: Path) -> None:
         raise ValueError(f"Font Awesome icons not found in the theme's packs: {missing}")
     for copied in (html_dir / "_static" / "scripts").glob("fontawesome.js*"):
         copied.unlink()
+    trim_theme_assets(html_dir)
+
+
+FONT_AWESOME_FACES = ["fa-solid-900", "fa-regular-400", "fa-brands-400"]
+ICON_CLASS_RULES = re.compile(r'(?:\.fa-[\w-]+:{1,2}(?:before|after),?)+\{content:"[^"]*"\}')
+
+
+def trim_theme_assets(html_dir: Path) -> None:
+    """The theme's stylesheet without the Font Awesome icon-class rules (the icons are inline SVG now: 86 kB), and its
+    icon fonts cut down to the glyphs its stylesheets still draw (admonition and link icons: about 150 kB less).
+
+    Each face is written as a subset WOFF next to the original and the ``@font-face`` points at it."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    static = html_dir / "_static"
+    theme_css = static / "styles" / "pydata-sphinx-theme.css"
+    css = ICON_CLASS_RULES.sub("", theme_css.read_text(encoding="utf-8"))
+    drawn = set()
+    for sheet in [css, *(path.read_text(encoding="utf-8") for path in static.rglob("*.css") if path != theme_css)]:
+        for content in re.findall(r'(?:content|--[\w-]+):\s*"([^"]*)"', sheet):
+            drawn |= {ord(char) for char in content.encode().decode("unicode_escape" if "\\" in content else "utf-8")
+                      if 0xE000 <= ord(char) <= 0xF8FF or ord(char) >= 0xF0000}
+    fonts = static / "vendor" / "fontawesome" / "webfonts"
+    for face in FONT_AWESOME_FACES:
+        font = TTFont(fonts / f"{face}.ttf")
+        options = subset.Options()
+        options.flavor = "woff"
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=sorted(drawn & set(font.getBestCmap())) or [0x20])
+        subsetter.subset(font)
+        font.flavor = "woff"
+        font.save(fonts / f"{face}-subset.woff")
+        css = re.sub(rf'url\(\.\./vendor/fontawesome/webfonts/{face}\.woff2\) format\("woff2"\),'
+                     rf'url\(\.\./vendor/fontawesome/webfonts/{face}\.ttf\) format\("truetype"\)',
+                     f'url(../vendor/fontawesome/webfonts/{face}-subset.woff) format("woff")', css)
+    theme_css.write_text(css, encoding="utf-8")

@@ -88,14 +88,14 @@
       }
     });
   }
-  function afterTypesetting(callback, triesLeft) {  // MathJax loads after this script: wait for it (up to 20 s)
+  function afterTypesetting(callback) {  // MathJax loads when the first formula nears the view (tools/page_pass.py)
     if (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise) {
       window.MathJax.startup.promise.then(callback);
-    } else if (triesLeft > 0) {
-      setTimeout(function () { afterTypesetting(callback, triesLeft - 1); }, 100);
+    } else {
+      document.addEventListener("su-math-loaded", function () { window.MathJax.startup.promise.then(callback); });
     }
   }
-  if (document.querySelector(".math")) afterTypesetting(focusableScrollers, 200);
+  if (document.querySelector(".math")) afterTypesetting(focusableScrollers);
   window.addEventListener("resize", focusableScrollers);
   window.addEventListener("resize", markEnlargeable);
   document.addEventListener("load", function (event) {  // lazy images, slider frames
