@@ -4,7 +4,8 @@ Jupyter Book writes the pages; this pass rewrites them in place, page by page:
 
 * every inlined ``data:`` PNG (slider frames, live-control pictures) becomes a file in ``_images/frames/`` named
   by its content, so a page's first load carries its text and one frame per slider, not every frame;
-* MathJax loads when the first formula nears the view, not with the page;
+* MathJax loads when the first formula nears the view, not with the page; the extensions' scripts are deferred;
+* figure PNGs become palette PNGs where that is smaller (the same look for line art, a third of the bytes);
 * pictures get ``loading="lazy"`` (but the first of the page, likely the largest paint) and ``decoding="async"``;
 * the theme's Font Awesome script (1.5 MB, render-blocking, it swaps every ``<i class="fa-...">`` for an SVG) is
   dropped and each icon written as that very SVG, taken from the same script at build time;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import math
 import os
 import re
@@ -319,11 +321,30 @@ def lazy_mathjax(page: str) -> str:
     return MATHJAX_SCRIPT.sub(lambda match: MATHJAX_LOADER.replace("MATHJAX_SOURCE", match.group(1)), page, count=1)
 
 
+# Scripts Sphinx and its extensions put in <head> without `defer`, though they only act once the page is parsed:
+# deferred (in order, before DOMContentLoaded) they no longer hold up the first paint. documentation_options.js stays
+# as it is: an inline script right after it reads its DOCUMENTATION_OPTIONS.
+DEFERRABLE_SCRIPTS = ["doctools.js", "sphinx_highlight.js", "clipboard.min.js", "copybutton.js",
+                      "scripts/sphinx-book-theme.js", "togglebutton.js"]
+
+
+def defer_scripts(page: str) -> str:
+    """The ``DEFERRABLE_SCRIPTS`` of ``page`` loaded with ``defer`` (not on the search page, whose search code
+    expects them at once)."""
+    if "searchtools.js" in page:
+        return page
+    for name in DEFERRABLE_SCRIPTS:
+        page = re.sub(rf'<script src="([^"]*_static/{re.escape(name)}[^"]*)"></script>',
+                      lambda match: f'<script defer="defer" src="{match.group(1)}"></script>', page)
+    return page
+
+
 def process_page(page: str, path: Path, html_dir: Path, packs: dict, citation: dict) -> tuple[str, list[str]]:
     """Every rewrite of this module on one page; returns the page and the Font Awesome icons it could not inline."""
     page = extract_frames(page, path, html_dir)
     page, missing = inline_icons(page, packs)
     page = lazy_mathjax(page)
+    page = defer_scripts(page)
     page = captioned_alt(page)
     page = sized_images(page)
     page = accessible_markup(page)
@@ -365,6 +386,7 @@ def process_site(html_dir: Path, citation_file: Path) -> None:
     for copied in (html_dir / "_static" / "scripts").glob("fontawesome.js*"):
         copied.unlink()
     trim_theme_assets(html_dir)
+    compact_figures(html_dir)
 
 
 FONT_AWESOME_FACES = ["fa-solid-900", "fa-regular-400", "fa-brands-400"]
@@ -401,3 +423,24 @@ def trim_theme_assets(html_dir: Path) -> None:
                      rf'url\(\.\./vendor/fontawesome/webfonts/{face}\.ttf\) format\("truetype"\)',
                      f'url(../vendor/fontawesome/webfonts/{face}-subset.woff) format("woff")', css)
     theme_css.write_text(css, encoding="utf-8")
+
+
+def compact_figures(html_dir: Path) -> None:
+    """Every full-colour figure PNG in ``_images`` as a 256-colour palette PNG where that is smaller, as
+    :func:`spline_utils.plot.figure_png` stores slider frames: line art looks the same at a third of the bytes (the
+    2x figures of the build would otherwise weigh up to 1 MB each). Transparency is flattened onto white, the page's
+    figure background."""
+    from PIL import Image
+
+    for path in sorted((html_dir / "_images").glob("*.png")):
+        with Image.open(path) as image:
+            if image.mode == "P":
+                continue
+            rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, "white")
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        buffer = io.BytesIO()
+        flat.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            buffer, format="PNG", optimize=True)
+        if buffer.tell() < path.stat().st_size:
+            path.write_bytes(buffer.getvalue())
