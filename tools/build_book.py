@@ -32,10 +32,9 @@ CITATION = ROOT / "CITATION.cff"
 MATHJAX_ENTRY = "startup.js"  # MathJax 3's loader: it loads the components named in MATHJAX_CONFIG from its folder
 MATHJAX_PARTS = [MATHJAX_ENTRY, "core.js", "input/tex.js", "input/tex/extensions", "output/chtml.js",
                  "output/chtml/fonts", "a11y/assistive-mml.js"]
-# No menu (it would make every formula a tab stop and weighs 430 kB); the hidden MathML keeps formulas readable by
-# screen readers.
-MATHJAX_CONFIG = {"loader": {"load": ["input/tex", "output/chtml", "a11y/assistive-mml"]},
-                  "options": {"enableMenu": False}}
+# No menu component (it would make every formula a tab stop and weighs 430 kB); the hidden MathML keeps formulas
+# readable by screen readers.
+MATHJAX_CONFIG = {"loader": {"load": ["input/tex", "output/chtml", "a11y/assistive-mml"]}}
 # Figures at twice their pixels (sharp on 2x screens and in the tap-to-enlarge view), shown at their drawn size: the
 # kernel's inline backend saves "retina" PNGs with their 1x width and height in the output's metadata.
 KERNEL_CONFIG = 'c.InlineBackend.figure_formats = {"retina"}\n'
