@@ -33,7 +33,7 @@ FRAMES_FOLDER = "_images/frames"
 WORDS_PER_MINUTE = 200  # technical prose with equations and figures reads slower than the usual 230-250
 FONTAWESOME_SCRIPT = re.compile(r'<script src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>\s*')
 DATA_PNG = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
-ICON_TAG = re.compile(r'<i class="([^"]*\bfa-[^"]*)"( [^>]*)?>\s*</i>')
+ICON_TAG = re.compile(r'<(i|span) class="((?:[^"]* )?fa-[^"]*)"( [^>]*)?>\s*</\1>')
 ICON_STYLES = {"fa-brands": "brands", "fab": "brands", "fa-regular": "regular", "far": "regular",
                "fa-solid": "solid", "fas": "solid"}
 ICON_MODIFIERS = {"fa-lg", "fa-xl", "fa-2xl", "fa-sm", "fa-xs", "fa-fw", "fa-spin", "fa-pulse", "fa-border",
@@ -78,13 +78,14 @@ def icon_svg(classes: str, extra: str, packs: dict) -> str | None:
 
 
 def inline_icons(page: str, packs: dict) -> tuple[str, list[str]]:
-    """``page`` with every Font Awesome ``<i>`` as an inline SVG and the script dropped; the icons not found."""
+    """``page`` with every Font Awesome ``<i>`` or ``<span>`` icon as an inline SVG and the script dropped; the icons
+    not found."""
     missing = []
 
     def replace(match):
-        svg = icon_svg(match.group(1), match.group(2), packs)
+        svg = icon_svg(match.group(2), match.group(3), packs)
         if svg is None:
-            missing.append(match.group(1))
+            missing.append(match.group(2))
             return match.group(0)
         return svg
 

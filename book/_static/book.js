@@ -43,7 +43,7 @@
     });
   }
 
-  function enlarge(image) {
+  function enlarge(image, link) {
     if (!dialog) build();
     var width = image.naturalWidth, declared = Number(image.getAttribute("width")) || width;
     picture.src = image.currentSrc || image.src;
@@ -51,7 +51,7 @@
     // at the size the figure was drawn for (a 2x image declares its 1x width and stays sharp), or across the screen
     // where that is wider and the image has the pixels
     picture.style.width = Math.max(declared, Math.min(window.innerWidth, width)) + "px";
-    returnFocus = image.closest(".su-slider") ? image.closest(".su-slider").querySelector("input") : null;
+    returnFocus = link || (image.closest(".su-slider") ? image.closest(".su-slider").querySelector("input") : null);
     dialog.showModal();
     dialog.scrollTo(0, 0);
   }
@@ -60,9 +60,20 @@
     return image.naturalWidth > image.getBoundingClientRect().width + 1;
   }
 
+  // Sphinx wraps a figure in a link to its PNG: a click (or Enter on the focused link) opens the view instead of
+  // leaving the page; without this script the link still shows the full-size PNG.
   document.addEventListener("click", function (event) {
     var image = event.target.closest && event.target.closest(ENLARGEABLE);
-    if (image && image.tagName === "IMG" && !image.closest("a") && narrowed(image)) enlarge(image);
+    if (!image || image.tagName !== "IMG") {
+      var link = event.target.closest && event.target.closest("a.image-reference");
+      image = link && link.querySelector("img");
+    }
+    if (!image) return;
+    var link = image.closest("a");
+    if (link && !link.classList.contains("image-reference")) return;
+    if (!link && !narrowed(image)) return;
+    event.preventDefault();
+    enlarge(image, link);
   });
 
   function markEnlargeable() {
