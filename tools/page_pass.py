@@ -9,9 +9,10 @@ Jupyter Book writes the pages; this pass rewrites them in place, page by page:
 * pictures get ``loading="lazy"`` (but the first of the page, likely the largest paint) and ``decoding="async"``;
 * the theme's Font Awesome script (1.5 MB, render-blocking, it swaps every ``<i class="fa-...">`` for an SVG) is
   dropped and each icon written as that very SVG, taken from the same script at build time;
-* figures get alt text from their caption (its first sentence) instead of their file path;
-* accessibility fixes for the theme's and extensions' markup: hidden-content toggles named by what they show, the
-  bibliography's ARIA roles, the logo inside a landmark; a skip link to the first figure or slider;
+* figures get alt text from their caption (its leading sentences, up to 250 characters) instead of their file path;
+  the fixed size myst-nb writes for a 2x figure becomes width and height attributes (it shrinks on a phone);
+* accessibility fixes for the theme's and extensions' markup (see :func:`accessible_markup`) and a skip link to the
+  first slider (or figure), so the keyboard reaches it in three key presses;
 * the landing page's figure map marked up to read as cards on a phone;
 * a ``<meta name="description">`` from the page's first paragraph; a reading-time line under each chapter's title
   and a "cite this chapter" block at its end, from the repository's ``CITATION.cff``.
