@@ -35,7 +35,7 @@ bench: setup
 AXE_CORE := axe-core@4.14.1
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
-	test -f node_modules/axe-core/axe.min.js || npm install --no-save --no-audit --no-fund --silent $(AXE_CORE)
+	test -f node_modules/axe-core/axe.min.js || npm install --prefix . --no-save --no-audit --no-fund --silent $(AXE_CORE)
 
 # The browser check of the built book (after `make book`); fails instead of skipping when something is missing.
 browser-check: setup browser-deps
