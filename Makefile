@@ -48,13 +48,17 @@ bench: setup bench-deps
 
 # Headless Chromium for the browser check (Debian package; never a browser download). A browser already named by
 # SPLINE_BOOK_CHROMIUM (CI: the runner's Chrome) is used instead.
+# axe-core is the accessibility checker the browser test loads into every page (npm, pinned; into ./node_modules).
+AXE_CORE := axe-core@4.14.1
 browser-deps:
 	test -x "$$SPLINE_BOOK_CHROMIUM" || command -v chromium >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	test -f node_modules/axe-core/axe.min.js || npm install --prefix . --no-save --no-audit --no-fund --silent $(AXE_CORE)
 
 # The browser check of the built book (after `make book`); fails instead of skipping when something is missing.
 browser-check: setup browser-deps
-	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py tests/test_browser_sliders.py tests/test_browser_playground.py tests/test_live_kernel.py
+	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py tests/test_browser_sliders.py \
+		tests/test_browser_playground.py tests/test_browser_reader.py tests/test_live_kernel.py
 
 # Tag the release v$(VERSION) (pyproject.toml's version) on a clean, tested main; pushing the tag runs
 # .github/workflows/release.yml. The book and its install cells keep naming main (README.md, "Installing").

@@ -11,6 +11,7 @@ CHROMIUM = os.environ.get("SPLINE_BOOK_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("SPLINE_BOOK_REQUIRE_BROWSER") == "1"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+LOCAL = ("http://127.0.0.1", "data:", "blob:")  # where a page may load from; any other request is a problem
 
 
 def unavailable(reason):

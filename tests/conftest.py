@@ -23,3 +23,34 @@ def browser():
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """``open_page(width)``: a fresh offline page ``width`` px wide that records what must never happen:
+    ``page.problems`` lists every uncaught script error, console error or warning, and request to another host
+    (those are aborted)."""
+    from browser_support import LOCAL
+
+    contexts = []
+
+    def open_page(width):
+        contexts.append(browser.new_context(viewport={"width": width, "height": 900}))
+        page = contexts[-1].new_page()
+        page.problems = []
+        page.on("pageerror", lambda error: page.problems.append(f"script error: {error}"))
+        page.on("console", lambda message: message.type in ("error", "warning") and page.problems.append(
+            f"console {message.type}: {message.text} ({message.location.get('url')})"))
+
+        def route(route):
+            if route.request.url.startswith(LOCAL):
+                return route.continue_()
+            page.problems.append(f"request to another host: {route.request.url}")
+            return route.abort()
+
+        page.route("**/*", route)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -32,7 +32,6 @@ PAGES = ["index.html", "book/intro.html", *(f"book/{chapter}.html" for chapter i
          "book/references.html", "genindex.html", "py-modindex.html", "search.html"]
 REDIRECTS = {"index.html": "book/intro.html"}  # the site's root page forwards to the landing page
 PHONE, DESKTOP = 390, 1400
-LOCAL = ("http://127.0.0.1", "data:", "blob:")
 
 # Every <img> of the page: wait for it (lazy images too), report whether it decoded.
 IMAGES_JS = """async () => Promise.all([...document.images].map(async (image) => {
@@ -58,6 +57,11 @@ SWEEP_JS = """async (root) => {
 # Wait for MathJax's first typeset; count the page's math elements, the rendered formulas and TeX errors.
 MATH_JS = """async () => {
     const math = document.querySelectorAll("span.math, div.math").length;
+    if (window.suLoadMath) {  // the page loads MathJax when a formula nears the view: load it now
+        window.suLoadMath();
+        for (let wait = 0; wait < 100 && !(window.MathJax && window.MathJax.startup); wait++)
+            await new Promise((done) => setTimeout(done, 100));
+    }
     if (!window.MathJax || !window.MathJax.startup) return {math, loaded: false, rendered: 0, errors: 0};
     await window.MathJax.startup.promise;
     return {math, loaded: true, rendered: document.querySelectorAll("mjx-container").length,
@@ -65,35 +69,6 @@ MATH_JS = """async () => {
 }"""
 
 
-
-
-@pytest.fixture
-def open_page(browser):
-    """``open_page(width)``: a fresh offline page ``width`` px wide that records what must never happen:
-    ``page.problems`` lists every uncaught script error, console error or warning, and request to another host
-    (those are aborted)."""
-    contexts = []
-
-    def open_page(width):
-        contexts.append(browser.new_context(viewport={"width": width, "height": 900}))
-        page = contexts[-1].new_page()
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(f"script error: {error}"))
-        page.on("console", lambda message: message.type in ("error", "warning") and page.problems.append(
-            f"console {message.type}: {message.text} ({message.location.get('url')})"))
-
-        def route(route):
-            if route.request.url.startswith(LOCAL):
-                return route.continue_()
-            page.problems.append(f"request to another host: {route.request.url}")
-            return route.abort()
-
-        page.route("**/*", route)
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture
@@ -227,6 +202,11 @@ def test_identical_sliders_on_one_page_move_independently(page):
 # every box that must fit the column: display equations and tables (each scrolls in its own box), API signatures
 # (they wrap).
 LAYOUT_JS = """async () => {
+    if (window.suLoadMath) {  // typeset every formula: formulas change the width of the page
+        window.suLoadMath();
+        for (let wait = 0; wait < 100 && !(window.MathJax && window.MathJax.startup); wait++)
+            await new Promise((done) => setTimeout(done, 100));
+    }
     if (window.MathJax && window.MathJax.startup) await window.MathJax.startup.promise;
     const right = (selector) => [...document.querySelectorAll(selector)].filter((e) => e.offsetParent !== null)
         .map((e) => ({what: selector, right: e.getBoundingClientRect().right, text: e.textContent.slice(0, 60)}));

@@ -304,7 +304,7 @@ def test_requires_python_has_tarfile_extraction_filters():
         assert version not in specifier
 
 
-def near_parallel_lines(n, seed=0):
+def nearly_parallel_lines(n, seed=0):
     """``n`` lines within 1e-6 rad of each other and 1e-6 of the origin: nearly all pairs meet inside the square."""
     generator = np.random.default_rng(seed)
     angle = generator.uniform(0, 1e-6, n)
@@ -312,7 +312,7 @@ def near_parallel_lines(n, seed=0):
 
 
 def test_near_parallel_lines_count_towards_the_lower_bound_without_exceeding_the_exact_count():
-    weight, bias = near_parallel_lines(120)
+    weight, bias = nearly_parallel_lines(120)
     exact = su.partition2d(with_first_layer(weight, bias)).num_regions
     lines = np.concatenate([bias[:, None], weight], axis=1)
     bound = _pieces_lower_bound(rectangle((-1, 1, -1, 1)), lines, Frame.around((-1, 1, -1, 1)))
@@ -320,7 +320,7 @@ def test_near_parallel_lines_count_towards_the_lower_bound_without_exceeding_the
 
 
 def test_two_thousand_near_parallel_lines_stop_at_the_cap_in_seconds():
-    weight, bias = near_parallel_lines(2000)
+    weight, bias = nearly_parallel_lines(2000)
     started = time.perf_counter()
     with pytest.raises(su.PartitionTooLarge, match="at least"):
         su.partition2d(with_first_layer(weight, bias))

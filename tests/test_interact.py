@@ -3,6 +3,7 @@ a play/pause button on request. The live slider: draws on demand, an ipywidgets.
 The live control: recomputes on every move in a kernel; a note and the default picture on the static page.
 How the static slider behaves in a browser (playing, keyboard, phone layout) is tests/test_browser_sliders.py."""
 import base64
+import io
 import json
 import re
 from html.parser import HTMLParser
@@ -12,8 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
+from PIL import Image
 
-from spline_utils.pages import interact
+from spline_utils.pages import interact, static_sliders
 from spline_utils.pages.interact import frame_slider, live_control, slider_html, static_frame_html
 from spline_utils.plot.drawing import figure_png
 
@@ -70,7 +72,8 @@ def test_one_frame_per_value_equal_to_the_drawn_figure(page):
     labels, frames = script_arrays(Elements(page).scripts[0])
     assert len(frames) == len(VALUES)
     expected = [figure_png(draw_bar(value), dpi=DPI) for value in VALUES]
-    assert [base64.b64decode(frame) for frame in frames] == expected
+    assert all(frame.startswith("data:image/png;base64,") for frame in frames), "frames are data URLs in the HTML"
+    assert [base64.b64decode(frame.removeprefix("data:image/png;base64,")) for frame in frames] == expected
     assert len(set(frames)) == len(VALUES), "different values must give different pictures"
 
 
@@ -83,8 +86,10 @@ def test_labels_and_initial_state(page):
     assert slider["aria-valuetext"] == "25%"
     assert elements.outputs == ["25%"]
     image = elements.first("img")
-    assert image["src"] == "data:image/png;base64," + frames[1]
+    assert image["src"] == frames[1]
     assert image["alt"] == "height: 25%"
+    width, height = static_sliders.png_size(base64.b64decode(frames[1].removeprefix("data:image/png;base64,")))
+    assert (image["width"], image["height"]) == (str(width), str(height)), "the page reserves the frame's size"
 
 
 def test_no_external_urls(page):
@@ -157,6 +162,13 @@ def test_text_cannot_break_out_of_the_page():
 def test_slider_html_rejects_bad_input(frames, labels, start, message):
     with pytest.raises(ValueError, match=message):
         slider_html(frames, labels, "x", start)
+
+
+def test_png_size_reads_the_header():
+    frame = figure_png(draw_bar(0.5), dpi=DPI)  # 1.5 inches at 30 dpi, cropped to its tight box
+    assert static_sliders.png_size(frame) == Image.open(io.BytesIO(frame)).size
+    with pytest.raises(ValueError, match="not a PNG"):
+        static_sliders.png_size(b"GIF89a" + bytes(20))
 
 
 def test_frame_slider_rejects_bad_input():

@@ -50,6 +50,29 @@ def test_a_wide_figure_is_scaled_down_to_the_column():
     assert readability.check_figure(fig, dpi=30, column_px=3000)  # a low-resolution PNG shows text small
 
 
+def test_on_a_phone_a_figure_reads_in_the_column_or_enlarged():
+    fig, _ = clean_figure(width=3.8, height=3.0)  # 380 px: 10 pt text at 13.9 px, the axes about 300 x 230 px
+    assert readability.check_figure_on_phone(fig) == []
+    wide, _ = clean_figure(width=13.0)  # 1300 px: shrunk to 390 / 1300 in the column, 10 pt text at about 4 px
+    assert readability.check_figure(wide, column_px=readability.PHONE_COLUMN_PX,
+                                    min_text_px=readability.PHONE_MIN_TEXT_PX), "too small in the 390 px column"
+    assert readability.check_figure_on_phone(wide) == [], "the enlarged view shows it at its drawn size"
+    tiny, ax = clean_figure(width=13.0)
+    ax.text(0.5, 1.0, "footnote", fontsize=4)  # 5.6 px even enlarged
+    problems = readability.check_figure_on_phone(tiny)
+    assert problems and all(problem.startswith("enlarged: ") for problem in problems)
+    assert any("'footnote'" in problem and "below 6 px" in problem for problem in problems)
+
+
+def test_on_a_phone_every_panel_is_at_least_120_px():
+    fig, axes = plt.subplots(1, 2, figsize=(3.8, 1.4), dpi=100)  # two panels about 108 px high in the column
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+    assert readability.check_figure(fig) == [], "100 px is enough in the 800 px column"
+    problems = readability.check_figure_on_phone(fig)
+    assert problems and all("below 120 px" in problem for problem in problems)
+
+
 def test_overlapping_labels_fail():
     fig, ax = clean_figure()
     ax.text(1.0, 2.0, "first label")

@@ -6,11 +6,13 @@ book/intro.md must agree with it (``python tools/install_cell.py`` rewrites them
 repository. The checks of ``_build/html`` skip when the book has not been built (``make test`` runs before
 ``make book``).
 """
+import base64
 import importlib.util
 import json
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -24,7 +26,8 @@ _spec.loader.exec_module(install_cell)
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 NOTEBOOKS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 HTML_DIR = Path(os.environ.get("SPLINE_BOOK_HTML", ROOT / "_build" / "html"))
-PAGE_WEIGHT_LIMIT_MB = 8  # HTML with inlined slider frames plus figures, per chapter page
+PAGE_WEIGHT_LIMIT_MB = 8  # HTML, figures and every slider frame (loaded when a slider is used), per chapter page
+HTML_LIMIT_KB = 400  # the HTML alone: text, code, sliders' markup; no picture is inlined
 INSTALL_CELL = '''# Colab: install the book's helper package. Does nothing elsewhere.
 import sys
 
@@ -236,11 +239,38 @@ def test_built_page_has_launch_buttons(notebook):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
 def test_built_page_weight(notebook):
     page = built_page(notebook)
-    images = set(re.findall(r'<img [^>]*src="(\.\./_images/[^"]+)"', page.read_text()))
-    weight = page.stat().st_size + sum((page.parent / image).stat().st_size for image in images)
+    text = page.read_text()
+    files = set(re.findall(r'"(\.\./_images/[^"]+\.png)"', text))  # figures and every slider frame
+    weight = page.stat().st_size + sum((page.parent / file).stat().st_size for file in files)
     assert weight < PAGE_WEIGHT_LIMIT_MB * 1e6, (f"{page.name} weighs {weight / 1e6:.1f} MB: fewer slider values or a "
                                                  "lower frame_slider(dpi=...) keep it under "
                                                  f"{PAGE_WEIGHT_LIMIT_MB} MB")
+    assert "data:image/png" not in text, f"{page.name} inlines pictures: the build's page pass (tools/page_pass.py) " \
+                                         "moves them into files"
+    assert page.stat().st_size < HTML_LIMIT_KB * 1e3, f"{page.name}: {page.stat().st_size / 1e3:.0f} kB of HTML"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_built_page_is_light_and_described(notebook):
+    """The page pass ran: no Font Awesome script, figures described by their captions, a description, a favicon."""
+    text = built_page(notebook).read_text()
+    assert "fontawesome.js" not in text and not re.search(r'<(i|span) class="[^"]*\bfa-', text), \
+        "Font Awesome icons are not inlined"
+    images = re.findall(r"<img [^>]*>", text)
+    alts = [re.search(r'alt="([^"]*)"', image).group(1) for image in images if "su-slider-frame" not in image]
+    wrong = [alt for alt in alts if alt.endswith(".png") or "_images/" in alt or len(alt) < 10]
+    assert alts and not wrong, f"pictures whose alt text is a file path or says nothing: {wrong}"
+    assert re.search(r'<meta name="description" content="[^"]{40,}"', text), "no meta description"
+    assert 'rel="icon"' in text, "no favicon link"
+    assert 'class="su-reading-time"' in text and 'id="cite-this-chapter"' in text
+
+
+def test_citation_agrees_with_the_config_and_the_package():
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert citation["version"] == version, "CITATION.cff's version is not pyproject.toml's"
+    assert citation["repository-code"] == repository()[0], "CITATION.cff's repository-code is not _config.yml's url"
+    assert citation["title"] == CONFIG["title"], "CITATION.cff's title is not the book's (_config.yml)"
 
 
 def test_built_api_page_has_the_fixed_entry_points():
@@ -300,3 +330,63 @@ def test_built_figure_map_names_the_chapters():
         assert link, f"the built figure map does not link {notebook.stem}.html"
         shown = re.sub(r"<[^>]+>", "", link.group(1)).strip()
         assert shown == title, f"the link to {notebook.stem} reads {shown!r}, not the chapter's title {title!r}"
+
+
+# The build's page pass (tools/page_pass.py) on small pages whose answer is known by construction.
+sys.path.insert(0, str(ROOT / "tools"))
+import page_pass  # noqa: E402
+
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+FAKE_FONTAWESOME = ('var p={github:[496,512,[],"f09b","M1 2z"]};d("fab",p),d("fa-brands",p)'
+                    'var p={file:[384,512,[128196],"f15b","M3 4z"]};d("far",p),d("fa-regular",p)'
+                    'var p={bars:[448,512,["navicon"],"f0c9","M5 6z"],file:[384,512,[],"f15b","M7 8z"]};'
+                    'd("fas",p),d("fa-solid",p)')
+
+
+def test_page_pass_moves_inlined_pictures_into_files(tmp_path):
+    page_path = tmp_path / "book" / "chapter.html"
+    encoded = base64.b64encode(PNG).decode()
+    page = f'<img src="data:image/png;base64,{encoded}"><script>frames = ["data:image/png;base64,{encoded}"]</script>'
+    moved = page_pass.extract_frames(page, page_path, tmp_path)
+    files = list((tmp_path / "_images" / "frames").iterdir())
+    assert len(files) == 1 and files[0].read_bytes() == PNG, "one file per distinct picture, the same bytes"
+    assert moved == f'<img src="../_images/frames/{files[0].name}"><script>frames = ' \
+                    f'["../_images/frames/{files[0].name}"]</script>'
+
+
+def test_page_pass_inlines_the_icons_of_each_style():
+    packs = page_pass.read_icons(FAKE_FONTAWESOME)
+    assert packs["solid"]["navicon"] == packs["solid"]["bars"] == (448, 512, "M5 6z"), "aliases are kept"
+    page = ('<script src="../_static/scripts/fontawesome.js?digest=1"></script><i class="fa-brands fa-github"></i>'
+            '<i class="far fa-file"></i><span class="fa-solid fa-file fa-lg"></span>')
+    inlined, missing = page_pass.inline_icons(page, packs)
+    assert missing == [] and "fontawesome" not in inlined and "<i " not in inlined and "<span" not in inlined
+    paths = re.findall(r'<path d="([^"]+)"/>', inlined)
+    assert paths == ["M1 2z", "M3 4z", "M7 8z"], "brands, regular and solid each from their own pack"
+    assert 'class="su-icon fa-solid fa-file fa-lg"' in inlined, "the theme's classes stay on the icon"
+    assert page_pass.inline_icons('<i class="fa-solid fa-unknown"></i>', packs)[1] == ["fa-solid fa-unknown"]
+
+
+def test_page_pass_describes_figures_by_their_caption():
+    page = ('<figure class="align-default" id="fig-a"><img alt="../_images/abc.png" src="../_images/abc.png" />'
+            '<figcaption><p><span class="caption-number">Fig. 1.1 </span><span class="caption-text">The partition '
+            'of a <em>2-8-8-2</em> net, layer by layer. Grey lines are older splines.</span><a class="headerlink" '
+            'href="#fig-a" title="Link to this image">#</a></p></figcaption></figure>')
+    described = page_pass.captioned_alt(page)
+    assert 'alt="The partition of a 2-8-8-2 net, layer by layer. Grey lines are older splines."' in described
+    assert page_pass.leading_sentences("Fig. 2 shows the net. More.", limit=25) == "Fig. 2 shows the net."
+    assert page_pass.leading_sentences("On \\([-2, 2]^2\\). B.") == "On [-2, 2]^2. B.", "no TeX delimiters"
+    assert page_pass.leading_sentences("word " * 100).endswith("...")
+    sized = page_pass.sized_images('<img alt="x" src="a.png" style="width: 745px; height: 1147px;" />')
+    assert sized == '<img alt="x" src="a.png" width="745" height="1147" />', "a 2x figure keeps its size, not fixed"
+
+
+def test_page_pass_lazy_loads_all_but_the_first_picture_and_counts_prose_words():
+    page = ('<header><img src="logo.png"></header><article><h1>Title</h1><img src="a.png"><p>one two three</p>'
+            '<pre>code words not counted</pre><img src="b.png"><script>var x = 1;</script></article>')
+    lazy = page_pass.lazy_images(page)
+    assert '<img decoding="async" src="a.png">' in lazy and '<img decoding="async" loading="lazy" src="b.png">' in lazy
+    assert '<img src="logo.png">' in lazy, "pictures outside the article are left alone"
+    assert page_pass.article_words(page) == 4, "Title one two three"
+    timed = page_pass.reading_time(page)
+    assert '</h1><p class="su-reading-time">About 1 min to read (4 words' in timed

@@ -2,10 +2,13 @@
 
 The sources are staged in ``_build/source`` (config, toc, prose, executed notebooks); Jupyter Book renders them with
 execution off, so no notebook runs twice, and with ``-W`` so any warning fails the build. The HTML lands in
-``_build/html``; the weight of every page is printed at the end. MathJax is served from the site itself (the
-``django-static-mathjax`` wheel of requirements.txt), so the pages render their equations offline too.
+``_build/html``; ``page_pass`` then rewrites the pages (slider frames into files, icons inline, alt texts, reading
+time, "cite this"; see tools/page_pass.py) and the first-load weight of every chapter page is printed at the end.
+MathJax is served from the site itself (the ``django-static-mathjax`` wheel of requirements.txt), so the pages render
+their equations offline too: only the components the pages use (TeX input with its autoloaded packages, HTML output,
+the hidden MathML for screen readers), without the 430 kB menu and the speech engine.
 
-Usage: ``python tools/build_book.py [--only 01_spline_partition] [--smoke] [--path-output DIR]``
+Usage: ``python tools/build_book.py [--only 01_spline_partition] [--smoke] [--pages-only] [--path-output DIR]``
 """
 from __future__ import annotations
 
@@ -21,10 +24,20 @@ from pathlib import Path
 import papermill
 import yaml
 
+import page_pass
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGED_FILES = ["_config.yml", "_toc.yml"]
-MATHJAX_ENTRY = "tex-chtml.js"  # MathJax 3 with TeX input and HTML output; it loads the rest from its folder
-MATHJAX_PARTS = [MATHJAX_ENTRY, "input", "output", "ui", "a11y", "adaptors", "sre"]
+CITATION = ROOT / "CITATION.cff"
+MATHJAX_ENTRY = "startup.js"  # MathJax 3's loader: it loads the components named in MATHJAX_CONFIG from its folder
+MATHJAX_PARTS = [MATHJAX_ENTRY, "core.js", "input/tex.js", "input/tex/extensions", "output/chtml.js",
+                 "output/chtml/fonts", "a11y/assistive-mml.js"]
+# No menu component (it would make every formula a tab stop and weighs 430 kB); the hidden MathML keeps formulas
+# readable by screen readers.
+MATHJAX_CONFIG = {"loader": {"load": ["input/tex", "output/chtml", "a11y/assistive-mml"]}}
+# Figures at twice their pixels (sharp on 2x screens and in the tap-to-enlarge view), shown at their drawn size: the
+# kernel's inline backend saves "retina" PNGs with their 1x width and height in the output's metadata.
+KERNEL_CONFIG = 'c.InlineBackend.figure_formats = {"retina"}\n'
 # The notebooks show Colab's badge image; the site serves its own copy, so a page makes no request to another host.
 COLAB_BADGE_URL = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_BADGE_LOCAL = "_static/colab-badge.svg"  # relative to book/
@@ -83,11 +96,16 @@ def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
     config["execute"]["execute_notebooks"] = "off"
     # Not in a folder named _static: Jupyter Book would add every .js file found there to every page.
     config["sphinx"]["config"]["mathjax_path"] = vendor_mathjax(stage_dir / "_vendor")
+    config["sphinx"]["config"]["mathjax3_config"] = MATHJAX_CONFIG
     config["sphinx"]["config"].setdefault("html_static_path", []).append("_vendor")
     config["exclude_patterns"].append("_vendor/**")
     config.setdefault("html", {})["extra_footer"] = provenance(config["repository"]["branch"])
     (stage_dir / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     listed = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+    profile = stage_dir / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(KERNEL_CONFIG)
+    os.environ["IPYTHONDIR"] = str(stage_dir / "ipython")  # the kernels papermill starts read it
     for notebook in chapters():
         target = stage_dir / "book" / notebook.name
         if f"book/{notebook.stem}" not in listed:
@@ -117,7 +135,7 @@ def vendor_mathjax(static_dir: Path) -> str:
         if (source / part).is_dir():
             shutil.copytree(source / part, target / part)
         else:
-            target.mkdir(parents=True, exist_ok=True)
+            (target / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source / part, target / part)
     return f"mathjax/{MATHJAX_ENTRY}"
 
@@ -134,16 +152,20 @@ def build(stage_dir: Path, path_output: Path, strict: bool = True) -> None:
     subprocess.run(command, check=True)
 
 
-def page_weights(html_dir: Path) -> list[tuple[str, int, int]]:
-    """(page name, HTML bytes, bytes of the local images it shows) of every chapter page in ``html_dir/book``.
+def page_weights(html_dir: Path) -> list[tuple[str, int, int, int]]:
+    """(page name, HTML bytes, bytes of the images it shows, bytes of its sliders' other frames) of every chapter
+    page in ``html_dir/book``.
 
-    Slider frames are inlined in the HTML; other figures are files in ``_images`` (the theme's shared assets are
-    not counted).
+    Figures and each slider's first frame are ``<img>`` files in ``_images``; a slider's other frames are files the
+    page loads when the reader first uses the slider. The theme's shared assets are not counted.
     """
     weights = []
     for page in sorted((html_dir / "book").glob("[0-9][0-9]_*.html")):
-        images = set(re.findall(r'<img [^>]*src="(\.\./_images/[^"]+)"', page.read_text()))
-        weights.append((page.name, page.stat().st_size, sum((page.parent / image).stat().st_size for image in images)))
+        text = page.read_text()
+        images = set(re.findall(r'<img [^>]*src="(\.\./_images/[^"]+)"', text))
+        frames = set(re.findall(r'"(\.\./_images/frames/[^"]+\.png)"', text)) - images
+        weights.append((page.name, page.stat().st_size, sum((page.parent / image).stat().st_size for image in images),
+                        sum((page.parent / frame).stat().st_size for frame in frames)))
     return weights
 
 
@@ -154,14 +176,19 @@ def main() -> None:
     parser.add_argument("--path-output", type=Path, default=ROOT,
                         help="build in PATH_OUTPUT/_build (default: the repository root)")
     parser.add_argument("--smoke", action="store_true", help="execute with SMOKE = True: a quick preview build")
+    parser.add_argument("--pages-only", action="store_true",
+                        help="only run the page pass (tools/page_pass.py) again over the existing build")
     args = parser.parse_args()
     build_dir = args.path_output.resolve() / "_build"
-    stage(build_dir / "source", args.only, args.smoke)
-    build(build_dir / "source", args.path_output.resolve(), strict=not args.only)
+    if not args.pages_only:
+        stage(build_dir / "source", args.only, args.smoke)
+        build(build_dir / "source", args.path_output.resolve(), strict=not args.only)
     html_dir = build_dir / "html"
-    for name, html_bytes, image_bytes in page_weights(html_dir):
-        print(f"{name}: {(html_bytes + image_bytes) / 1e6:.2f} MB ({html_bytes / 1e6:.2f} MB HTML with inlined "
-              f"slider frames, {image_bytes / 1e6:.2f} MB figures)")
+    page_pass.process_site(html_dir, CITATION)
+    for name, html_bytes, image_bytes, frame_bytes in page_weights(html_dir):
+        print(f"{name}: {(html_bytes + image_bytes) / 1e6:.2f} MB ({html_bytes / 1e6:.2f} MB HTML, "
+              f"{image_bytes / 1e6:.2f} MB figures and first frames; {frame_bytes / 1e6:.2f} MB more frames loaded "
+              "when a slider is used)")
     print(f"book built in {html_dir}")
 
 

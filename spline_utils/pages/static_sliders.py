@@ -1,8 +1,11 @@
 """The static page's HTML for sliders: frames behind an ``<input type="range">``, and the stand-in for a live control.
 
 Everything is self-contained: the frames are inlined as ``data:`` PNGs, the stylesheet and the few lines of
-JavaScript are inline, nothing is loaded from a CDN or any other URL, and the bytes are plain ASCII.
-:mod:`spline_utils.pages.interact` decides when these are shown instead of live widgets.
+JavaScript are inline, nothing is loaded from a CDN or any other URL, and the bytes are plain ASCII. So the HTML
+works as it is in Jupyter and Colab; the book build (``tools/build_book.py``) moves every ``data:`` PNG of a page
+into a file of the site and puts the file's URL in its place. The script treats every frame as a URL either way and
+asks for all of them only when the reader first points at, touches or focuses the slider (the page's first load
+carries one frame per slider). :mod:`spline_utils.pages.interact` decides when these are shown instead of live widgets.
 """
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ import base64
 import hashlib
 import html
 import json
+import struct
 from typing import Sequence
 
 from spline_utils.checks import check_index, check_integer, check_string
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DATA_URL_PREFIX = "data:image/png;base64,"
 
 
 # The static slider's stylesheet, the same in every slider (no ids): one row on a wide screen; on a phone the name on
@@ -61,7 +66,8 @@ def slider_html(frames: Sequence[bytes], labels: Sequence[str], name: str, start
     -------
     str
         A ``<div class="su-slider">`` holding a stylesheet, the range input, the play button (with ``play``), the
-        value label, the image and an inline script. Its id is a hash of the content: the same arguments give the
+        value label, the image (with its width and height, so the page does not jump while it loads) and an
+        inline script. Its id is a hash of the content: the same arguments give the
         same HTML, different sliders get different ids. The script finds its slider through
         ``document.currentScript``, so even two identical sliders on one page work independently (the second one's
         id gets a suffix when the page loads, so ids stay unique).
@@ -75,7 +81,7 @@ def slider_html(frames: Sequence[bytes], labels: Sequence[str], name: str, start
     check_string("name", name, example="pruning ratio")
     start = check_index("start", start, len(frames), "a frame")
     interval_ms = check_integer("interval_ms", interval_ms, minimum=1)
-    encoded = [base64.b64encode(frame).decode("ascii") for frame in frames]
+    encoded = [DATA_URL_PREFIX + base64.b64encode(frame).decode("ascii") for frame in frames]
     element_id = "su-slider-" + hashlib.sha1(
         _script_json([name, labels, start, encoded, play, interval_ms]).encode()).hexdigest()[:12]
     name_text, start_label = _html_text(name), _html_text(labels[start])
@@ -89,17 +95,28 @@ def slider_html(frames: Sequence[bytes], labels: Sequence[str], name: str, start
 <input class="su-slider-range" type="range" min="0" max="{len(frames) - 1}" step="1" value="{start}"
  aria-valuetext="{start_label}"></label>
 {button}<output class="su-slider-value">{start_label}</output></div>
-<img class="su-slider-frame" alt="{name_text}: {start_label}" src="data:image/png;base64,{encoded[start]}">
+<img class="su-slider-frame" alt="{name_text}: {start_label}" {_size_attributes(frames[start])}decoding="async"
+ src="{encoded[start]}">
 <script>(function() {{
   var root = document.currentScript ? document.currentScript.parentNode : document.getElementById("{element_id}");
   if (document.getElementById(root.id) !== root) root.id += "-" + document.querySelectorAll(".su-slider").length;
   var name = {_script_json(name)}, labels = {_script_json(labels)}, frames = {_script_json(encoded)};
   var input = root.querySelector("input"), image = root.querySelector("img"),
       value = root.querySelector(".su-slider-value"), button = root.querySelector(".su-slider-play"),
-      icons = {_script_json([PLAY_ICON, PAUSE_ICON])}, last = frames.length - 1, interval = {interval_ms}, timer = null;
+      icons = {_script_json([PLAY_ICON, PAUSE_ICON])}, last = frames.length - 1, interval = {interval_ms}, timer = null,
+      fetched = false;
+  function fetchFrames() {{  // every frame into the browser's cache, once: on the reader's first approach
+    if (fetched) return;
+    fetched = true;
+    frames.forEach(function(source) {{ new Image().src = source; }});
+  }}
+  ["pointerenter", "touchstart", "focusin"].forEach(function(type) {{
+    root.addEventListener(type, fetchFrames, {{once: true, passive: true}});
+  }});
   function show(index) {{
+    fetchFrames();
     input.value = index;
-    image.src = "data:image/png;base64," + frames[index];
+    image.src = frames[index];
     image.alt = name + ": " + labels[index];
     value.textContent = labels[index];
     input.setAttribute("aria-valuetext", labels[index]);
@@ -163,8 +180,25 @@ def static_frame_html(frame: bytes, labels: Sequence[str], name: str, start: int
 <p class="su-live-note" style="font-family:sans-serif;font-size:0.9em;border-left:3px solid #888;padding-left:0.6em">
 <b>Live control.</b> Run this notebook in Jupyter or Colab to move <b>{name_text}</b> from {span}
 ({len(labels)} positions); every move recomputes the picture. Shown here: {name_text} = {shown}.</p>
-<img class="su-live-frame" style="max-width:100%" alt="{name_text}: {shown}" src="data:image/png;base64,{encoded}">
+<img class="su-live-frame" style="max-width:100%;height:auto" alt="{name_text}: {shown}"
+ {_size_attributes(frame)}decoding="async" src="{DATA_URL_PREFIX}{encoded}">
 </div>"""
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of ``png`` from its header (the IHDR chunk that follows the signature)."""
+    if len(png) < 24 or not png.startswith(PNG_SIGNATURE) or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG image: no IHDR header after the PNG signature")
+    return struct.unpack(">II", png[16:24])
+
+
+def _size_attributes(png: bytes) -> str:
+    """``width="W" height="H" `` of a PNG frame, or nothing when its header cannot be read."""
+    try:
+        width, height = png_size(png)
+    except ValueError:
+        return ""
+    return f'width="{width}" height="{height}" '
 
 
 def _html_text(text: str) -> str:

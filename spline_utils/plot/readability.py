@@ -11,10 +11,10 @@ measures it at that shown size:
   special case of one axis's tick labels colliding;
 * every axes that holds something at least ``min_axes_px`` shown pixels wide and high (a colorbar: long).
 
-A phone column is 390 px: ``check_figure(fig, column_px=PHONE_COLUMN_PX, min_text_px=PHONE_MIN_TEXT_PX)`` judges
-it, but the test suite does not require it: a multi-panel figure that reads well in the 800 px column (13 inches at
-100 dpi, 10 pt tick labels: 8.5 px) shrinks to 4 px there, and the remedy is the page's (stacked panels or
-tap-to-enlarge), not smaller figures.
+On a phone (:func:`check_figure_on_phone`) a figure must read either in the 390 px column (text at least 6 px, every
+axes at least 120 px) or, where it does not, in the page's tap-to-enlarge view (``book/_static/book.js``), which
+shows it at the size it was drawn for, to be panned across: a multi-panel figure that reads well in the 800 px column
+(13 inches at 100 dpi, 10 pt tick labels: 8.5 px) shrinks to 4 px in the column, and is read enlarged.
 
 :func:`record_figure` appends a figure's problems to the JSON-lines file named by the environment variable
 ``SPLINE_READABILITY_REPORT``; the matplotlib backend :mod:`spline_utils.plot.readability_backend` calls it for every figure
@@ -39,6 +39,8 @@ PHONE_COLUMN_PX = 390
 MIN_TEXT_PX = 8.0
 PHONE_MIN_TEXT_PX = 6.0
 MIN_AXES_PX = 100.0
+PHONE_MIN_AXES_PX = 120.0
+ENLARGED_COLUMN_PX = float("inf")  # the tap-to-enlarge view: the figure at its drawn size, never scaled down
 OVERLAP_PX = 1.0
 REPORT_VARIABLE = "SPLINE_READABILITY_REPORT"
 BACKEND = "module://spline_utils.plot.readability_backend"
@@ -81,6 +83,22 @@ def check_figure(fig: Figure, column_px: float = PAGE_COLUMN_PX, dpi: float | No
     return problems
 
 
+def check_figure_on_phone(fig: Figure, dpi: float | None = None) -> list[str]:
+    """The problems of ``fig`` read on a 390 px phone; empty if it reads in the column or in the enlarged view.
+
+    In the column: text at least ``PHONE_MIN_TEXT_PX``, every axes at least ``PHONE_MIN_AXES_PX``. A figure that
+    falls short there is read in the tap-to-enlarge view, at its drawn size; the problems returned are that view's
+    (each prefixed ``"enlarged: "``), under the same two minimums.
+    """
+    in_column = check_figure(fig, column_px=PHONE_COLUMN_PX, dpi=dpi, min_text_px=PHONE_MIN_TEXT_PX,
+                             min_axes_px=PHONE_MIN_AXES_PX)
+    if not in_column:
+        return []
+    enlarged = check_figure(fig, column_px=ENLARGED_COLUMN_PX, dpi=dpi, min_text_px=PHONE_MIN_TEXT_PX,
+                            min_axes_px=PHONE_MIN_AXES_PX)
+    return [f"enlarged: {problem}" for problem in enlarged]
+
+
 def describe_figure(fig: Figure) -> str:
     """A short name for ``fig``: its suptitle, else its axes titles, else its size."""
     if fig._suptitle is not None and fig._suptitle.get_text():
@@ -94,12 +112,14 @@ def record_figure(fig: Figure, source: str, dpi: float | None = None) -> None:
     """Append ``fig``'s :func:`check_figure` problems to the report file named by ``SPLINE_READABILITY_REPORT``.
 
     Does nothing when the variable is not set. One JSON line per figure: ``source`` (e.g. ``"cell 12"``),
-    ``figure`` (:func:`describe_figure`) and ``problems`` (possibly empty, so a report also shows what was checked).
+    ``figure`` (:func:`describe_figure`) and ``problems`` (possibly empty, so a report also shows what was checked):
+    those in the page's column, then those on a phone (:func:`check_figure_on_phone`, each prefixed ``"phone: "``).
     """
     path = os.environ.get(REPORT_VARIABLE)
     if not path:
         return
-    entry = dict(source=source, figure=describe_figure(fig), problems=check_figure(fig, dpi=dpi))
+    problems = check_figure(fig, dpi=dpi) + [f"phone: {problem}" for problem in check_figure_on_phone(fig, dpi=dpi)]
+    entry = dict(source=source, figure=describe_figure(fig), problems=problems)
     with open(path, "a", encoding="utf-8") as report:
         report.write(json.dumps(entry) + "\n")
 
