@@ -35,10 +35,6 @@ class LayerPartition:
         Index of the region of the previous layer that contains each region (0 for the first layer: the domain).
     layer_codes : ndarray of bool, shape (n_regions, n_nodes_of_this_layer)
         This layer's activation code in each region.
-    pre_activations : ndarray, shape (n_parent_regions, 3, n_nodes_of_this_layer)
-        On each parent region, node ``k``'s pre-activation is ``pre[p, 0, k] + pre[p, 1, k] a + pre[p, 2, k] b``.
-        A layer whose maps would be too large to hold was cut a chunk of parents at a time and keeps no maps: they
-        are computed again on access (:meth:`pre_activation_columns` does so a chunk at a time).
     slope : float
         The nonlinearity's negative slope (0 for ReLU).
     shape : tuple
@@ -57,7 +53,12 @@ class LayerPartition:
 
     @property
     def pre_activations(self) -> np.ndarray:
-        """The maps on every parent region, shape (n_parent_regions, 3, n_nodes); computed again if not kept."""
+        """The layer's pre-activation maps on every parent region, shape (n_parent_regions, 3, n_nodes).
+
+        On parent region ``p``, node ``k``'s pre-activation is ``pre[p, 0, k] + pre[p, 1, k] a + pre[p, 2, k] b``. A
+        layer whose maps would be too large to hold was cut a chunk of parents at a time and keeps no maps: they are
+        computed again on access (:meth:`pre_activation_columns` does so a chunk at a time).
+        """
         if self._pre_activations is None:
             return self.pre_activation_columns(slice(None))
         return self._pre_activations
