@@ -292,7 +292,7 @@ def skip_link(page: str) -> str:
 
 
 MATHJAX_SCRIPT = re.compile(r'<script defer="defer" src="([^"]*_static/mathjax/startup\.js[^"]*)"></script>')
-# MathJax (about 0.8 MB with its fonts) loads when a formula comes within half a screen of the view, or the page is
+# MathJax (about 0.8 MB with its fonts) loads when a formula comes within a tenth of a screen of the view, or the page is
 # printed; ``window.suLoadMath()`` loads it at once (the browser tests call it). "su-math-loaded" tells book.js.
 MATHJAX_LOADER = """<script>(function () {
   var source = "MATHJAX_SOURCE", loaded = false;
@@ -312,7 +312,7 @@ MATHJAX_LOADER = """<script>(function () {
     if (!("IntersectionObserver" in window)) return load();
     var near = new IntersectionObserver(function (entries) {
       if (entries.some(function (entry) { return entry.isIntersecting; })) { near.disconnect(); load(); }
-    }, {rootMargin: "50% 0px"});
+    }, {rootMargin: "10% 0px"});
     formulas.forEach(function (formula) { near.observe(formula); });
   });
 })();</script>"""
