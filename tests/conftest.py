@@ -30,27 +30,26 @@ def open_page(browser):
     """``open_page(width)``: a fresh offline page ``width`` px wide that records what must never happen:
     ``page.problems`` lists every uncaught script error, console error or warning, and request to another host
     (those are aborted)."""
-    from browser_support import LOCAL
+    from browser_support import recording_page
 
-    contexts = []
+    pages = []
 
     def open_page(width):
-        contexts.append(browser.new_context(viewport={"width": width, "height": 900}))
-        page = contexts[-1].new_page()
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(f"script error: {error}"))
-        page.on("console", lambda message: message.type in ("error", "warning") and page.problems.append(
-            f"console {message.type}: {message.text} ({message.location.get('url')})"))
-
-        def route(route):
-            if route.request.url.startswith(LOCAL):
-                return route.continue_()
-            page.problems.append(f"request to another host: {route.request.url}")
-            return route.abort()
-
-        page.route("**/*", route)
-        return page
+        pages.append(recording_page(browser, width))
+        return pages[-1]
 
     yield open_page
-    for context in contexts:
-        context.close()
+    for page in pages:
+        page.context.close()
+
+
+@pytest.fixture(scope="module")
+def site():
+    """Base URL of the built book (``browser_support.HTML_DIR``) served on 127.0.0.1."""
+    from browser_support import HTML_DIR, SERVER_SECONDS, unavailable
+    from data_files import local_server
+
+    if not (HTML_DIR / "index.html").exists():
+        unavailable(f"no built book in {HTML_DIR}: run `make book` first")
+    with local_server(HTML_DIR, SERVER_SECONDS) as (base_url, _):
+        yield base_url.rstrip("/")

@@ -11,20 +11,16 @@ Without Chromium or without a build these tests skip with a message saying what 
 ``SPLINE_BOOK_REQUIRE_BROWSER=1`` (CI, after ``make book``) they fail instead. ``SPLINE_BOOK_HTML`` and
 ``SPLINE_BOOK_CHROMIUM`` point them at another build or browser.
 """
-import os
 from pathlib import Path
 
 import pytest
 
-from browser_support import unavailable
-from data_files import local_server
+from browser_support import HTML_DIR, unavailable
 from spline_utils.pages.interact import slider_html
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER_SECONDS = 1800  # the server stops by itself after this long, even if a test hangs
-HTML_DIR = Path(os.environ.get("SPLINE_BOOK_HTML", ROOT / "_build" / "html"))
 SCREENSHOTS = HTML_DIR.parent / "screenshots"
 CHAPTERS = sorted(path.stem for path in (ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 # Every page of the site: the toc's pages and Sphinx's generated ones.
@@ -74,15 +70,6 @@ MATH_JS = """async () => {
 @pytest.fixture
 def page(open_page):
     return open_page(1280)
-
-
-@pytest.fixture(scope="module")
-def site():
-    """Base URL of ``HTML_DIR`` served on 127.0.0.1."""
-    if not (HTML_DIR / "index.html").exists():
-        unavailable(f"no built book in {HTML_DIR}: run `make book` first")
-    with local_server(HTML_DIR, SERVER_SECONDS) as (base_url, _):
-        yield base_url.rstrip("/")
 
 
 def check_slider(page, slider, name):

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 import spline_utils as su
-from browser_support import unavailable
+from browser_support import recording_page, unavailable
 from data_files import local_server
 from spline_utils import data, pruning
 from spline_utils.early_bird import codes
@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = Path(os.environ.get("SPLINE_BOOK_HTML", ROOT / "_build" / "html"))
 SCREENSHOTS = HTML_DIR.parent / "screenshots"
 PAGE = "book/playground.html"
-LOCAL = ("http://127.0.0.1", "data:", "blob:")
 PHONE, DESKTOP = 390, 1400
 
 # (hidden widths, seed, bounds, N(0, 1) weights instead of PyTorch's default initialization)
@@ -72,20 +71,7 @@ def site():
 def open_playground(browser, site, width, touch=False):
     """A fresh page ``width`` px wide on the playground; ``page.problems`` collects script errors, console errors
     and warnings, and requests to another host (aborted)."""
-    context = browser.new_context(viewport={"width": width, "height": 900}, has_touch=touch)
-    page = context.new_page()
-    page.problems = []
-    page.on("pageerror", lambda error: page.problems.append(f"script error: {error}"))
-    page.on("console", lambda message: message.type in ("error", "warning") and page.problems.append(
-        f"console {message.type}: {message.text}"))
-
-    def route(route):
-        if route.request.url.startswith(LOCAL):
-            return route.continue_()
-        page.problems.append(f"request to another host: {route.request.url}")
-        return route.abort()
-
-    page.route("**/*", route)
+    page = recording_page(browser, width, touch)
     page.goto(f"{site}/{PAGE}", wait_until="load")
     page.wait_for_function("() => window.playground !== undefined", timeout=10_000)
     return page

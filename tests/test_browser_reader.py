@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from browser_support import unavailable
-from data_files import local_server
-from test_browser import CHAPTERS, HTML_DIR, PAGES, REDIRECTS, SCREENSHOTS, SERVER_SECONDS
+from test_browser import CHAPTERS, HTML_DIR, PAGES, REDIRECTS, SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 
@@ -57,15 +56,6 @@ PICTURES_JS = """() => {
                 value: slider && slider.querySelector(".su-slider-value").textContent};
     });
 }"""
-
-
-@pytest.fixture(scope="module")
-def site():
-    """Base URL of ``HTML_DIR`` served on 127.0.0.1."""
-    if not (HTML_DIR / "index.html").exists():
-        unavailable(f"no built book in {HTML_DIR}: run `make book` first")
-    with local_server(HTML_DIR, SERVER_SECONDS) as (base_url, _):
-        yield base_url.rstrip("/")
 
 
 def chapter_page(open_page, site, chapter, width):
