@@ -361,9 +361,9 @@ def test_batchnorm_uses_running_statistics_even_in_train_mode():
 @pytest.mark.parametrize("dense_fill", [0.0, 1.1], ids=["heads-through-jacobian", "heads-through-block"])
 def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeypatch, dense_fill):
     """Each layer's maps on the previous layer's regions, built chunk by chunk (two restart blocks a chunk)."""
-    from spline_utils.engine import propagate
+    from spline_utils.engine import graph_partition, propagate
     width = 24
-    monkeypatch.setattr(propagate, "DENSE_FILL", dense_fill)
+    monkeypatch.setattr(graph_partition, "DENSE_FILL", dense_fill)
     monkeypatch.setattr(propagate, "BUFFER_BYTES", 2 * propagate.RESTART * 3 * 8 * width)
     model = random_mlp((2, width, width, width), "leaky_relu", seed=4)
     partition = su.partition2d(model, (-2, 2, -2, 2))

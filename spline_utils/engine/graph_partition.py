@@ -26,11 +26,14 @@ import torch
 from spline_utils.engine.cutting import cut_by_layer
 from spline_utils.engine.partition import LayerPartition, Partition, ancestors, check_memory
 from spline_utils.engine.polygons import Polygons
-from spline_utils.engine.propagate import CHUNK_BYTES, DENSE_FILL, MAX_JACOBIAN_ENTRIES, RESTART, maps_from_heads
+from spline_utils.engine.propagate import RESTART, maps_from_heads
 from spline_utils.engine.region_bound import PartitionTooLarge, too_large
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
 
+CHUNK_BYTES = 2**27  # maps of one chunk of regions while a span is run on them
+MAX_JACOBIAN_ENTRIES = 2**25  # a span's Jacobian is formed only up to this many entries
+DENSE_FILL = 0.1  # least nonzero fraction of a Jacobian for which heads go through it rather than the span
 STREAM_BYTES = 2**30  # a tensor read only by the next ReLU and larger than this is formed a chunk at a time
 STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents
 

@@ -1,65 +1,22 @@
 """Propagating per-region affine maps to the next layer, fast.
 
-On region ``r`` (child of parent region ``p``) the next layer's pre-activation is
-``pre_next[r] = J (pre[p] * g_r) + b``, with ``J`` the block's linear part, ``b`` its offset and ``g_r`` the
-region's gains (1 where a node is active, the negative slope elsewhere). Two regions of the same parent that lie side
-by side differ in a few gains, so ``pre_next`` changes by a few rank-one terms. Regions are sorted along a
-space-filling curve and cut into blocks of ``RESTART``; the block's first region (its head) is computed directly,
-every other one as that map plus a sparse correction, which costs far less than applying the block (a conv layer,
-say) to every region and adds a single rounding step.
+On region ``r`` (child of parent region ``p``) a tensor that is affine in the layer's output is
+``T(r) = (pre[p] * g_r) J + C(p)``, with ``J`` its Jacobian with respect to that output, ``C`` what the rest of the
+network adds on the parent and ``g_r`` the region's gains (1 where a node is active, the negative slope elsewhere).
+Two regions of the same parent that lie side by side differ in a few gains, so ``T`` changes by a few rank-one terms.
+Regions are sorted along a space-filling curve and cut into blocks of ``RESTART``; the block's first region (its
+head) is computed directly, every other one as that map plus a sparse correction, which costs far less than running
+the layers between two ReLUs (a conv layer, say) on every region and adds a single rounding step.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy import sparse
 
 from spline_utils.engine.polygons import z_order_keys
 
-CHUNK_BYTES = 2**27
 RESTART = 32
-MAX_JACOBIAN_ENTRIES = 2**25
 BUFFER_BYTES = 2**22  # maps corrected in one cache-sized chunk before they are scattered into the result
-DENSE_FILL = 0.1  # least nonzero fraction of the Jacobian for which heads go through it rather than the block
-
-
-def apply_block(block, state, shape=None) -> np.ndarray:
-    """Apply an affine block to affine maps ``(n, 3, ...) -> (n, 3, n_features)``.
-
-    Row 0 of each map is the offset (the block's own offset is added), rows 1 and 2 the slopes (linear part only).
-    ``shape`` is the per-sample feature shape the block expects; by default the state's own trailing shape.
-    """
-    state = torch.as_tensor(state)
-    n = state.shape[0]
-    if shape is not None:
-        state = state.reshape(n, 3, *shape)
-    with torch.no_grad():
-        offset = block.apply(state[:, 0], with_offset=True)
-        linear = block.apply(state[:, 1:].reshape(2 * n, *state.shape[2:]), with_offset=False)
-    return torch.cat([offset.reshape(n, 1, -1), linear.reshape(n, 2, -1)], dim=1).numpy()
-
-
-def map_in_chunks(function, n_items: int) -> np.ndarray:
-    """Evaluate ``function(index)`` on chunks of indices and concatenate (bounded temporary memory)."""
-    first = function(np.arange(min(n_items, 1)))
-    per_item = max(first[0].nbytes, 1) if len(first) else 1
-    chunk = max(1, CHUNK_BYTES // per_item)
-    parts = [function(np.arange(start, min(start + chunk, n_items))) for start in range(0, n_items, chunk)]
-    return np.concatenate(parts) if parts else first
-
-
-def next_pre_activations(block, layer) -> np.ndarray:
-    """The next layer's pre-activation maps on every region of ``layer``: shape (n_regions, 3, n_next_nodes).
-
-    Parameters
-    ----------
-    block : AffineBlock
-        The affine modules between ``layer``'s nonlinearity and the next one.
-    layer : LayerPartition
-        Its regions, parents, codes, pre-activation maps, slope and shape.
-    """
-    jacobian = _jacobian(block, layer.shape)
-    return maps_from_heads(layer, jacobian, lambda index: _direct_maps(block, layer, jacobian, index))
 
 
 def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
@@ -100,25 +57,6 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
     return result
 
 
-def _direct_maps(block, layer, jacobian: np.ndarray | None, index: np.ndarray) -> np.ndarray:
-    """The maps of regions ``index`` computed without corrections: shape (len(index), 3, n_outputs).
-
-    Through the dense Jacobian in a few large products when at least ``DENSE_FILL`` of it is nonzero (BLAS does a
-    multiply-add ~15x faster than a float64 convolution), else (or without a Jacobian) by applying the block.
-    """
-    if jacobian is None or np.count_nonzero(jacobian) < DENSE_FILL * jacobian.size:
-        return map_in_chunks(lambda chunk: apply_block(block, layer.post_activations(index[chunk]), layer.shape),
-                             len(index))
-    n_inputs, n_outputs = jacobian.shape
-    maps = np.empty((len(index), 3, n_outputs))
-    step = max(1, CHUNK_BYTES // (3 * 8 * n_inputs))
-    for start in range(0, len(index), step):
-        post = layer.post_activations(index[start:start + step]).reshape(-1, n_inputs)
-        np.matmul(post, jacobian, out=maps[start:start + step].reshape(-1, n_outputs))
-    maps[:, 0] += apply_block(block, np.zeros((1, 3, *layer.shape)))[0, 0]  # the block's offset
-    return maps
-
-
 def _differing_nodes(packed_codes: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (row, node) pairs where row ``i`` of bit-packed codes (n, n_bytes) differs from row ``head[i]``.
 
@@ -149,17 +87,6 @@ def _add_differences(maps: np.ndarray, layer, jacobian: np.ndarray, regions: np.
     matrix = sparse.csr_matrix((data, indices, row_starts), shape=(3 * len(regions), jacobian.shape[0]))
     flat_maps = maps.reshape(-1, jacobian.shape[1])
     flat_maps += matrix @ jacobian
-
-
-def _jacobian(block, shape) -> np.ndarray | None:
-    """The block's linear part as a (n_inputs, n_outputs) matrix, or None when it would be too large."""
-    n_inputs = int(np.prod(shape))
-    with torch.no_grad():
-        n_outputs = block.apply(torch.zeros((1, *shape), dtype=torch.float64)).numel()
-        if n_inputs * n_outputs > MAX_JACOBIAN_ENTRIES:
-            return None
-        basis = torch.eye(n_inputs, dtype=torch.float64).reshape(n_inputs, *shape)
-        return block.apply(basis, with_offset=False).reshape(n_inputs, n_outputs).numpy()
 
 
 def position_in_group(sorted_groups: np.ndarray) -> np.ndarray:
