@@ -100,10 +100,7 @@ class _GraphCutter:
         current = len(self.layers) - 1
         parents = self.domain if current < 0 else self.layers[current].polygons
         check_memory(len(parents), 3 * math.prod(node.shape) * 8, self.max_bytes)
-        if node.input in self.maps and self.level[node.input] == current:  # on these very regions: no copy
-            pre = self.maps[node.input].reshape(len(parents), 3, -1)
-        else:
-            pre = self._source(node.input, current, np.arange(len(parents))).reshape(len(parents), 3, -1)
+        pre = self._source(node.input, current).reshape(len(parents), 3, -1)
         pieces, parent, codes = cut_by_layer(parents, pre, self.frame, self.max_regions, len(self.layers))
         self.layers.append(LayerPartition(pieces, parent, codes, pre, node.slope, node.shape))
         self.level[index] = self.layer_of[index] = len(self.layers) - 1
@@ -214,9 +211,13 @@ class _GraphCutter:
                 values[index] = node.linear(*inputs)
         return {index: values[index].reshape(n_nodes, math.prod(nodes[index].shape)).numpy() for index in stored}
 
-    def _source(self, source: int, level: int, index: np.ndarray) -> np.ndarray:
-        """Maps of tensor ``source`` on regions ``index`` of partition level ``level``: (len(index), 3, size)."""
-        at = ancestors(self.layers, level, self.level[source])[index]
+    def _source(self, source: int, level: int, index: np.ndarray | None = None) -> np.ndarray:
+        """Maps of tensor ``source`` on regions ``index`` (default: all) of partition level ``level``:
+        (len(index), 3, size). A stored tensor asked for on all regions of its own level comes back without a copy."""
+        if index is None and source in self.maps and self.level[source] == level:
+            return self.maps[source]
+        at = ancestors(self.layers, level, self.level[source])
+        at = at if index is None else at[index]
         if source in self.layer_of:
             return self.layers[self.layer_of[source]].post_activations(at)
         return self.maps[source][at]
