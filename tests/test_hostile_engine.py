@@ -6,6 +6,7 @@ here (not the package's).
 from __future__ import annotations
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch.nn as nn
 
 import spline_utils as su
 from spline_utils import PartitionTooLarge
+from spline_utils.engine.tolerance import ResolutionWarning
 
 
 def mlp(seed: int = 0, widths=(2, 8, 8, 2)) -> nn.Sequential:
@@ -193,3 +195,18 @@ def test_a_zero_width_hidden_layer_adds_no_region_and_no_code_column():
     assert partition.num_regions == alone.num_regions
     assert partition.codes.shape == (alone.num_regions, 4)
     assert su.activation_codes(model, torch.rand(3, 2)).shape == (3, 4)
+
+
+def test_regions_below_the_resolution_are_never_dropped_silently():
+    """Bounds of +-1e9 put the resolution (1e-10 of the half-width) at 0.1: regions of the network near the origin,
+    all present at +-1e6 (oracle: the model's codes at points inside each of them), vanish, and a warning says so."""
+    model = mlp(widths=(2, 16, 16, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResolutionWarning)  # at +-1e6 every region is resolved, without a warning
+        resolved = su.partition2d(model, (-1e6, 1e6, -1e6, 1e6))
+    points = resolved.interior_points()
+    assert len(np.unique(su.activation_codes(model, torch.as_tensor(points)).numpy(), axis=0)) == \
+        resolved.num_regions
+    with pytest.warns(ResolutionWarning, match=r"within the engine's resolution \(1e-10 of the domain's half-width"):
+        coarse = su.partition2d(model, (-1e9, 1e9, -1e9, 1e9))
+    assert coarse.num_regions < resolved.num_regions  # the warning's claim: regions were merged

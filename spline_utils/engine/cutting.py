@@ -8,13 +8,16 @@ not all its pieces, per line. The arrangement does not depend on the order of th
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from spline_utils.engine.polygon_pool import PolygonPool
 from spline_utils.engine.polygons import Polygons, cut, side_of_line, z_order_keys
 from spline_utils.engine.propagate import position_in_group
-from spline_utils.engine.region_bound import check_growth, too_large
-from spline_utils.engine.tolerance import RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, line_tolerance
+from spline_utils.engine.region_bound import OutOfRoom, check_growth, too_large
+from spline_utils.engine.tolerance import (RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, ResolutionWarning,
+                                          line_tolerance, rounding_tolerance)
 
 MATMUL_GROUP = 64  # parents cut into at least this many pieces compute all their pieces' codes by matrix products
 ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
@@ -151,7 +154,18 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple["
     some_below = np.logical_or.reduceat(values < -pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
     above[near_parent, near_node] = some_above & ~some_below
     crossing = some_above & some_below
-    return _CrossingLines(pre, near_parent[crossing], near_node[crossing]), above
+    unresolved = _count_unresolved(values, rounding_tolerance(maps, frame)[pair], some_above, some_below, starts)
+    return _CrossingLines(pre, near_parent[crossing], near_node[crossing], unresolved), above
+
+
+def _count_unresolved(values, rounding, some_above, some_below, starts) -> int:
+    """Polygons that a line leaves uncut although some vertex lies beyond round-off on the side that counts as
+    "on the line": the line passes within the resolution of a corner (see :class:`ResolutionWarning`)."""
+    if not len(values):
+        return 0
+    beyond_below = np.logical_or.reduceat(values < -rounding, starts)
+    beyond_above = np.logical_or.reduceat(values > rounding, starts)
+    return int(np.count_nonzero(some_above & ~some_below & beyond_below | some_below & ~some_above & beyond_above))
 
 
 class _CrossingLines:
@@ -160,8 +174,9 @@ class _CrossingLines:
     Built from the crossing (parent, node) pairs in row-major order.
     """
 
-    def __init__(self, pre: np.ndarray, parent: np.ndarray, node: np.ndarray):
+    def __init__(self, pre: np.ndarray, parent: np.ndarray, node: np.ndarray, unresolved: int = 0):
         self.pre, self.node = pre, node
+        self.unresolved = unresolved  # polygons a line came within the resolution of without cutting them
         self.count = np.bincount(parent, minlength=len(pre))
         self.first = np.cumsum(self.count) - self.count
 
@@ -174,7 +189,8 @@ class _CrossingLines:
         return self.pre[parent][:, self.node[self.first[parent]:self.first[parent] + self.count[parent]]].T
 
 
-def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: int, layer_index: int):
+def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: int, layer_index: int,
+                 room: int | None = None):
     """Cut every parent region by the zero lines of this layer's nodes that cross it.
 
     The lines crossing each parent are taken in batches of :data:`LINES_PER_BATCH` (in node order). At the start of
@@ -183,8 +199,10 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     marked line (:func:`_cut_step`) and its halves inherit the other marks, so a batch takes as many steps as one
     piece has marks, and a step touches only pieces near their lines.
 
-    Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code.
+    Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code. Raises
+    :class:`PartitionTooLarge` past ``max_regions`` pieces, and :class:`OutOfRoom` past ``room`` pieces.
     """
+    room = max_regions if room is None else room
     crossing_lines, above = _crossing_lines(parents, pre, frame)
     check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
     pool = PolygonPool(parents, np.arange(len(parents)))
@@ -199,12 +217,20 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
             n_alive += len(cut_position)
             if n_alive > max_regions:
                 raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
+            if n_alive > room:
+                raise OutOfRoom()
             inherited = pending[cut_position]
             pending[cut_position] = 0  # the pieces cut are gone; their halves inherit their pending lines
             members = np.concatenate([members, children])
             pending = np.concatenate([pending, inherited, inherited])
             later = pending != 0
             members, pending = members[later], pending[later]
+    if crossing_lines.unresolved:
+        warnings.warn(f"hidden layer {layer_index}: {crossing_lines.unresolved} times a node's line came within the "
+                      f"engine's resolution ({RELATIVE_TOLERANCE:g} of the domain's half-width, {frame.half:.3g}) of "
+                      "a region's corner without measurably crossing the region: it passes through the corner, or "
+                      "it cuts off a sliver thinner than that, which is merged into its neighbour; partition a "
+                      "smaller rectangle to resolve it", ResolutionWarning, stacklevel=2)
     alive = np.nonzero(pool.alive[:pool.size])[0]
     alive = alive[np.argsort(pool.parent[alive], kind="stable")]
     pieces, parent = pool.get(alive), pool.parent[alive]
@@ -279,8 +305,13 @@ def _cut_step(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLi
         near_lines[owner, 2] * polygons.vertices[:, 1]
     tolerance = line_tolerances[near][owner]
     side = side_of_line(values, tolerance)
-    cut_here = np.logical_or.reduceat(side > 0, polygons.starts) & np.logical_or.reduceat(side < 0, polygons.starts) \
-        if len(near) else np.zeros(0, dtype=bool)
+    if not len(near):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    some_above = np.logical_or.reduceat(side > 0, polygons.starts)
+    some_below = np.logical_or.reduceat(side < 0, polygons.starts)
+    cut_here = some_above & some_below
+    crossing_lines.unresolved += _count_unresolved(values, rounding_tolerance(near_lines, frame)[owner], some_above,
+                                                   some_below, polygons.starts)
     if not cut_here.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     cut_vertices = np.repeat(cut_here, polygons.counts)

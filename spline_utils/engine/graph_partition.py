@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from spline_utils.engine.cutting import cut_by_layer
-from spline_utils.engine.partition import LayerPartition, Partition, ancestors, check_memory
+from spline_utils.engine.partition import (LayerPartition, MapsTooLarge, Partition, ancestors, check_memory,
+                                          readable_bytes)
 from spline_utils.engine.polygons import Polygons
 from spline_utils.engine.propagate import RESTART, maps_from_heads
-from spline_utils.engine.region_bound import PartitionTooLarge, too_large
+from spline_utils.engine.region_bound import OutOfRoom, PartitionTooLarge, too_large
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
 
@@ -58,6 +59,7 @@ class _GraphCutter:
         self.level: dict[int, int] = {0: -1}
         self.layer_of: dict[int, int] = {}  # ReLU node -> index of its layer
         self.producers: dict[int, _Producer] = {}  # tensors too large to form: computed a chunk at a time
+        self.pending: list[np.ndarray] = []  # the parts of a layer being cut a chunk at a time
         self.last_reader = {}
         for index, node in enumerate(graph.nodes[1:], start=1):
             for source in _inputs(node):
@@ -87,6 +89,34 @@ class _GraphCutter:
         maps = self.maps[output] if output in self.maps else self._evaluate_relu_output(output)
         return Partition(self.graph, bounds, plane, self.domain, self.layers, maps, self.level[output])
 
+    def _held_bytes(self) -> int:
+        """Bytes this partition holds: stored tensors' maps, the layers' maps, codes and polygons."""
+        arrays = list(self.maps.values()) + self.pending
+        for layer in self.layers:
+            arrays += [layer._pre_activations, layer.layer_codes, layer.parent, layer.polygons.vertices]
+            arrays += list(getattr(layer._recompute, "sources", {}).values())
+        for producer in self.producers.values():
+            arrays += list(producer.sources.values())
+        held = {id(array if array.base is None else array.base): array.nbytes for array in arrays if array is not None}
+        return sum(held.values())
+
+    def _check_memory(self, n_regions: int, bytes_per_region: int) -> None:
+        """:func:`check_memory` counting everything this partition holds (:meth:`_held_bytes`)."""
+        check_memory(n_regions, bytes_per_region, self.max_bytes, self._held_bytes())
+
+    def _cut_by_layer(self, parents: Polygons, pre: np.ndarray, n_nodes: int, regions_so_far: int = 0):
+        """:func:`cut_by_layer` stopped early, with :class:`MapsTooLarge`, when the pieces' codes, polygons and maps
+        (one tensor as wide as the layer) would not fit in ``max_bytes`` with what is held."""
+        per_region = n_nodes + 3 * 8 * n_nodes + 8 * 8
+        room = max(0, self.max_bytes - self._held_bytes()) // per_region
+        try:
+            return cut_by_layer(parents, pre, self.frame, self.max_regions - regions_so_far, len(self.layers), room)
+        except OutOfRoom:
+            raise MapsTooLarge(f"hidden layer {len(self.layers)} has more than {room + regions_so_far} regions, "
+                               f"whose codes and maps need more than max_bytes={self.max_bytes} "
+                               f"({readable_bytes(self.max_bytes)}); shrink the bounds, use a smaller model, or raise "
+                               "max_bytes", 2 * self.max_bytes, self.max_bytes, per_region) from None
+
     def _forget(self, readers, first_later: int) -> None:
         """Drop the maps of tensors whose last reader is among ``readers`` (all before ``first_later``)."""
         for reader in readers:
@@ -99,9 +129,10 @@ class _GraphCutter:
         node = self.graph.nodes[index]
         current = len(self.layers) - 1
         parents = self.domain if current < 0 else self.layers[current].polygons
-        check_memory(len(parents), 3 * math.prod(node.shape) * 8, self.max_bytes)
+        if not (node.input in self.maps and self.level[node.input] == current):  # else read without a copy
+            self._check_memory(len(parents), 3 * math.prod(node.shape) * 8)
         pre = self._source(node.input, current).reshape(len(parents), 3, -1)
-        pieces, parent, codes = cut_by_layer(parents, pre, self.frame, self.max_regions, len(self.layers))
+        pieces, parent, codes = self._cut_by_layer(parents, pre, math.prod(node.shape))
         self.layers.append(LayerPartition(pieces, parent, codes, pre, node.slope, node.shape))
         self.level[index] = self.layer_of[index] = len(self.layers) - 1
 
@@ -122,7 +153,7 @@ class _GraphCutter:
             if streamable and 3 * 8 * size * layer.num_regions > STREAM_BYTES:
                 self.producers[target] = _Producer(layer, plan, target)
             else:
-                check_memory(layer.num_regions, 3 * size * 8, self.max_bytes)
+                self._check_memory(layer.num_regions, 3 * size * 8)
                 self.maps[target] = plan.maps(layer, target)
 
     def _plan_span(self, relu: int, span: list[int]) -> "_SpanPlan | None":
@@ -135,7 +166,7 @@ class _GraphCutter:
                 self.maps[index] = self._evaluate([index], [index], self.level[index])[index]
         dependent = [index for index in span if self.level[index] == level]
         end = span[-1] + 1 if span else relu + 1
-        stored = [index for index in dependent if self.last_reader[index] >= end]
+        stored = [index for index in dependent if self.last_reader.get(index, -1) >= end]  # unread nodes: none
         if not stored:
             return None
         jacobians = self._jacobians(relu, dependent, stored) if _worth_a_jacobian(self.layers[level]) else None
@@ -160,8 +191,10 @@ class _GraphCutter:
             index = np.arange(start, min(start + step, parents.num_regions))
             pre = producer(index)
             try:
-                pieces, local_parent, codes = cut_by_layer(parents.polygons.subset(index), pre, self.frame,
-                                                           self.max_regions - total, level)
+                pieces, local_parent, codes = self._cut_by_layer(parents.polygons.subset(index), pre,
+                                                                 math.prod(node.shape), total)
+            except MapsTooLarge:
+                raise
             except PartitionTooLarge:
                 raise too_large(level, f"already has more than max_regions={self.max_regions} regions (counted a "
                                        "chunk of parent regions at a time)") from None
@@ -169,12 +202,15 @@ class _GraphCutter:
             chunk = LayerPartition(pieces, index[local_parent], codes, pre, node.slope, node.shape)
             chunk.pre_row = local_parent
             parts["pieces"].append(pieces), parts["parent"].append(chunk.parent), parts["codes"].append(codes)
+            self.pending += [pieces.vertices, chunk.parent, codes]
             if plan is not None:
                 self.layers.append(chunk)
                 for target in plan.stored:
-                    check_memory(total, 3 * math.prod(self.graph.nodes[target].shape) * 8, self.max_bytes)
+                    self._check_memory(len(pieces), 3 * math.prod(self.graph.nodes[target].shape) * 8)
                     stored_parts[target].append(plan.maps(chunk, target))
+                    self.pending.append(stored_parts[target][-1])
                 self.layers.pop()
+        self.pending = []
         producer.step = step
         layer = LayerPartition(Polygons.concatenate(parts["pieces"]), np.concatenate(parts["parent"]),
                                np.concatenate(parts["codes"]), None, node.slope, node.shape, recompute=producer)
@@ -206,7 +242,7 @@ class _GraphCutter:
             for index in dependent:
                 node = nodes[index]
                 inputs = [values[source] if source in values else
-                          torch.zeros((n_nodes, *_shape(self.graph, source)), dtype=torch.float64)
+                          torch.zeros((n_nodes, *input_of(self.graph, source)), dtype=torch.float64)
                           for source in node.inputs]
                 values[index] = node.linear(*inputs)
         return {index: values[index].reshape(n_nodes, math.prod(nodes[index].shape)).numpy() for index in stored}
@@ -248,7 +284,7 @@ class _GraphCutter:
                 node = self.graph.nodes[node_index]
                 sources = [None if source == zero_relu else values[source] if source in values
                            else self._source(source, level, chunk) for source in node.inputs]
-                values[node_index] = _apply(node, sources, [_shape(self.graph, s) for s in node.inputs])
+                values[node_index] = apply_affine(node, sources, [input_of(self.graph, s) for s in node.inputs])
             for target in targets:
                 parts[target].append(values[target])
         result = {}
@@ -336,7 +372,7 @@ def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, 
     return maps
 
 
-def _apply(node: AffineNode, sources: list, shapes: list) -> np.ndarray | None:
+def apply_affine(node: AffineNode, sources: list, shapes: list) -> np.ndarray | None:
     """``node`` on per-region maps (n, 3, size) or single rows (1, 3, size); ``None`` is an exact zero input.
 
     Returns ``None`` when every input is zero and the node has no offset; a single row when no input varies.
@@ -358,7 +394,7 @@ def _apply(node: AffineNode, sources: list, shapes: list) -> np.ndarray | None:
     return out
 
 
-def _shape(graph: Graph, index: int) -> tuple:
+def input_of(graph: Graph, index: int) -> tuple:
     return graph.input_shape if index == 0 else graph.nodes[index].shape
 
 

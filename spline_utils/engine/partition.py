@@ -368,14 +368,27 @@ def ancestors(layers: list[LayerPartition], level: int, ancestor_level: int) -> 
     return index
 
 
-def check_memory(n_regions: int, bytes_per_region: int, max_bytes: int) -> None:
-    """Raise :class:`PartitionTooLarge` before allocating ``n_regions * bytes_per_region`` bytes above ``max_bytes``."""
+class MapsTooLarge(PartitionTooLarge):
+    """The memory cap: the per-region affine maps held at once would exceed ``max_bytes``.
+
+    :func:`spline_utils.engine.tiling.partition_in_tiles` catches it and partitions the domain in tiles instead.
+    """
+
+    def __init__(self, message: str, needed: int, max_bytes: int, bytes_per_region: int):
+        super().__init__(message)
+        self.needed, self.max_bytes, self.bytes_per_region = needed, max_bytes, bytes_per_region
+
+
+def check_memory(n_regions: int, bytes_per_region: int, max_bytes: int, held: int = 0) -> None:
+    """Raise :class:`MapsTooLarge` before allocating ``n_regions * bytes_per_region`` bytes on top of ``held`` bytes
+    of maps when the sum exceeds ``max_bytes``."""
     needed = n_regions * bytes_per_region
-    if needed > max_bytes:
-        raise PartitionTooLarge(
-            f"the next layer's affine maps on {n_regions} regions need {readable_bytes(needed)}, more than "
+    if held + needed > max_bytes:
+        besides = f" besides the {readable_bytes(held)} of maps already held" if held else ""
+        raise MapsTooLarge(
+            f"the next layer's affine maps on {n_regions} regions need {readable_bytes(needed)}{besides}, more than "
             f"max_bytes={max_bytes} ({readable_bytes(max_bytes)}); shrink the bounds, use a smaller model, or raise "
-            "max_bytes")
+            "max_bytes", held + needed, max_bytes, bytes_per_region)
 
 
 def readable_bytes(n_bytes: int) -> str:

@@ -13,11 +13,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from spline_utils.engine.graph_partition import graph_partition2d
 from spline_utils.engine.partition import Partition
-from spline_utils.engine.polygons import rectangle
 from spline_utils.engine.slices import Plane, grid_points
 from spline_utils.engine.thread_pools import engine_thread_pools
+from spline_utils.engine.tiling import partition_in_tiles
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.dispatch import read_model
 from spline_utils.reading.oracle import activation_codes
@@ -49,7 +48,11 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
         layer is cut, a lower bound on its region count (from where its lines cross) is checked, so a partition far
         above the cap stops within seconds. A whole number: ``None``, NaN or infinity do not turn the cap off.
     max_bytes : int
-        Stop with :class:`PartitionTooLarge` before allocating per-region affine maps larger than this.
+        The most bytes of per-region affine maps, codes and polygons the engine holds at once. A partition that
+        needs more is computed in tiles of the rectangle, each within this budget, and merged exactly
+        (:mod:`spline_utils.engine.tiling`); :class:`PartitionTooLarge` when even that is not possible (the budget
+        holds fewer than 1,000 regions, or the regions crowd so closely around a point that smaller tiles do not
+        help).
 
     Returns
     -------
@@ -72,7 +75,6 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
     max_bytes = _check_cap("max_bytes", max_bytes, "bytes")
     if plane is not None and not isinstance(plane, Plane):
         raise ValueError(f"plane must be a spline_utils.Plane, got {type(plane).__name__}")
-    domain = rectangle(bounds)
     frame = Frame.around(bounds)
     network = read_model(model, (2,) if plane is None else plane.input_shape)
     if isinstance(network, Chain):  # read without tracing: its input shape and layer shapes checked here
@@ -82,7 +84,7 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
     input_state = _input_state(network.input_shape, plane).numpy()
     widest = max([0] + [math.prod(network.nodes[index].shape) for index in network.relu_nodes])
     with engine_thread_pools(widest):
-        return graph_partition2d(network, bounds, plane, input_state, domain, frame, max_regions, max_bytes)
+        return partition_in_tiles(network, bounds, plane, input_state, frame, max_regions, max_bytes)
 
 
 def grid_codes(model: nn.Module, bounds, resolution: int, plane: Plane | None = None,

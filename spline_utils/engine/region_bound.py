@@ -22,6 +22,10 @@ class PartitionTooLarge(RuntimeError):
     """The partition would exceed the region cap or the memory cap given to :func:`spline_utils.partition2d`."""
 
 
+class OutOfRoom(Exception):
+    """A layer's cut made more pieces than the ``room`` its caller gave it (the memory the caller has left)."""
+
+
 def too_large(layer_index: int, what: str) -> PartitionTooLarge:
     """The error for hidden layer ``layer_index``, saying what exceeds the cap and what to do."""
     return PartitionTooLarge(f"hidden layer {layer_index} {what}; shrink the bounds, use a smaller model, or raise "

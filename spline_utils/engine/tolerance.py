@@ -17,6 +17,11 @@ RELATIVE_TOLERANCE = 1e-10
 ROUNDING_TOLERANCE = 2.0**-44
 
 
+class ResolutionWarning(UserWarning):
+    """A line came within the engine's resolution of a region's corner without measurably crossing the region: it
+    passes through the corner, or it cuts off a sliver thinner than the resolution, merged into its neighbour."""
+
+
 @dataclass(frozen=True)
 class Frame:
     """Where tolerances are measured: the domain's centre and half-size.
@@ -50,6 +55,12 @@ def line_tolerance(maps: np.ndarray, frame: Frame) -> np.ndarray:
                         RELATIVE_TOLERANCE * frame.half + ROUNDING_TOLERANCE * (abs(frame.centre_x) + frame.half),
                         RELATIVE_TOLERANCE * frame.half + ROUNDING_TOLERANCE * (abs(frame.centre_y) + frame.half)])
     return RELATIVE_TOLERANCE * np.abs(at_centre) + np.abs(maps) @ weights
+
+
+def rounding_tolerance(maps: np.ndarray, frame: Frame) -> np.ndarray:
+    """The round-off part of :func:`line_tolerance` alone: a value beyond it is not zero, whatever the resolution."""
+    weights = np.array([1.0, abs(frame.centre_x) + frame.half, abs(frame.centre_y) + frame.half])
+    return ROUNDING_TOLERANCE * (np.abs(maps) @ weights)
 
 
 def min_segment_length(frame: Frame) -> float:

@@ -1,0 +1,201 @@
+"""Partitions whose maps do not fit in memory at once: the domain cut into tiles, each partitioned alone, then merged.
+
+The region of the partition after hidden layer ``l`` that holds a point is the set of points with the same codes in
+layers ``0..l``; it is convex (each layer's pre-activations are affine on a region of the previous layer, so its
+code adds half-planes). Pieces of it found in different tiles are therefore parts of one convex polygon, and their
+union is the convex hull of their vertices: merging the tiles' pieces with equal codes gives the partition of the
+whole domain exactly, layer by layer. No tile's maps are kept: a merged layer computes its pre-activations again on
+request by running the network with each region's gains fixed (:class:`CodedForward`).
+"""
+from __future__ import annotations
+
+import gc
+import math
+
+import numpy as np
+
+from spline_utils.engine.graph_partition import apply_affine, graph_partition2d, input_of
+from spline_utils.engine.partition import LayerPartition, MapsTooLarge, Partition, readable_bytes
+from spline_utils.engine.polygons import Polygons, rectangle
+from spline_utils.engine.region_bound import PartitionTooLarge, too_large
+from spline_utils.engine.tolerance import Frame
+from spline_utils.reading.graph_ir import Graph, ReluNode
+
+MIN_TILE_REGIONS = 1000  # max_bytes must hold the maps of this many regions for tiles to be worth their overhead
+MAX_TILES = 256  # more tiles than this: refused (each tile pays the per-call cost of every layer)
+MAX_SPLITS = 3  # a tile refused after this many splits (1/8 of the domain's side or less at 2x2): refused
+TILE_HEADROOM = 2  # a refused tile is cut into about this many times (maps needed / max_bytes) tiles
+CODED_FORWARD_BYTES = 2**27  # maps of one chunk of regions while pre-activations are computed again
+
+
+def partition_in_tiles(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, frame: Frame,
+                       max_regions: int, max_bytes: int) -> Partition:
+    """The partition of the rectangle ``bounds``, in tiles when its maps would hold more than ``max_bytes`` at once.
+
+    The whole rectangle is tried first; when the memory cap stops it, the rectangle is cut into tiles, and a tile
+    that the cap stops again into smaller ones, at most :data:`MAX_SPLITS` times. Raises :class:`PartitionTooLarge`
+    when ``max_bytes`` holds the maps of fewer than :data:`MIN_TILE_REGIONS` regions, when a tile split
+    :data:`MAX_SPLITS` times is still too large (regions that crowd around a point: a smaller tile would not hold
+    fewer of them), or when more than :data:`MAX_TILES` tiles would be needed.
+    """
+    def run(tile):
+        return graph_partition2d(graph, tile, plane, input_state, rectangle(tile), frame, max_regions, max_bytes)
+
+    try:
+        return run(bounds)
+    except MapsTooLarge as error:
+        if max_bytes < MIN_TILE_REGIONS * error.bytes_per_region:
+            raise
+        pending, done = [(tile, 1) for tile in _split(bounds, error)], []
+        del error
+    gc.collect()  # the refused run's maps, held in reference cycles through the traceback
+    while pending:
+        tile, splits = pending.pop()
+        try:
+            done.append(_TilePieces(run(tile)))
+        except MapsTooLarge as error:
+            if splits == MAX_SPLITS or len(done) + len(pending) > MAX_TILES:
+                raise PartitionTooLarge(
+                    f"the per-region maps need more than max_bytes={max_bytes} ({readable_bytes(max_bytes)}) even "
+                    f"in tiles: the tile a in [{tile[0]:.6g}, {tile[1]:.6g}], b in [{tile[2]:.6g}, {tile[3]:.6g}] "
+                    f"still does ({error}); shrink the bounds, use a smaller model, or raise max_bytes") from None
+            pending += [(part, splits + 1) for part in _split(tile, error)]
+            del error
+            gc.collect()  # the failed tile's maps, held in reference cycles through the traceback
+    return merge_tiles(done, graph, bounds, plane, input_state, max_regions)
+
+
+def _split(tile: tuple, error: MapsTooLarge) -> list[tuple]:
+    """``tile`` cut into a k x k grid of tiles, k from how far the maps exceeded the cap; last tile first."""
+    side = max(2, math.ceil(math.sqrt(TILE_HEADROOM * error.needed / error.max_bytes)))
+    xs, ys = np.linspace(tile[0], tile[1], side + 1), np.linspace(tile[2], tile[3], side + 1)
+    xs[-1], ys[-1] = tile[1], tile[3]
+    return [(xs[i], xs[i + 1], ys[j], ys[j + 1]) for j in reversed(range(side)) for i in reversed(range(side))]
+
+
+class _TilePieces:
+    """What the merge needs of one tile's partition: every layer's pieces, parents and codes, the output maps."""
+
+    def __init__(self, partition: Partition):
+        self.layers = [(layer.polygons, layer.parent, layer.layer_codes) for layer in partition.layers]
+        self.output_maps = partition.output_maps()
+
+
+def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, input_state: np.ndarray,
+                max_regions: int) -> Partition:
+    """One partition of ``bounds`` from the partitions of tiles that cover it: pieces with equal codes merged.
+
+    Regions of a layer are ordered by their parent, then by their codes.
+    """
+    relus = [graph.nodes[index] for index in graph.relu_nodes]
+    frame = Frame.around(bounds)
+    region_of_piece = [np.zeros(1, dtype=np.int64) for _ in tiles]  # each tile's pieces -> regions of the layer
+    layers: list[LayerPartition] = []
+    for level, relu in enumerate(relus):
+        parents = [region_of_piece[t][tile.layers[level][1]] for t, tile in enumerate(tiles)]
+        codes = np.concatenate([tile.layers[level][2] for tile in tiles])
+        parent = np.concatenate(parents)
+        keys = np.concatenate([parent.astype(">i8").view(np.uint8).reshape(-1, 8), np.packbits(codes, axis=1)], axis=1)
+        keys = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel()
+        _, first, region = np.unique(keys, return_index=True, return_inverse=True)
+        if len(first) > max_regions:
+            raise too_large(level, f"has {len(first)} regions, more than max_regions={max_regions}")
+        pieces = Polygons.concatenate([tile.layers[level][0] for tile in tiles])
+        polygons = merge_pieces(pieces, region.reshape(-1), len(first), frame)
+        layers.append(LayerPartition(polygons, parent[first], codes[first], None, relu.slope, relu.shape,
+                                     recompute=CodedForward(graph, input_state, layers, level)))
+        ends = np.cumsum([len(part) for part in parents])
+        region_of_piece = np.split(region.reshape(-1), ends[:-1])
+    final = np.concatenate([tile.output_maps for tile in tiles])
+    first_piece = np.full(layers[-1].num_regions, -1, dtype=np.int64)
+    last_region = np.concatenate(region_of_piece)
+    first_piece[last_region[::-1]] = np.arange(len(last_region))[::-1]
+    return Partition(graph, bounds, plane, rectangle(bounds), layers, final[first_piece], len(layers) - 1)
+
+
+def merge_pieces(pieces: Polygons, region: np.ndarray, n_regions: int, frame: Frame) -> Polygons:
+    """Polygon ``g`` is the convex hull of the pieces ``i`` with ``region[i] == g``, without vertices on a straight
+    edge; a region of one piece is that piece."""
+    counts = np.bincount(region, minlength=n_regions)
+    first = np.full(n_regions, -1, dtype=np.int64)
+    first[region[::-1]] = np.arange(len(region))[::-1]
+    polygons = pieces.subset(first).split()
+    multi = np.nonzero(counts > 1)[0]
+    if len(multi):
+        vertex_region = region[pieces.owner]
+        order = np.argsort(vertex_region, kind="stable")
+        starts = np.searchsorted(vertex_region[order], multi)
+        stops = np.searchsorted(vertex_region[order], multi, side="right")
+        for g, start, stop in zip(multi, starts, stops):
+            polygons[g] = convex_hull(pieces.vertices[order[start:stop]], frame)
+    return Polygons(np.concatenate(polygons), np.array([len(polygon) for polygon in polygons], dtype=np.int64))
+
+
+def convex_hull(points: np.ndarray, frame: Frame) -> np.ndarray:
+    """Counter-clockwise convex hull of ``points`` (Andrew's monotone chain), without vertices on a straight edge.
+
+    A turn smaller than 1e-12 of the domain's size squared counts as straight: the vertices the tile borders add
+    on a region's edges are dropped, the region's own corners kept.
+    """
+    points = np.unique(points, axis=0)
+    tolerance = 1e-12 * frame.half**2
+    if len(points) < 3:
+        return points
+
+    def half(sequence):
+        chain = []
+        for point in sequence:
+            while len(chain) >= 2 and _turn(chain[-2], chain[-1], point) <= tolerance:
+                chain.pop()
+            chain.append(point)
+        return chain[:-1]
+
+    return np.array(half(points) + half(points[::-1]))
+
+
+def _turn(origin, a, b) -> float:
+    return (a[0] - origin[0]) * (b[1] - origin[1]) - (a[1] - origin[1]) * (b[0] - origin[0])
+
+
+class CodedForward:
+    """Pre-activation maps of layer ``level`` on chosen regions of layer ``level - 1``, from the network itself.
+
+    On a region every ReLU's gains are fixed by the region's codes, so the network is affine there: running it on
+    the input's affine map (rows offset, d/da, d/db) with those gains gives the layer's maps exactly. Used for a
+    merged layer, whose tiles' maps were not kept.
+    """
+
+    def __init__(self, graph: Graph, input_state: np.ndarray, layers: list[LayerPartition], level: int):
+        self.graph, self.input_state, self.layers, self.level = graph, input_state, layers, level
+        relu = graph.nodes[graph.relu_nodes[level]]
+        self.n_parents = 1 if level == 0 else None
+        widest = max(math.prod(node.shape) for node in graph.nodes[1:graph.relu_nodes[level]] or [relu])
+        self.step = max(1, CODED_FORWARD_BYTES // (3 * 8 * widest * 4))  # about four tensors alive at once
+
+    def __call__(self, parent_index: np.ndarray) -> np.ndarray:
+        """Maps of the layer's pre-activations on regions ``parent_index`` of layer ``level - 1``: (n, 3, n_nodes)."""
+        gains, index = {}, np.asarray(parent_index, dtype=np.int64)
+        for level in range(self.level - 1, -1, -1):
+            layer = self.layers[level]
+            gains[self.graph.relu_nodes[level]] = np.where(layer.layer_codes[index], 1.0, layer.slope)
+            index = layer.parent[index]
+        target = self.graph.nodes[self.graph.relu_nodes[self.level]].input
+        last_reader = {source: reader for reader in range(1, target + 1)
+                       for source in _sources(self.graph.nodes[reader])}
+        values = {0: self.input_state.reshape(1, 3, -1)}
+        for node_index in range(1, target + 1):
+            node = self.graph.nodes[node_index]
+            if isinstance(node, ReluNode):
+                values[node_index] = values[node.input] * gains[node_index][:, None, :]
+            else:
+                values[node_index] = apply_affine(node, [values[source] for source in node.inputs],
+                                                  [input_of(self.graph, source) for source in node.inputs])
+            for source in _sources(node):
+                if last_reader[source] == node_index and source != target:
+                    del values[source]
+        maps = values[target]
+        return np.broadcast_to(maps, (len(parent_index), *maps.shape[1:])).copy() if len(maps) == 1 else maps
+
+
+def _sources(node) -> tuple[int, ...]:
+    return (node.input,) if isinstance(node, ReluNode) else node.inputs
