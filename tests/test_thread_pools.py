@@ -15,13 +15,13 @@ def blas_threads() -> list[int]:
 
 def record_pools(monkeypatch) -> list:
     seen = []
-    original = entry.graph_partition2d
+    original = entry.partition_in_tiles
 
     def recording(*args, **kwargs):
         seen.append((torch.get_num_threads(), blas_threads()))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(entry, "graph_partition2d", recording)
+    monkeypatch.setattr(entry, "partition_in_tiles", recording)
     return seen
 
 

@@ -15,6 +15,10 @@ evaluated with ``z = 0`` on the parent regions (one row when nothing older varie
 then take their maps from a head region of the same parent plus a sparse correction
 (:func:`spline_utils.engine.propagate.maps_from_heads`): siblings share every older input, so they differ only by
 rank-one terms in the nodes whose gains differ, whatever the skips.
+
+Everything a partition holds (maps, codes, polygons) is counted against ``max_bytes``; past it the engine raises
+:class:`~spline_utils.engine.partition.MapsTooLarge`, and :mod:`spline_utils.engine.tiling` computes the domain in
+tiles instead.
 """
 from __future__ import annotations
 
@@ -395,6 +399,7 @@ def apply_affine(node: AffineNode, sources: list, shapes: list) -> np.ndarray | 
 
 
 def input_of(graph: Graph, index: int) -> tuple:
+    """Per-sample shape of node ``index``'s output (the graph's input shape for node 0)."""
     return graph.input_shape if index == 0 else graph.nodes[index].shape
 
 

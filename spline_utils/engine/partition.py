@@ -5,7 +5,9 @@ of layer ``l`` is affine, ``h_k(p) = c_k + a_k . p``. Each region is cut by the 
 the pieces are the regions of layers ``1..l``. Nothing is sampled: the polygons, codes and affine maps are exact up to
 the engine's resolution: a line is taken to pass through a point when its value there is within 1e-10 of its variation
 across the domain (plus float64 round-off, :mod:`spline_utils.engine.tolerance`), so features thinner than about
-1e-10 of the domain's half-width are not resolved. Partition a smaller rectangle to see finer detail.
+1e-10 of the domain's half-width are not resolved, and a
+:class:`~spline_utils.engine.tolerance.ResolutionWarning` says so when it happens. Partition a smaller rectangle to
+see finer detail.
 
 The cutting lives in :mod:`spline_utils.engine.cutting`, the propagation of per-region maps in
 :mod:`spline_utils.engine.propagate`.

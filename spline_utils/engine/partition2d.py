@@ -39,7 +39,8 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
         :func:`spline_utils.activation_codes`.
     bounds : tuple (xmin, xmax, ymin, ymax)
         The rectangle to partition, in the 2-D coordinates: four finite numbers with a finite area. Detail finer
-        than about 1e-10 of its half-width is not resolved (see :mod:`spline_utils.engine.partition`).
+        than about 1e-10 of its half-width is not resolved (see :mod:`spline_utils.engine.partition`); a
+        :class:`~spline_utils.engine.tolerance.ResolutionWarning` says when that merged a region.
     plane : Plane, optional
         Maps 2-D coordinates to the model's input (see :mod:`spline_utils.engine.slices`). Without it the model's input
         must be 2-D.
