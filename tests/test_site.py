@@ -390,3 +390,19 @@ def test_page_pass_lazy_loads_all_but_the_first_picture_and_counts_prose_words()
     assert page_pass.article_words(page) == 4, "Title one two three"
     timed = page_pass.reading_time(page)
     assert '</h1><p class="su-reading-time">About 1 min to read (4 words' in timed
+
+
+def test_page_pass_drops_the_css_no_page_can_use():
+    import tinycss2
+
+    names = {"a", "b"}
+    assert page_pass.selector_used(".a .b", names) and not page_pass.selector_used(".a .gone", names)
+    assert page_pass.selector_used(".a:not(.gone, .other)", names), "what :not() names need not be on a page"
+    assert page_pass.selector_used("html[data-theme=dark] #b > p", names), "attributes and tags are not judged"
+    assert page_pass.selector_used(".tooltip-inner", names), "Bootstrap adds its tooltips' classes at run time"
+    css = ("/*! licence */ /* note */ .a, .gone { color: red } .gone { color: blue } "
+           "@media (min-width: 9px) { .gone { x: 1 } } @media print { .b:not(.gone, .c) { x: 2 } } "
+           "@font-face { font-family: f }")
+    rules = page_pass.used_rules(tinycss2.parse_stylesheet(css, skip_comments=False, skip_whitespace=True), names)
+    kept = re.sub(r"\s+", " ", "".join(tinycss2.serialize([rule]) for rule in rules))
+    assert kept == "/*! licence */.a{ color: red }@media print {.b:not(.gone, .c) { x: 2 } }@font-face { font-family: f }"

@@ -341,12 +341,24 @@ def defer_scripts(page: str) -> str:
     return page
 
 
+# pydata-sphinx-theme's first stylesheet, which only imports Sphinx's basic.css: a chain of two requests before the
+# first paint. The pages link basic.css itself (process_site checks that theme.css still only imports it).
+THEME_CSS_LINK = re.compile(r'<link href="([^"]*_static/)styles/theme\.css\?digest=\w+" rel="stylesheet" />')
+THEME_CSS_TEXT = re.compile(r'\s*(/\*.*?\*/\s*)?@import "\.\./basic\.css";\s*', re.S)
+
+
+def direct_stylesheets(page: str) -> str:
+    """``page`` linking ``basic.css`` where it linked ``styles/theme.css`` (which only imports it)."""
+    return THEME_CSS_LINK.sub(lambda match: f'<link href="{match.group(1)}basic.css" rel="stylesheet" />', page)
+
+
 def process_page(page: str, path: Path, html_dir: Path, packs: dict, citation: dict) -> tuple[str, list[str]]:
     """Every rewrite of this module on one page; returns the page and the Font Awesome icons it could not inline."""
     page = extract_frames(page, path, html_dir)
     page, missing = inline_icons(page, packs)
     page = lazy_mathjax(page)
     page = defer_scripts(page)
+    page = direct_stylesheets(page)
     page = captioned_alt(page)
     page = sized_images(page)
     page = accessible_markup(page)
@@ -375,6 +387,9 @@ def process_site(html_dir: Path, citation_file: Path) -> None:
     theme_script = Path(pydata_sphinx_theme.__file__).parent / "theme" / "pydata_sphinx_theme" / "static" / "scripts"
     packs = read_icons((theme_script / "fontawesome.js").read_text(encoding="utf-8"))
     citation = yaml.safe_load(citation_file.read_text(encoding="utf-8"))
+    theme_css = html_dir / "_static" / "styles" / "theme.css"
+    if not THEME_CSS_TEXT.fullmatch(theme_css.read_text(encoding="utf-8")):
+        raise ValueError(f"{theme_css} does more than import ../basic.css: the pages cannot link basic.css instead")
     missing = {}
     for path in sorted(html_dir.rglob("*.html")):
         if "_static" in path.relative_to(html_dir).parts:
@@ -388,6 +403,7 @@ def process_site(html_dir: Path, citation_file: Path) -> None:
     for copied in (html_dir / "_static" / "scripts").glob("fontawesome.js*"):
         copied.unlink()
     trim_theme_assets(html_dir)
+    drop_unused_css(html_dir)
     compact_figures(html_dir)
 
 
@@ -425,6 +441,82 @@ def trim_theme_assets(html_dir: Path) -> None:
                      rf'url\(\.\./vendor/fontawesome/webfonts/{face}\.ttf\) format\("truetype"\)',
                      f'url(../vendor/fontawesome/webfonts/{face}-subset.woff) format("woff")', css)
     theme_css.write_text(css, encoding="utf-8")
+
+
+# Classes Bootstrap's script gives the pages' dropdowns, tooltips and scroll spy while they are used, some of them put
+# together from parts (``bs-${name}-auto``): kept though no page names them. bootstrap.js itself is not read for
+# class names: it names every component (modal, toast, carousel...), which the pages do not use.
+BOOTSTRAP_RUNTIME_CLASSES = re.compile(r"(show|showing|hiding|fade|collapsing|active|disabled|dropdown-menu-\w+"
+                                       r"|tooltip(-inner|-arrow)?|bs-tooltip-[\w-]+)")
+OWN_STYLESHEETS = {"book.css", "playground.css"}  # book/_static: every rule of these is meant
+
+
+def site_names(html_dir: Path) -> set[str]:
+    """Every word that could be a class or id of a page: the words of every page and of the scripts that build or
+    change markup (not MathJax, whose styles are its own, nor the search index, nor bootstrap.js)."""
+    sources = [path for path in html_dir.rglob("*.html") if "_static" not in path.relative_to(html_dir).parts]
+    sources += [path for path in (html_dir / "_static").rglob("*.js")
+                if "mathjax" not in path.parts and path.name not in ("bootstrap.js", "searchindex.js")]
+    names = set()
+    for path in sources:
+        names |= set(re.findall(r"[A-Za-z_][\w-]*", path.read_text(encoding="utf-8", errors="replace")))
+    return names
+
+
+def selector_used(selector: str, names: set[str]) -> bool:
+    """Whether every class and id ``selector`` requires is in ``names`` (or added by Bootstrap at run time).
+
+    What a pseudo-class's argument names is not required: ``.a:not(.b)`` matches where there is no ``b``."""
+    required = re.sub(r"\((?:[^()]|\([^()]*\))*\)", "", selector)
+    return all(name in names or BOOTSTRAP_RUNTIME_CLASSES.fullmatch(name)
+               for name in re.findall(r"[.#](-?[A-Za-z_][\w-]*)", required))
+
+
+def used_rules(rules: list, names: set[str]) -> list:
+    """``rules`` (tinycss2 nodes) without the selectors no page can match, and without the rules, ``@media`` and
+    ``@supports`` blocks left empty; comments go but for ``/*! ... */`` (licences)."""
+    import tinycss2
+
+    kept = []
+    for rule in rules:
+        if rule.type == "qualified-rule":
+            selectors = [selector.strip() for selector in
+                         re.split(r",(?![^()]*\))", tinycss2.serialize(rule.prelude))]  # not the commas of :not(a, b)
+            used = [selector for selector in selectors if selector_used(selector, names)]
+            if not used:
+                continue
+            if len(used) < len(selectors):
+                rule.prelude = tinycss2.parse_component_value_list(",".join(used))
+        elif rule.type == "at-rule" and rule.at_keyword in ("media", "supports") and rule.content is not None:
+            inner = used_rules(tinycss2.parse_rule_list(rule.content, skip_comments=True, skip_whitespace=True), names)
+            if not inner:
+                continue
+            rule.content = [node for inner_rule in inner for node in (inner_rule, tinycss2.ast.WhitespaceToken(
+                rule.source_line, rule.source_column, "\n"))]
+        elif rule.type == "comment" and not rule.value.startswith("!"):
+            continue
+        kept.append(rule)
+    return kept
+
+
+def drop_unused_css(html_dir: Path) -> None:
+    """The theme's and extensions' stylesheets without the rules no page of the site can use (Bootstrap's modals,
+    toasts, carousels, utility classes, sphinx-design's cards...): pydata-sphinx-theme.css alone is 305 kB, render-
+    blocking on every page, a third of it used. A selector is kept when every class and id it names occurs in a page
+    or in a script that writes markup (:func:`site_names`), so what a script adds later is kept too.
+
+    ``styles/theme.css`` only imports ``basic.css`` (a second round trip before the first paint): the pages link
+    ``basic.css`` itself (:func:`direct_stylesheets`)."""
+    import tinycss2
+
+    names = site_names(html_dir)
+    for sheet in sorted((html_dir / "_static").rglob("*.css")):
+        if "mathjax" in sheet.parts or sheet.name in OWN_STYLESHEETS:
+            continue
+        rules = tinycss2.parse_stylesheet(sheet.read_text(encoding="utf-8"), skip_comments=False,
+                                          skip_whitespace=True)
+        sheet.write_text("\n".join(tinycss2.serialize([rule]) for rule in used_rules(rules, names)) + "\n",
+                         encoding="utf-8")
 
 
 def compact_figures(html_dir: Path) -> None:
