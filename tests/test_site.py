@@ -152,15 +152,21 @@ def test_every_chapter_is_in_the_toc():
     assert not missing, f"chapters missing from _toc.yml (they would not be built): {missing}"
 
 
+API_PAGES = sorted((ROOT / "book").glob("api*.md"))  # api.md and one api_*.md page per layer of the package
+
+
 def test_api_page_documents_every_module():
-    api = (ROOT / "book" / "api.md").read_text()
+    api = "\n".join(page.read_text() for page in API_PAGES)
     documented = set(re.findall(r"\.\. automodule:: spline_utils\.([\w.]+)", api))
     modules = sorted({".".join(path.relative_to(ROOT / "spline_utils").with_suffix("").parts)
                       for pattern in ("spline_utils/*.py", "spline_utils/experiments/*.py")
                       for path in committed(pattern) if not path.stem.startswith("_")})
     missing = [module for module in modules if module not in documented]
-    assert not missing, ("book/api.md does not document " + ", ".join(missing) + "; add to it, e.g.\n"
+    assert not missing, ("no book/api*.md page documents " + ", ".join(missing) + "; add to its layer's page, e.g.\n"
                          + "\n".join(f".. automodule:: spline_utils.{m}\n   :members:" for m in missing))
+    listed = set(re.findall(r"file:\s*book/(\S+)", (ROOT / "_toc.yml").read_text()))
+    unlisted = [page.name for page in API_PAGES if page.stem not in listed]
+    assert not unlisted, f"API pages missing from _toc.yml (they would not be built): {unlisted}"
 
 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -274,13 +280,13 @@ def test_citation_agrees_with_the_config_and_the_package():
 
 
 def test_built_api_page_has_the_fixed_entry_points():
-    page = HTML_DIR / "book" / "api.html"
-    if not page.exists():
-        pytest.skip(f"{page} is not built: run `make book` first")
-    text = page.read_text()
+    pages = [HTML_DIR / "book" / f"{page.stem}.html" for page in API_PAGES]
+    if not all(page.exists() for page in pages):
+        pytest.skip(f"the API pages {[page.name for page in pages]} are not all built: run `make book` first")
+    text = "\n".join(page.read_text() for page in pages)
     for name in ("spline_utils.engine.partition2d.partition2d", "spline_utils.reading.oracle.activation_codes",
                  "spline_utils.pages.interact.frame_slider"):
-        assert f'id="{name}"' in text, f"the API page does not document {name}"
+        assert f'id="{name}"' in text, f"no API page documents {name}"
 
 
 def test_landing_figure_is_committed_and_small():
@@ -405,4 +411,5 @@ def test_page_pass_drops_the_css_no_page_can_use():
            "@font-face { font-family: f }")
     rules = page_pass.used_rules(tinycss2.parse_stylesheet(css, skip_comments=False, skip_whitespace=True), names)
     kept = re.sub(r"\s+", " ", "".join(tinycss2.serialize([rule]) for rule in rules))
-    assert kept == "/*! licence */.a{ color: red }@media print {.b:not(.gone, .c) { x: 2 } }@font-face { font-family: f }"
+    assert kept == ("/*! licence */.a{ color: red }@media print {.b:not(.gone, .c) { x: 2 } }"
+                    "@font-face { font-family: f }")
