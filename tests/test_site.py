@@ -274,7 +274,7 @@ def test_built_page_is_light_and_described(notebook):
 # Lighthouse's mobile profile (1.6 Mbit/s, 150 ms round trips, a 4x slower CPU) paints a page once its HTML and every
 # stylesheet and synchronous script of its <head> have arrived, and whatever <head> preloads shares the line with them;
 # `python -m http.server` (and so the book served locally) sends them uncompressed. Measured on this book (Lighthouse
-# 12.8, tools/lighthouse.sh): 306 kB of such bytes painted at 2.7 s, 383 kB at 3.0 s (performance 87), 580 kB at
+# 12.8, `make lighthouse`): 306 kB of such bytes painted at 2.7 s, 383 kB at 3.0 s (performance 87), 580 kB at
 # 4.1 s and 1.8 MB at 10 s (33); the score falls under 80 as the first paint nears 3.5 s.
 FIRST_PAINT_LIMIT_KB = 450
 RENDER_BLOCKING_LIMIT_KB = 150  # the stylesheets and synchronous scripts every page shares (407 kB before page_pass)
