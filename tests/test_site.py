@@ -468,3 +468,26 @@ def test_page_pass_drops_the_css_no_page_can_use():
     kept = re.sub(r"\s+", " ", "".join(tinycss2.serialize([rule]) for rule in rules))
     assert kept == ("/*! licence */.a{ color: red }@media print {.b:not(.gone, .c) { x: 2 } }"
                     "@font-face { font-family: f }")
+
+
+def test_page_pass_unwraps_only_the_code_tokens_drawn_in_the_blocks_colour():
+    pygments = ('html[data-theme="light"] .highlight { background: #fff; color: #080808 }\n'
+                'html[data-theme="light"] .highlight .n { color: #080808 }\n'
+                'html[data-theme="light"] .highlight .p { color: #080808 }\n'
+                'html[data-theme="light"] .highlight .k { color: #7928A1 }\n'
+                'html[data-theme="light"] .highlight .w { color: #080808; font-weight: bold }\n'
+                'html[data-theme="light"] .highlight .nx { color: #080808 }\n'
+                'html[data-theme="light"] .highlight .nx { font-style: italic }\n'
+                'html[data-theme="dark"] .highlight .nx { color: #F8F8F2 }\n'
+                'html[data-theme="dark"] .highlight { background: #222; color: #F8F8F2 }\n'
+                'html[data-theme="dark"] .highlight .n { color: #f8f8f2 }\n'
+                'html[data-theme="dark"] .highlight .p { color: #FF0000 }\n'
+                'html[data-theme="dark"] .highlight .w { color: #F8F8F2 }\n')
+    assert page_pass.plain_token_classes(pygments) == {"n"}, "plain in every theme, and styled no other way"
+    code = '<span class="k">import</span><span class="w"> </span><span class="n">torch</span>'
+    page = (f'<div class="highlight-ipython3 notranslate"><div class="highlight"><pre>{code}</pre></div></div>'
+            f'<div class="highlight-myst-ansi notranslate"><div class="highlight"><pre>{code}</pre></div></div>'
+            '<dt class="sig"><span class="n">torch</span></dt>')
+    plain = page_pass.plain_code(page, {"n", "w"})
+    assert plain == page.replace(code, '<span class="k">import</span> torch', 1), \
+        "only Python code blocks, only the given classes; outputs and signatures keep their markup"

@@ -6,6 +6,7 @@ Jupyter Book writes the pages; this pass rewrites them in place, page by page:
   by its content, so a page's first load carries its text and one frame per slider, not every frame;
 * MathJax loads when the first formula nears the view, not with the page; the extensions' scripts (and the search
   page's) are deferred, the theme's script preloads dropped;
+* code blocks lose the token wrappers that change nothing (names, punctuation: drawn in the block's colour);
 * the theme's and extensions' stylesheets keep only the rules some page can use, and the pages link ``basic.css``
   directly instead of through an ``@import`` (a slow phone paints the page after a third of the bytes);
 * figure PNGs become palette PNGs where that is smaller (the same look for line art, a third of the bytes);
@@ -364,9 +365,39 @@ def direct_stylesheets(page: str) -> str:
     return THEME_CSS_LINK.sub(lambda match: f'<link href="{match.group(1)}basic.css" rel="stylesheet" />', page)
 
 
-def process_page(page: str, path: Path, html_dir: Path, packs: dict, citation: dict) -> tuple[str, list[str]]:
-    """Every rewrite of this module on one page; returns the page and the Font Awesome icons it could not inline."""
+def plain_token_classes(pygments_css: str) -> set[str]:
+    """The Pygments token classes that every colour theme of ``pygments.css`` draws in its code blocks' own colour,
+    and styles no other way (names, punctuation and white space in the book's accessible styles)."""
+    themes = re.findall(r'html\[data-theme="(\w+)"\] \.highlight \{[^}]*?\bcolor:\s*(#\w+)', pygments_css)
+    rules = re.findall(r'html\[data-theme="(\w+)"\] \.highlight \.([\w-]+)\s*\{([^}]*)\}', pygments_css)
+    plain = None
+    for theme, colour in themes:
+        styles = {}
+        for rule_theme, token, body in rules:
+            if rule_theme == theme:
+                styles.setdefault(token, []).append(body.strip().rstrip(";").replace(" ", "").lower())
+        same = {token for token, bodies in styles.items() if set(bodies) == {f"color:{colour.lower()}"}}
+        plain = same if plain is None else plain & same
+    return plain or set()
+
+
+def plain_code(page: str, classes: set[str]) -> str:
+    """``page`` without the ``<span class="T">`` wrappers of Python code blocks' tokens whose class ``T`` is in
+    ``classes``: a quarter of a chapter's HTML. The same look: book.css gives those blocks' text the block's own
+    colour, the colour of the dropped wrappers (the Python lexer leaves only white space unwrapped)."""
+    if not classes:
+        return page
+    token = re.compile(rf'<span class="(?:{"|".join(map(re.escape, sorted(classes)))})">([^<]*)</span>')
+    return re.sub(r'<div class="highlight-(?:ipython3|python) notranslate"><div class="highlight"><pre>.*?</pre>',
+                  lambda block: token.sub(r"\1", block.group(0)), page, flags=re.S)
+
+
+def process_page(page: str, path: Path, html_dir: Path, packs: dict, citation: dict,
+                 plain_tokens: set[str] = frozenset()) -> tuple[str, list[str]]:
+    """Every rewrite of this module on one page (``plain_tokens``: see :func:`plain_code`); returns the page and the
+    Font Awesome icons it could not inline."""
     page = extract_frames(page, path, html_dir)
+    page = plain_code(page, plain_tokens)
     page, missing = inline_icons(page, packs)
     page = lazy_mathjax(page)
     page = defer_scripts(page)
@@ -402,11 +433,13 @@ def process_site(html_dir: Path, citation_file: Path) -> None:
     theme_css = html_dir / "_static" / "styles" / "theme.css"
     if not THEME_CSS_TEXT.fullmatch(theme_css.read_text(encoding="utf-8")):
         raise ValueError(f"{theme_css} does more than import ../basic.css: the pages cannot link basic.css instead")
+    plain_tokens = plain_token_classes((html_dir / "_static" / "pygments.css").read_text(encoding="utf-8"))
     missing = {}
     for path in sorted(html_dir.rglob("*.html")):
         if "_static" in path.relative_to(html_dir).parts:
             continue
-        page, not_found = process_page(path.read_text(encoding="utf-8"), path, html_dir, packs, citation)
+        page, not_found = process_page(path.read_text(encoding="utf-8"), path, html_dir, packs, citation,
+                                       plain_tokens)
         path.write_text(page, encoding="utf-8")
         if not_found:
             missing[str(path.relative_to(html_dir))] = not_found
