@@ -491,3 +491,12 @@ def test_page_pass_unwraps_only_the_code_tokens_drawn_in_the_blocks_colour():
     plain = page_pass.plain_code(page, {"n", "w"})
     assert plain == page.replace(code, '<span class="k">import</span> torch', 1), \
         "only Python code blocks, only the given classes; outputs and signatures keep their markup"
+
+
+def test_page_pass_names_the_menus_folding_toggle():
+    menu = ('<li class="toctree-l1 current active has-children"><a class="reference internal" href="api.html">API '
+            '<em>reference</em></a><details open="open"><summary><span class="toctree-toggle" role="presentation">'
+            '<svg aria-hidden="true"></svg></span></summary><ul><li class="toctree-l2">...</li></ul></details></li>')
+    named = page_pass.accessible_markup(menu)
+    assert '<summary aria-label="API reference pages">' in named, "a summary showing only a chevron needs a name"
+    assert page_pass.accessible_markup(named) == named

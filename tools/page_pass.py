@@ -251,6 +251,8 @@ def accessible_markup(page: str) -> str:
     * myst-nb names every folded cell's ``<summary>`` "Toggle hidden content" while it shows "Show code cell source",
       and the theme its search field "Search" while it shows "Search Ctrl+K": names that differ from the visible
       label (WCAG 2.5.3); without the attribute the visible text is the name.
+    * The menu folds a page's sub-pages (the API reference's) under a ``<summary>`` that shows only a chevron: it
+      gets a name, "API reference pages" (axe: summary-name).
     * sphinxcontrib-bibtex marks its list ``role="list"`` and each entry with the deprecated ``doc-biblioentry``
       role, which is no list item: each entry becomes a ``listitem``.
     * The book's title (the logo link) and search field sit in the menu sidebar outside any landmark: the sidebar
@@ -259,6 +261,9 @@ def accessible_markup(page: str) -> str:
     page = page.replace('<summary aria-label="Toggle hidden content">', "<summary>")
     page = page.replace('title="Search" aria-label="Search" data-bs-placement', 'title="Search" data-bs-placement')
     page = page.replace('role="doc-biblioentry"', 'role="listitem"')
+    page = re.sub(r'(<li class="[^"]*\bhas-children\b[^"]*"><a [^>]*>(.*?)</a><details[^>]*>)<summary>',
+                  lambda match: f'{match.group(1)}<summary aria-label="{html.escape(plain_text(match.group(2)))} '
+                                f'pages">', page, flags=re.S)
     return page.replace('<div id="pst-primary-sidebar" class="bd-sidebar-primary bd-sidebar">',
                         '<div id="pst-primary-sidebar" class="bd-sidebar-primary bd-sidebar" role="complementary" '
                         'aria-label="Book navigation">')
@@ -358,10 +363,20 @@ SCRIPT_PRELOADS = re.compile(r'(?:\s*<!-- Pre-loaded scripts that we\'ll load fu
                              r'(?:\s*<link rel="preload" as="script" href="[^"]*_static/scripts/[\w.-]+\.js[^"]*" />)+')
 
 
+# The theme's first script names the colour theme before the first paint, but a first visit gets "auto", which no
+# stylesheet rule matches: the page paints without the theme's colours and code blocks' line height until the theme's
+# deferred script resolves "auto" to the reader's light or dark preference, and then shifts. The pass resolves it the
+# same way at once.
+THEME_GUESS = 'document.documentElement.dataset.theme = localStorage.getItem("theme") || "auto";'
+THEME_RESOLVED = ('document.documentElement.dataset.theme = localStorage.getItem("theme") || '
+                  '(matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");')
+
+
 def direct_stylesheets(page: str) -> str:
-    """``page`` linking ``basic.css`` where it linked ``styles/theme.css`` (which only imports it), and without the
-    theme's script preloads (:data:`SCRIPT_PRELOADS`)."""
-    page = SCRIPT_PRELOADS.sub("", page, count=1)
+    """``page`` linking ``basic.css`` where it linked ``styles/theme.css`` (which only imports it), without the
+    theme's script preloads (:data:`SCRIPT_PRELOADS`), and with its colour theme resolved before the first paint
+    (:data:`THEME_RESOLVED`)."""
+    page = SCRIPT_PRELOADS.sub("", page, count=1).replace(THEME_GUESS, THEME_RESOLVED, 1)
     return THEME_CSS_LINK.sub(lambda match: f'<link href="{match.group(1)}basic.css" rel="stylesheet" />', page)
 
 
