@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # torch==X then matches the installed X+cpu (a local version label is ignored by ==X), so pip keeps it.
 TORCH_INDEX ?=
 
-.PHONY: setup test data book bench bench-deps clean browser-deps browser-check release
+.PHONY: setup test data book bench bench-deps clean browser-deps browser-check lighthouse release
 
 setup: $(STAMP)
 
@@ -59,6 +59,16 @@ browser-deps:
 browser-check: setup browser-deps
 	SPLINE_BOOK_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_site.py tests/test_browser.py tests/test_browser_sliders.py \
 		tests/test_browser_playground.py tests/test_browser_reader.py tests/test_live_kernel.py
+
+# Lighthouse's mobile audit of every page of the built book, served locally (after `make book`); fails under 80.
+# Not part of browser-check: about 20 s a page (the site has 20), and its score moves a few points with the machine's
+# load; browser-check runs its exact proxy (tests/test_site.py, test_built_pages_paint_early). Lighthouse (npm, pinned)
+# goes into .lighthouse/, apart from ./node_modules, whose axe-core the browser tests pin.
+LIGHTHOUSE := lighthouse@12.8.2
+lighthouse: setup browser-deps
+	test -x .lighthouse/node_modules/.bin/lighthouse || \
+		npm install --prefix .lighthouse --no-save --no-audit --no-fund --silent $(LIGHTHOUSE)
+	$(PY) tools/lighthouse.py $(LIGHTHOUSE_ARGS)
 
 # Tag the release v$(VERSION) (pyproject.toml's version) on a clean, tested main; pushing the tag runs
 # .github/workflows/release.yml. The book and its install cells keep naming main (README.md, "Installing").

@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = HTML_DIR.parent / "screenshots"
 CHAPTERS = sorted(path.stem for path in (ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 # Every page of the site: the toc's pages and Sphinx's generated ones.
-PAGES = ["index.html", "book/intro.html", *(f"book/{chapter}.html" for chapter in CHAPTERS), "book/api.html",
-         "book/references.html", "genindex.html", "py-modindex.html", "search.html"]
+API_PAGES = sorted(path.stem for path in (ROOT / "book").glob("api*.md"))  # the API reference, a page per layer
+PAGES = ["index.html", "book/intro.html", *(f"book/{chapter}.html" for chapter in CHAPTERS),
+         *(f"book/{page}.html" for page in API_PAGES), "book/references.html", "genindex.html", "py-modindex.html",
+         "search.html"]
 REDIRECTS = {"index.html": "book/intro.html"}  # the site's root page forwards to the landing page
 PHONE, DESKTOP = 390, 1400
 

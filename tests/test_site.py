@@ -152,15 +152,21 @@ def test_every_chapter_is_in_the_toc():
     assert not missing, f"chapters missing from _toc.yml (they would not be built): {missing}"
 
 
+API_PAGES = sorted((ROOT / "book").glob("api*.md"))  # api.md and one api_*.md page per layer of the package
+
+
 def test_api_page_documents_every_module():
-    api = (ROOT / "book" / "api.md").read_text()
+    api = "\n".join(page.read_text() for page in API_PAGES)
     documented = set(re.findall(r"\.\. automodule:: spline_utils\.([\w.]+)", api))
     modules = sorted({".".join(path.relative_to(ROOT / "spline_utils").with_suffix("").parts)
                       for pattern in ("spline_utils/*.py", "spline_utils/experiments/*.py")
                       for path in committed(pattern) if not path.stem.startswith("_")})
     missing = [module for module in modules if module not in documented]
-    assert not missing, ("book/api.md does not document " + ", ".join(missing) + "; add to it, e.g.\n"
+    assert not missing, ("no book/api*.md page documents " + ", ".join(missing) + "; add to its layer's page, e.g.\n"
                          + "\n".join(f".. automodule:: spline_utils.{m}\n   :members:" for m in missing))
+    listed = set(re.findall(r"file:\s*book/(\S+)", (ROOT / "_toc.yml").read_text()))
+    unlisted = [page.name for page in API_PAGES if page.stem not in listed]
+    assert not unlisted, f"API pages missing from _toc.yml (they would not be built): {unlisted}"
 
 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -265,6 +271,61 @@ def test_built_page_is_light_and_described(notebook):
     assert 'class="su-reading-time"' in text and 'id="cite-this-chapter"' in text
 
 
+# Lighthouse's mobile profile (1.6 Mbit/s, 150 ms round trips, a 4x slower CPU) paints a page once its HTML and every
+# stylesheet and synchronous script of its <head> have arrived, and whatever <head> preloads shares the line with them;
+# `python -m http.server` (and so the book served locally) sends them uncompressed. Measured on this book (Lighthouse
+# 12.8, `make lighthouse`): 306 kB of such bytes painted at 2.7 s, 383 kB at 3.0 s (performance 87), 580 kB at
+# 4.1 s and 1.8 MB at 10 s (33); the score falls under 80 as the first paint nears 3.5 s.
+FIRST_PAINT_LIMIT_KB = 450
+RENDER_BLOCKING_LIMIT_KB = 150  # the stylesheets and synchronous scripts every page shares (407 kB before page_pass)
+
+
+def first_paint_resources(page_path):
+    """{path: bytes} of what ``page_path`` loads before its first paint: itself, the stylesheets (but print ones) and
+    synchronous scripts of its <head>, and what <head> preloads; and the stylesheets among them that ``@import``
+    another (a second round trip before the first paint)."""
+    text = page_path.read_text(encoding="utf-8")
+    head = text[:text.find("</head>")]
+    tags = [tag for tag in re.findall(r"<link\b[^>]*>", head)
+            if re.search(r'rel="(stylesheet|preload)"', tag) and not re.search(r'media="print"', tag)]
+    tags += [tag for tag in re.findall(r"<script\b[^>]*>", head)
+             if "src=" in tag and not re.search(r"\b(defer|async)\b|type=\"module\"", tag)]
+    resources, imports = {page_path: page_path.stat().st_size}, []
+    for tag in tags:
+        link = re.search(r'(?:href|src)="([^"?#]+)', tag).group(1)
+        path = (page_path.parent / link).resolve()
+        resources[path] = path.stat().st_size
+        if path.suffix == ".css" and "@import" in path.read_text(encoding="utf-8"):
+            imports.append(path.name)
+    return resources, imports
+
+
+def test_built_pages_paint_early():
+    """Every page of the built site paints early on a slow phone line: its render-blocking stylesheets and scripts
+    stay under RENDER_BLOCKING_LIMIT_KB, none imports another, and with the HTML they stay under
+    FIRST_PAINT_LIMIT_KB (the causes of Lighthouse mobile scores of 33-79 before the build trimmed the theme's CSS
+    and split the API reference)."""
+    pages = sorted(path for path in HTML_DIR.rglob("*.html")
+                   if not {"_static", "_sources"} & set(path.relative_to(HTML_DIR).parts))
+    if not pages:
+        pytest.skip(f"no built book in {HTML_DIR}: run `make book` first")
+    problems = []
+    for page in pages:
+        resources, imports = first_paint_resources(page)
+        blocking = sum(size for path, size in resources.items() if path != page.resolve() and path != page) / 1e3
+        total = sum(resources.values()) / 1e3
+        name = page.relative_to(HTML_DIR)
+        if blocking > RENDER_BLOCKING_LIMIT_KB:
+            problems.append(f"{name}: {blocking:.0f} kB of render-blocking stylesheets and scripts "
+                            f"(limit {RENDER_BLOCKING_LIMIT_KB})")
+        if total > FIRST_PAINT_LIMIT_KB:
+            problems.append(f"{name}: {total:.0f} kB before the first paint, HTML included (limit "
+                            f"{FIRST_PAINT_LIMIT_KB})")
+        if imports:
+            problems.append(f"{name}: render-blocking stylesheets that @import another: {imports}")
+    assert not problems, "\n".join(problems)
+
+
 def test_citation_agrees_with_the_config_and_the_package():
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -274,13 +335,13 @@ def test_citation_agrees_with_the_config_and_the_package():
 
 
 def test_built_api_page_has_the_fixed_entry_points():
-    page = HTML_DIR / "book" / "api.html"
-    if not page.exists():
-        pytest.skip(f"{page} is not built: run `make book` first")
-    text = page.read_text()
+    pages = [HTML_DIR / "book" / f"{page.stem}.html" for page in API_PAGES]
+    if not all(page.exists() for page in pages):
+        pytest.skip(f"the API pages {[page.name for page in pages]} are not all built: run `make book` first")
+    text = "\n".join(page.read_text() for page in pages)
     for name in ("spline_utils.engine.partition2d.partition2d", "spline_utils.reading.oracle.activation_codes",
                  "spline_utils.pages.interact.frame_slider"):
-        assert f'id="{name}"' in text, f"the API page does not document {name}"
+        assert f'id="{name}"' in text, f"no API page documents {name}"
 
 
 def test_landing_figure_is_committed_and_small():
@@ -390,3 +451,52 @@ def test_page_pass_lazy_loads_all_but_the_first_picture_and_counts_prose_words()
     assert page_pass.article_words(page) == 4, "Title one two three"
     timed = page_pass.reading_time(page)
     assert '</h1><p class="su-reading-time">About 1 min to read (4 words' in timed
+
+
+def test_page_pass_drops_the_css_no_page_can_use():
+    import tinycss2
+
+    names = {"a", "b"}
+    assert page_pass.selector_used(".a .b", names) and not page_pass.selector_used(".a .gone", names)
+    assert page_pass.selector_used(".a:not(.gone, .other)", names), "what :not() names need not be on a page"
+    assert page_pass.selector_used("html[data-theme=dark] #b > p", names), "attributes and tags are not judged"
+    assert page_pass.selector_used(".tooltip-inner", names), "Bootstrap adds its tooltips' classes at run time"
+    css = ("/*! licence */ /* note */ .a, .gone { color: red } .gone { color: blue } "
+           "@media (min-width: 9px) { .gone { x: 1 } } @media print { .b:not(.gone, .c) { x: 2 } } "
+           "@font-face { font-family: f }")
+    rules = page_pass.used_rules(tinycss2.parse_stylesheet(css, skip_comments=False, skip_whitespace=True), names)
+    kept = re.sub(r"\s+", " ", "".join(tinycss2.serialize([rule]) for rule in rules))
+    assert kept == ("/*! licence */.a{ color: red }@media print {.b:not(.gone, .c) { x: 2 } }"
+                    "@font-face { font-family: f }")
+
+
+def test_page_pass_unwraps_only_the_code_tokens_drawn_in_the_blocks_colour():
+    pygments = ('html[data-theme="light"] .highlight { background: #fff; color: #080808 }\n'
+                'html[data-theme="light"] .highlight .n { color: #080808 }\n'
+                'html[data-theme="light"] .highlight .p { color: #080808 }\n'
+                'html[data-theme="light"] .highlight .k { color: #7928A1 }\n'
+                'html[data-theme="light"] .highlight .w { color: #080808; font-weight: bold }\n'
+                'html[data-theme="light"] .highlight .nx { color: #080808 }\n'
+                'html[data-theme="light"] .highlight .nx { font-style: italic }\n'
+                'html[data-theme="dark"] .highlight .nx { color: #F8F8F2 }\n'
+                'html[data-theme="dark"] .highlight { background: #222; color: #F8F8F2 }\n'
+                'html[data-theme="dark"] .highlight .n { color: #f8f8f2 }\n'
+                'html[data-theme="dark"] .highlight .p { color: #FF0000 }\n'
+                'html[data-theme="dark"] .highlight .w { color: #F8F8F2 }\n')
+    assert page_pass.plain_token_classes(pygments) == {"n"}, "plain in every theme, and styled no other way"
+    code = '<span class="k">import</span><span class="w"> </span><span class="n">torch</span>'
+    page = (f'<div class="highlight-ipython3 notranslate"><div class="highlight"><pre>{code}</pre></div></div>'
+            f'<div class="highlight-myst-ansi notranslate"><div class="highlight"><pre>{code}</pre></div></div>'
+            '<dt class="sig"><span class="n">torch</span></dt>')
+    plain = page_pass.plain_code(page, {"n", "w"})
+    assert plain == page.replace(code, '<span class="k">import</span> torch', 1), \
+        "only Python code blocks, only the given classes; outputs and signatures keep their markup"
+
+
+def test_page_pass_names_the_menus_folding_toggle():
+    menu = ('<li class="toctree-l1 current active has-children"><a class="reference internal" href="api.html">API '
+            '<em>reference</em></a><details open="open"><summary><span class="toctree-toggle" role="presentation">'
+            '<svg aria-hidden="true"></svg></span></summary><ul><li class="toctree-l2">...</li></ul></details></li>')
+    named = page_pass.accessible_markup(menu)
+    assert '<summary aria-label="API reference pages">' in named, "a summary showing only a chevron needs a name"
+    assert page_pass.accessible_markup(named) == named

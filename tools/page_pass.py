@@ -4,7 +4,11 @@ Jupyter Book writes the pages; this pass rewrites them in place, page by page:
 
 * every inlined ``data:`` PNG (slider frames, live-control pictures) becomes a file in ``_images/frames/`` named
   by its content, so a page's first load carries its text and one frame per slider, not every frame;
-* MathJax loads when the first formula nears the view, not with the page; the extensions' scripts are deferred;
+* MathJax loads when the first formula nears the view, not with the page; the extensions' scripts (and the search
+  page's) are deferred, the theme's script preloads dropped;
+* code blocks lose the token wrappers that change nothing (names, punctuation: drawn in the block's colour);
+* the theme's and extensions' stylesheets keep only the rules some page can use, and the pages link ``basic.css``
+  directly instead of through an ``@import`` (a slow phone paints the page after a third of the bytes);
 * figure PNGs become palette PNGs where that is smaller (the same look for line art, a third of the bytes);
 * pictures get ``loading="lazy"`` (but the first of the page, likely the largest paint) and ``decoding="async"``;
 * the theme's Font Awesome script (1.5 MB, render-blocking, it swaps every ``<i class="fa-...">`` for an SVG) is
@@ -247,6 +251,8 @@ def accessible_markup(page: str) -> str:
     * myst-nb names every folded cell's ``<summary>`` "Toggle hidden content" while it shows "Show code cell source",
       and the theme its search field "Search" while it shows "Search Ctrl+K": names that differ from the visible
       label (WCAG 2.5.3); without the attribute the visible text is the name.
+    * The menu folds a page's sub-pages (the API reference's) under a ``<summary>`` that shows only a chevron: it
+      gets a name, "API reference pages" (axe: summary-name).
     * sphinxcontrib-bibtex marks its list ``role="list"`` and each entry with the deprecated ``doc-biblioentry``
       role, which is no list item: each entry becomes a ``listitem``.
     * The book's title (the logo link) and search field sit in the menu sidebar outside any landmark: the sidebar
@@ -255,6 +261,9 @@ def accessible_markup(page: str) -> str:
     page = page.replace('<summary aria-label="Toggle hidden content">', "<summary>")
     page = page.replace('title="Search" aria-label="Search" data-bs-placement', 'title="Search" data-bs-placement')
     page = page.replace('role="doc-biblioentry"', 'role="listitem"')
+    page = re.sub(r'(<li class="[^"]*\bhas-children\b[^"]*"><a [^>]*>(.*?)</a><details[^>]*>)<summary>',
+                  lambda match: f'{match.group(1)}<summary aria-label="{html.escape(plain_text(match.group(2)))} '
+                                f'pages">', page, flags=re.S)
     return page.replace('<div id="pst-primary-sidebar" class="bd-sidebar-primary bd-sidebar">',
                         '<div id="pst-primary-sidebar" class="bd-sidebar-primary bd-sidebar" role="complementary" '
                         'aria-label="Book navigation">')
@@ -325,28 +334,89 @@ def lazy_mathjax(page: str) -> str:
 
 # Scripts Sphinx and its extensions put in <head> without `defer`, though they only act once the page is parsed:
 # deferred (in order, before DOMContentLoaded) they no longer hold up the first paint. documentation_options.js stays
-# as it is: an inline script right after it reads its DOCUMENTATION_OPTIONS.
-DEFERRABLE_SCRIPTS = ["doctools.js", "sphinx_highlight.js", "clipboard.min.js", "copybutton.js",
-                      "scripts/sphinx-book-theme.js", "togglebutton.js"]
+# as it is: an inline script right after it reads its DOCUMENTATION_OPTIONS. The search page's own three (the search
+# code, the stemmer, and the 185 kB index) are deferred too: Sphinx's search starts from doctools.js's `_ready` and
+# queues the query until the index has called `Search.setIndex`.
+DEFERRABLE_SCRIPTS = ["_static/doctools.js", "_static/sphinx_highlight.js", "_static/clipboard.min.js",
+                      "_static/copybutton.js", "_static/scripts/sphinx-book-theme.js", "_static/togglebutton.js",
+                      "_static/searchtools.js", "_static/language_data.js", "searchindex.js"]
 
 
 def defer_scripts(page: str) -> str:
-    """The ``DEFERRABLE_SCRIPTS`` of ``page`` loaded with ``defer`` (not on the search page, whose search code
-    expects them at once)."""
-    if "searchtools.js" in page:
-        return page
+    """The ``DEFERRABLE_SCRIPTS`` of ``page`` loaded with ``defer``."""
     for name in DEFERRABLE_SCRIPTS:
-        page = re.sub(rf'<script src="([^"]*_static/{re.escape(name)}[^"]*)"></script>',
+        page = re.sub(rf'<script src="((?:\.\./)*{re.escape(name)}[^"]*)"></script>',
                       lambda match: f'<script defer="defer" src="{match.group(1)}"></script>', page)
     return page
 
 
-def process_page(page: str, path: Path, html_dir: Path, packs: dict, citation: dict) -> tuple[str, list[str]]:
-    """Every rewrite of this module on one page; returns the page and the Font Awesome icons it could not inline."""
+# pydata-sphinx-theme's first stylesheet, which only imports Sphinx's basic.css: a chain of two requests before the
+# first paint. The pages link basic.css itself (process_site checks that theme.css still only imports it).
+THEME_CSS_LINK = re.compile(r'<link href="([^"]*_static/)styles/theme\.css\?digest=\w+" rel="stylesheet" />')
+THEME_CSS_TEXT = re.compile(r'\s*(/\*.*?\*/\s*)?@import "\.\./basic\.css";\s*', re.S)
+
+
+# The theme preloads its two deferred scripts (93 kB) from <head>: on a slow phone line they share the bandwidth with the
+# page and its stylesheets before the first paint, though they only run once the page is parsed. Without the hint they
+# load from their own (deferred) tags at the end of the page.
+SCRIPT_PRELOADS = re.compile(r'(?:\s*<!-- Pre-loaded scripts that we\'ll load fully later -->)?'
+                             r'(?:\s*<link rel="preload" as="script" href="[^"]*_static/scripts/[\w.-]+\.js[^"]*" />)+')
+
+
+# The theme's first script names the colour theme before the first paint, but a first visit gets "auto", which no
+# stylesheet rule matches: the page paints without the theme's colours and code blocks' line height until the theme's
+# deferred script resolves "auto" to the reader's light or dark preference, and then shifts. The pass resolves it the
+# same way at once.
+THEME_GUESS = 'document.documentElement.dataset.theme = localStorage.getItem("theme") || "auto";'
+THEME_RESOLVED = ('document.documentElement.dataset.theme = localStorage.getItem("theme") || '
+                  '(matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");')
+
+
+def direct_stylesheets(page: str) -> str:
+    """``page`` linking ``basic.css`` where it linked ``styles/theme.css`` (which only imports it), without the
+    theme's script preloads (:data:`SCRIPT_PRELOADS`), and with its colour theme resolved before the first paint
+    (:data:`THEME_RESOLVED`)."""
+    page = SCRIPT_PRELOADS.sub("", page, count=1).replace(THEME_GUESS, THEME_RESOLVED, 1)
+    return THEME_CSS_LINK.sub(lambda match: f'<link href="{match.group(1)}basic.css" rel="stylesheet" />', page)
+
+
+def plain_token_classes(pygments_css: str) -> set[str]:
+    """The Pygments token classes that every colour theme of ``pygments.css`` draws in its code blocks' own colour,
+    and styles no other way (names, punctuation and white space in the book's accessible styles)."""
+    themes = re.findall(r'html\[data-theme="(\w+)"\] \.highlight \{[^}]*?\bcolor:\s*(#\w+)', pygments_css)
+    rules = re.findall(r'html\[data-theme="(\w+)"\] \.highlight \.([\w-]+)\s*\{([^}]*)\}', pygments_css)
+    plain = None
+    for theme, colour in themes:
+        styles = {}
+        for rule_theme, token, body in rules:
+            if rule_theme == theme:
+                styles.setdefault(token, []).append(body.strip().rstrip(";").replace(" ", "").lower())
+        same = {token for token, bodies in styles.items() if set(bodies) == {f"color:{colour.lower()}"}}
+        plain = same if plain is None else plain & same
+    return plain or set()
+
+
+def plain_code(page: str, classes: set[str]) -> str:
+    """``page`` without the ``<span class="T">`` wrappers of Python code blocks' tokens whose class ``T`` is in
+    ``classes``: a quarter of a chapter's HTML. The same look: book.css gives those blocks' text the block's own
+    colour, the colour of the dropped wrappers (the Python lexer leaves only white space unwrapped)."""
+    if not classes:
+        return page
+    token = re.compile(rf'<span class="(?:{"|".join(map(re.escape, sorted(classes)))})">([^<]*)</span>')
+    return re.sub(r'<div class="highlight-(?:ipython3|python) notranslate"><div class="highlight"><pre>.*?</pre>',
+                  lambda block: token.sub(r"\1", block.group(0)), page, flags=re.S)
+
+
+def process_page(page: str, path: Path, html_dir: Path, packs: dict, citation: dict,
+                 plain_tokens: set[str] = frozenset()) -> tuple[str, list[str]]:
+    """Every rewrite of this module on one page (``plain_tokens``: see :func:`plain_code`); returns the page and the
+    Font Awesome icons it could not inline."""
     page = extract_frames(page, path, html_dir)
+    page = plain_code(page, plain_tokens)
     page, missing = inline_icons(page, packs)
     page = lazy_mathjax(page)
     page = defer_scripts(page)
+    page = direct_stylesheets(page)
     page = captioned_alt(page)
     page = sized_images(page)
     page = accessible_markup(page)
@@ -375,11 +445,16 @@ def process_site(html_dir: Path, citation_file: Path) -> None:
     theme_script = Path(pydata_sphinx_theme.__file__).parent / "theme" / "pydata_sphinx_theme" / "static" / "scripts"
     packs = read_icons((theme_script / "fontawesome.js").read_text(encoding="utf-8"))
     citation = yaml.safe_load(citation_file.read_text(encoding="utf-8"))
+    theme_css = html_dir / "_static" / "styles" / "theme.css"
+    if not THEME_CSS_TEXT.fullmatch(theme_css.read_text(encoding="utf-8")):
+        raise ValueError(f"{theme_css} does more than import ../basic.css: the pages cannot link basic.css instead")
+    plain_tokens = plain_token_classes((html_dir / "_static" / "pygments.css").read_text(encoding="utf-8"))
     missing = {}
     for path in sorted(html_dir.rglob("*.html")):
         if "_static" in path.relative_to(html_dir).parts:
             continue
-        page, not_found = process_page(path.read_text(encoding="utf-8"), path, html_dir, packs, citation)
+        page, not_found = process_page(path.read_text(encoding="utf-8"), path, html_dir, packs, citation,
+                                       plain_tokens)
         path.write_text(page, encoding="utf-8")
         if not_found:
             missing[str(path.relative_to(html_dir))] = not_found
@@ -388,6 +463,7 @@ def process_site(html_dir: Path, citation_file: Path) -> None:
     for copied in (html_dir / "_static" / "scripts").glob("fontawesome.js*"):
         copied.unlink()
     trim_theme_assets(html_dir)
+    drop_unused_css(html_dir)
     compact_figures(html_dir)
 
 
@@ -425,6 +501,82 @@ def trim_theme_assets(html_dir: Path) -> None:
                      rf'url\(\.\./vendor/fontawesome/webfonts/{face}\.ttf\) format\("truetype"\)',
                      f'url(../vendor/fontawesome/webfonts/{face}-subset.woff) format("woff")', css)
     theme_css.write_text(css, encoding="utf-8")
+
+
+# Classes Bootstrap's script gives the pages' dropdowns, tooltips and scroll spy while they are used, some of them put
+# together from parts (``bs-${name}-auto``): kept though no page names them. bootstrap.js itself is not read for
+# class names: it names every component (modal, toast, carousel...), which the pages do not use.
+BOOTSTRAP_RUNTIME_CLASSES = re.compile(r"(show|showing|hiding|fade|collapsing|active|disabled|dropdown-menu-\w+"
+                                       r"|tooltip(-inner|-arrow)?|bs-tooltip-[\w-]+)")
+OWN_STYLESHEETS = {"book.css", "playground.css"}  # book/_static: every rule of these is meant
+
+
+def site_names(html_dir: Path) -> set[str]:
+    """Every word that could be a class or id of a page: the words of every page and of the scripts that build or
+    change markup (not MathJax, whose styles are its own, nor the search index, nor bootstrap.js)."""
+    sources = [path for path in html_dir.rglob("*.html") if "_static" not in path.relative_to(html_dir).parts]
+    sources += [path for path in (html_dir / "_static").rglob("*.js")
+                if "mathjax" not in path.parts and path.name not in ("bootstrap.js", "searchindex.js")]
+    names = set()
+    for path in sources:
+        names |= set(re.findall(r"[A-Za-z_][\w-]*", path.read_text(encoding="utf-8", errors="replace")))
+    return names
+
+
+def selector_used(selector: str, names: set[str]) -> bool:
+    """Whether every class and id ``selector`` requires is in ``names`` (or added by Bootstrap at run time).
+
+    What a pseudo-class's argument names is not required: ``.a:not(.b)`` matches where there is no ``b``."""
+    required = re.sub(r"\((?:[^()]|\([^()]*\))*\)", "", selector)
+    return all(name in names or BOOTSTRAP_RUNTIME_CLASSES.fullmatch(name)
+               for name in re.findall(r"[.#](-?[A-Za-z_][\w-]*)", required))
+
+
+def used_rules(rules: list, names: set[str]) -> list:
+    """``rules`` (tinycss2 nodes) without the selectors no page can match, and without the rules, ``@media`` and
+    ``@supports`` blocks left empty; comments go but for ``/*! ... */`` (licences)."""
+    import tinycss2
+
+    kept = []
+    for rule in rules:
+        if rule.type == "qualified-rule":
+            selectors = [selector.strip() for selector in
+                         re.split(r",(?![^()]*\))", tinycss2.serialize(rule.prelude))]  # not the commas of :not(a, b)
+            used = [selector for selector in selectors if selector_used(selector, names)]
+            if not used:
+                continue
+            if len(used) < len(selectors):
+                rule.prelude = tinycss2.parse_component_value_list(",".join(used))
+        elif rule.type == "at-rule" and rule.at_keyword in ("media", "supports") and rule.content is not None:
+            inner = used_rules(tinycss2.parse_rule_list(rule.content, skip_comments=True, skip_whitespace=True), names)
+            if not inner:
+                continue
+            rule.content = [node for inner_rule in inner for node in (inner_rule, tinycss2.ast.WhitespaceToken(
+                rule.source_line, rule.source_column, "\n"))]
+        elif rule.type == "comment" and not rule.value.startswith("!"):
+            continue
+        kept.append(rule)
+    return kept
+
+
+def drop_unused_css(html_dir: Path) -> None:
+    """The theme's and extensions' stylesheets without the rules no page of the site can use (Bootstrap's modals,
+    toasts, carousels, utility classes, sphinx-design's cards...): pydata-sphinx-theme.css alone is 305 kB, render-
+    blocking on every page, a third of it used. A selector is kept when every class and id it names occurs in a page
+    or in a script that writes markup (:func:`site_names`), so what a script adds later is kept too.
+
+    ``styles/theme.css`` only imports ``basic.css`` (a second round trip before the first paint): the pages link
+    ``basic.css`` itself (:func:`direct_stylesheets`)."""
+    import tinycss2
+
+    names = site_names(html_dir)
+    for sheet in sorted((html_dir / "_static").rglob("*.css")):
+        if "mathjax" in sheet.parts or sheet.name in OWN_STYLESHEETS:
+            continue
+        rules = tinycss2.parse_stylesheet(sheet.read_text(encoding="utf-8"), skip_comments=False,
+                                          skip_whitespace=True)
+        sheet.write_text("\n".join(tinycss2.serialize([rule]) for rule in used_rules(rules, names)) + "\n",
+                         encoding="utf-8")
 
 
 def compact_figures(html_dir: Path) -> None:
