@@ -208,7 +208,7 @@ def measure(case: Case, weights_dir: Path, min_seconds: float) -> dict:
             "canvas": source}
 
 
-CANVAS_MAX_REGIONS = 2_000_000  # the full canvases are measured against the 4 GiB memory cap, not the region cap
+CANVAS_MAX_REGIONS = 2_000_000  # the full canvases are measured against the memory budget (max_bytes), not the region cap
 
 
 def main() -> None:

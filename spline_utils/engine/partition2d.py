@@ -25,7 +25,7 @@ from spline_utils.reading.sequential import Chain
 GRID_POINTS_PER_BATCH = 65536  # grid points whose codes one forward pass computes
 
 def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | None = None,
-                max_regions: int = 500_000, max_bytes: int = 4 * 2**30) -> Partition:
+                max_regions: int = 500_000, max_bytes: int = 2**30) -> Partition:
     """Exact partition of a 2-D domain (or of a 2-D slice of the input space) by a ReLU/LeakyReLU network.
 
     Parameters
@@ -53,7 +53,8 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
         needs more is computed in tiles of the rectangle, each within this budget, and merged exactly
         (:mod:`spline_utils.engine.tiling`); :class:`PartitionTooLarge` when even that is not possible (the budget
         holds fewer than 1,000 regions, or the regions crowd so closely around a point that smaller tiles do not
-        help).
+        help). The process's peak is higher: the result and the cut's temporaries come on top (see the README for
+        measured peaks).
 
     Returns
     -------

@@ -58,7 +58,8 @@ def partition_in_tiles(graph: Graph, bounds: tuple, plane, input_state: np.ndarr
                 raise PartitionTooLarge(
                     f"the per-region maps need more than max_bytes={max_bytes} ({readable_bytes(max_bytes)}) even "
                     f"in tiles: the tile a in [{tile[0]:.6g}, {tile[1]:.6g}], b in [{tile[2]:.6g}, {tile[3]:.6g}] "
-                    f"still does ({error}); shrink the bounds, use a smaller model, or raise max_bytes") from None
+                    f"still does: {str(error).split(';')[0]}; the regions crowd around a point there, so smaller "
+                    "tiles would not help; shrink the bounds, use a smaller model, or raise max_bytes") from None
             pending += [(part, splits + 1) for part in _split(tile, error)]
             del error
             gc.collect()  # the failed tile's maps, held in reference cycles through the traceback
