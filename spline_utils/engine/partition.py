@@ -76,6 +76,14 @@ class LayerPartition:
                                for start in range(0, n_parents, step)])
 
 
+    def pre_activation_rows(self, rows: np.ndarray) -> np.ndarray:
+        """``pre_activations[rows]`` (rows are parent regions), computed for those rows only where the layer keeps
+        no maps."""
+        if self._pre_activations is not None:
+            return self._pre_activations[rows]
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return self._recompute(unique)[inverse.reshape(-1)]
+
     @property
     def num_regions(self) -> int:
         return len(self.polygons)
@@ -91,7 +99,7 @@ class LayerPartition:
     def post_activations(self, index: np.ndarray) -> np.ndarray:
         """This layer's output as an affine map on regions ``index``, shape (len(index), 3, n_nodes)."""
         gain = np.where(self.layer_codes[index], 1.0, self.slope)
-        return self.pre_activations[self.pre_row[index]] * gain[:, None, :]
+        return self.pre_activation_rows(self.pre_row[index]) * gain[:, None, :]
 
 
 class Partition:

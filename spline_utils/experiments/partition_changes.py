@@ -137,7 +137,7 @@ def edge_changes(partition: Partition, reference: nn.Module, tolerance: float,
         flips = theirs[:half] != theirs[half:]
         offset = 0
         for layer, current in enumerate(partition.layers):
-            pre = current.pre_activations[ancestry[layer][chunk]]  # (edges, 3, nodes of the layer)
+            pre = current.pre_activation_rows(ancestry[layer][chunk])  # (edges, 3, nodes of the layer)
             value = pre[:, 0] + pre[:, 1] * middle[chunk, :1] + pre[:, 2] * middle[chunk, 1:]
             makes_edge = np.abs(value) <= on_line * np.hypot(pre[:, 1], pre[:, 2])
             readable[chunk] |= makes_edge.any(axis=1)
