@@ -51,7 +51,7 @@ def whole_and_tiled(monkeypatch, model, bounds, plane, shrink=3):
     run = graph_partition.graph_partition2d
     monkeypatch.setattr(tiling, "graph_partition2d", lambda graph, tile, *rest: tiles.append(tile) or
                         run(graph, tile, *rest))
-    tiled = su.partition2d(model, bounds, plane=plane, max_bytes=held // shrink)
+    tiled = su.partition2d(model, bounds, plane=plane, max_bytes=max(1, held // shrink))
     return whole, tiled, tiles
 
 
