@@ -26,6 +26,9 @@ from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.graph_ir import Graph
 
 
+KEEP_RECOMPUTED_BYTES = 2**30  # a layer's maps computed again whole are kept up to this size
+
+
 class LayerPartition:
     """The partition after one hidden layer: the refinement of the previous layer's partition.
 
@@ -66,15 +69,22 @@ class LayerPartition:
         return self._pre_activations
 
     def pre_activation_columns(self, nodes) -> np.ndarray:
-        """``pre_activations[:, :, nodes]``, for a streamed layer computed a chunk of parents at a time."""
+        """``pre_activations[:, :, nodes]``; for a layer that keeps no maps, computed again a chunk of parents at a
+        time, and kept once computed whole if that takes at most :data:`KEEP_RECOMPUTED_BYTES` (so that asking for one
+        node after another costs one recomputation)."""
         if self._pre_activations is not None:
             return self._pre_activations[:, :, nodes]
         n_parents = int(self.parent.max(initial=-1)) + 1 if self._recompute.n_parents is None else \
             self._recompute.n_parents
+        keep = n_parents * 3 * self.num_nodes * 8 <= KEEP_RECOMPUTED_BYTES
+        columns = slice(None) if keep else nodes
         step = self._recompute.step
-        return np.concatenate([self._recompute(np.arange(start, min(start + step, n_parents)))[:, :, nodes]
+        maps = np.concatenate([self._recompute(np.arange(start, min(start + step, n_parents)))[:, :, columns]
                                for start in range(0, n_parents, step)])
-
+        if keep:
+            self._pre_activations = maps
+            return maps[:, :, nodes]
+        return maps
 
     def pre_activation_rows(self, rows: np.ndarray) -> np.ndarray:
         """``pre_activations[rows]`` (rows are parent regions), computed for those rows only where the layer keeps
