@@ -310,8 +310,9 @@ def _cut_step(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLi
     some_above = np.logical_or.reduceat(side > 0, polygons.starts)
     some_below = np.logical_or.reduceat(side < 0, polygons.starts)
     cut_here = some_above & some_below
-    crossing_lines.unresolved += _count_unresolved(values, rounding_tolerance(near_lines, frame)[owner], some_above,
-                                                   some_below, polygons.starts)
+    if (side == 0).any():  # a polygon is unresolved only through a vertex within the tolerance of the line
+        crossing_lines.unresolved += _count_unresolved(values, rounding_tolerance(near_lines, frame)[owner],
+                                                       some_above, some_below, polygons.starts)
     if not cut_here.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     cut_vertices = np.repeat(cut_here, polygons.counts)

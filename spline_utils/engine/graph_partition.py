@@ -133,7 +133,7 @@ class _GraphCutter:
         node = self.graph.nodes[index]
         current = len(self.layers) - 1
         parents = self.domain if current < 0 else self.layers[current].polygons
-        if not (node.input in self.maps and self.level[node.input] == current):  # else read without a copy
+        if not self._held_whole(node.input, current):  # else read without a copy
             self._check_memory(len(parents), 3 * math.prod(node.shape) * 8)
         pre = self._source(node.input, current).reshape(len(parents), 3, -1)
         pieces, parent, codes = self._cut_by_layer(parents, pre, math.prod(node.shape))
@@ -254,13 +254,17 @@ class _GraphCutter:
     def _source(self, source: int, level: int, index: np.ndarray | None = None) -> np.ndarray:
         """Maps of tensor ``source`` on regions ``index`` (default: all) of partition level ``level``:
         (len(index), 3, size). A stored tensor asked for on all regions of its own level comes back without a copy."""
-        if index is None and source in self.maps and self.level[source] == level:
+        if index is None and self._held_whole(source, level):
             return self.maps[source]
         at = ancestors(self.layers, level, self.level[source])
         at = at if index is None else at[index]
         if source in self.layer_of:
             return self.layers[self.layer_of[source]].post_activations(at)
         return self.maps[source][at]
+
+    def _held_whole(self, source: int, level: int) -> bool:
+        """Whether tensor ``source`` is stored with one map per region of partition level ``level``."""
+        return source in self.maps and self.level[source] == level
 
     def _evaluate_relu_output(self, relu: int) -> np.ndarray:
         layer = self.layers[self.layer_of[relu]]

@@ -63,7 +63,7 @@ def partition_in_tiles(graph: Graph, bounds: tuple, plane, input_state: np.ndarr
             pending += [(part, splits + 1) for part in _split(tile, error)]
             del error
             gc.collect()  # the failed tile's maps, held in reference cycles through the traceback
-    return merge_tiles(done, graph, bounds, plane, input_state, max_regions)
+    return merge_tiles(done, graph, bounds, plane, input_state, frame, max_regions)
 
 
 def _split(tile: tuple, error: MapsTooLarge) -> list[tuple]:
@@ -82,14 +82,13 @@ class _TilePieces:
         self.output_maps = partition.output_maps()
 
 
-def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, input_state: np.ndarray,
+def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, input_state: np.ndarray, frame: Frame,
                 max_regions: int) -> Partition:
     """One partition of ``bounds`` from the partitions of tiles that cover it: pieces with equal codes merged.
 
     Regions of a layer are ordered by their parent, then by their codes.
     """
     relus = [graph.nodes[index] for index in graph.relu_nodes]
-    frame = Frame.around(bounds)
     region_of_piece = [np.zeros(1, dtype=np.int64) for _ in tiles]  # each tile's pieces -> regions of the layer
     layers: list[LayerPartition] = []
     for level, relu in enumerate(relus):
@@ -102,24 +101,19 @@ def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, in
         if len(first) > max_regions:
             raise too_large(level, f"has {len(first)} regions, more than max_regions={max_regions}")
         pieces = Polygons.concatenate([tile.layers[level][0] for tile in tiles])
-        polygons = merge_pieces(pieces, region.reshape(-1), len(first), frame)
+        polygons = merge_pieces(pieces, region.reshape(-1), first, frame)
         layers.append(LayerPartition(polygons, parent[first], codes[first], None, relu.slope, relu.shape,
                                      recompute=CodedForward(graph, input_state, layers, level)))
         ends = np.cumsum([len(part) for part in parents])
         region_of_piece = np.split(region.reshape(-1), ends[:-1])
-    final = np.concatenate([tile.output_maps for tile in tiles])
-    first_piece = np.full(layers[-1].num_regions, -1, dtype=np.int64)
-    last_region = np.concatenate(region_of_piece)
-    first_piece[last_region[::-1]] = np.arange(len(last_region))[::-1]
-    return Partition(graph, bounds, plane, rectangle(bounds), layers, final[first_piece], len(layers) - 1)
+    final = np.concatenate([tile.output_maps for tile in tiles])  # one row per piece of the last layer
+    return Partition(graph, bounds, plane, rectangle(bounds), layers, final[first], len(layers) - 1)
 
 
-def merge_pieces(pieces: Polygons, region: np.ndarray, n_regions: int, frame: Frame) -> Polygons:
+def merge_pieces(pieces: Polygons, region: np.ndarray, first: np.ndarray, frame: Frame) -> Polygons:
     """Polygon ``g`` is the convex hull of the pieces ``i`` with ``region[i] == g``, without vertices on a straight
-    edge; a region of one piece is that piece."""
-    counts = np.bincount(region, minlength=n_regions)
-    first = np.full(n_regions, -1, dtype=np.int64)
-    first[region[::-1]] = np.arange(len(region))[::-1]
+    edge; a region of one piece is that piece, ``first[g]``."""
+    counts = np.bincount(region, minlength=len(first))
     polygons = pieces.subset(first).split()
     multi = np.nonzero(counts > 1)[0]
     if len(multi):
