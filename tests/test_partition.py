@@ -15,7 +15,8 @@ from helpers import random_interior_points
 
 import spline_utils as su
 from spline_utils.training import nets
-from spline_utils.engine.polygons import Polygons, clip_lines, cut, rectangle
+from spline_utils.engine.cut_kernel import CUT_DONE, cut_parents
+from spline_utils.engine.polygons import Polygons, clip_lines, rectangle
 
 
 def random_mlp(widths, activation="relu", slope=0.1, seed=0, final_activation=True):
@@ -253,10 +254,15 @@ def test_property_random_networks(widths, seed, slope, centre, half_size):
 
 def test_polygon_cut_and_clip():
     square = rectangle((0, 1, 0, 1))
-    values = square.vertices[:, 0] - square.vertices[:, 1]  # the diagonal through two corners
-    positive, negative = cut(square, values, np.full(4, 1e-12))
-    assert positive.areas()[0] == pytest.approx(0.5) and negative.areas()[0] == pytest.approx(0.5)
-    assert positive.counts[0] == 3 and negative.counts[0] == 3
+    diagonal = np.array([[0.0, 1.0, -1.0]])  # x - y = 0, through two corners: they go to both halves
+    one = np.ones(1, dtype=np.int64)
+    vertices, counts, parent, unresolved, status = cut_parents(
+        square.vertices, square.starts, square.counts, np.zeros(1, dtype=np.int64), one, diagonal,
+        np.full(1, 1e-12), np.full(1, 1e-15), 10, 10)
+    halves = Polygons(vertices, counts)
+    assert status == CUT_DONE and unresolved == 0 and list(parent) == [0, 0]
+    np.testing.assert_allclose(halves.areas(), [0.5, 0.5])
+    assert list(halves.counts) == [3, 3]
     hit, segments = clip_lines(square, np.array([[-0.5, 1.0, 0.0]]))  # x = 0.5
     assert hit[0]
     np.testing.assert_allclose(sorted(segments[0][:, 1]), [0.0, 1.0])

@@ -1,10 +1,8 @@
 """Cutting convex regions by the zero lines of a layer's nodes: the core of the exact partition engine.
 
-The lines crossing each parent region are taken in batches of 64. Bounding-box tests mark which lines of a batch may
-cut each piece (whole buckets of neighbouring pieces are ruled out at once); then every vectorized step cuts each
-marked piece by its own next marked line, and the halves inherit the marks left. The Python loop runs over batches
-and steps, never over regions, and a parent crossed by hundreds of lines costs about the pieces each line crosses,
-not all its pieces, per line. The arrangement does not depend on the order of the cuts.
+Vectorized tests find the lines that cross each parent region (a bounding-box bound first, then the signs at the
+region's vertices); the compiled loop of :mod:`~spline_utils.engine.cut_kernel` cuts each parent by them, and each
+piece's layer code is read at a point inside it. The arrangement does not depend on the order of the cuts.
 """
 from __future__ import annotations
 
@@ -12,9 +10,8 @@ import warnings
 
 import numpy as np
 
-from spline_utils.engine.polygon_pool import PolygonPool
-from spline_utils.engine.polygons import Polygons, cut, side_of_line, z_order_keys
-from spline_utils.engine.propagate import position_in_group
+from spline_utils.engine.cut_kernel import CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM, cut_parents
+from spline_utils.engine.polygons import Polygons
 from spline_utils.engine.region_bound import OutOfRoom, check_growth, too_large
 from spline_utils.engine.tolerance import (RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, ResolutionWarning,
                                           line_tolerance, rounding_tolerance)
@@ -22,9 +19,6 @@ from spline_utils.engine.tolerance import (RELATIVE_TOLERANCE, ROUNDING_TOLERANC
 MATMUL_GROUP = 64  # parents cut into at least this many pieces compute all their pieces' codes by matrix products
 ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
 PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
-LINES_PER_BATCH = 64  # lines per parent whose candidate pieces are found together (the bits of a uint64 mask)
-PIECES_PER_BUCKET = 32  # neighbouring pieces of one parent whose joint bounding box is tested first
-FEW_PIECES = 256  # a step over at most this many pieces tests their vertices without a bounding-box test first
 
 
 def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_CrossingLines",
@@ -193,11 +187,8 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
                  room: int | None = None):
     """Cut every parent region by the zero lines of this layer's nodes that cross it.
 
-    The lines crossing each parent are taken in batches of :data:`LINES_PER_BATCH` (in node order). At the start of
-    a batch, bounding-box tests (first on buckets of neighbouring pieces, then on the pieces of the buckets a line
-    reaches) mark which of the batch's lines may cut each piece. Each step then cuts every marked piece by its lowest
-    marked line (:func:`_cut_step`) and its halves inherit the other marks, so a batch takes as many steps as one
-    piece has marks, and a step touches only pieces near their lines.
+    The lines crossing each parent are found by vectorized tests (:func:`_crossing_lines`); the compiled loop
+    :func:`~spline_utils.engine.cut_kernel.cut_parents` then cuts each parent's pieces by them in node order.
 
     Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code. Raises
     :class:`PartitionTooLarge` past ``max_regions`` pieces, and :class:`OutOfRoom` past ``room`` pieces.
@@ -205,120 +196,22 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     room = max_regions if room is None else room
     crossing_lines, above = _crossing_lines(parents, pre, frame)
     check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
-    pool = PolygonPool(parents, np.arange(len(parents)))
-    n_alive, most_lines = len(parents), int(crossing_lines.count.max(initial=0))
-    for first_line in range(0, most_lines, LINES_PER_BATCH):
-        members, pending = _batch_candidates(pool, crossing_lines, first_line, frame)
-        while len(members):
-            lowest = pending & (~pending + np.uint64(1))  # each piece's next candidate line, as a bit
-            pending ^= lowest
-            line_index = first_line + np.frexp(lowest.astype(np.float64))[1] - 1
-            cut_position, children = _cut_step(pool, members, crossing_lines, line_index, frame)
-            n_alive += len(cut_position)
-            if n_alive > max_regions:
-                raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
-            if n_alive > room:
-                raise OutOfRoom()
-            inherited = pending[cut_position]
-            pending[cut_position] = 0  # the pieces cut are gone; their halves inherit their pending lines
-            members = np.concatenate([members, children])
-            pending = np.concatenate([pending, inherited, inherited])
-            later = pending != 0
-            members, pending = members[later], pending[later]
-    if crossing_lines.unresolved:
-        warnings.warn(f"hidden layer {layer_index}: {crossing_lines.unresolved} times a node's line came within the "
+    lines = crossing_lines.lines(np.repeat(np.arange(len(parents)), crossing_lines.count),
+                                 _ranks_within(crossing_lines.count))
+    vertices, counts, parent, unresolved, status = cut_parents(
+        parents.vertices, parents.starts, parents.counts, crossing_lines.first, crossing_lines.count,
+        np.ascontiguousarray(lines), line_tolerance(lines, frame), rounding_tolerance(lines, frame),
+        max_regions, room)
+    if status == CUT_PAST_MAX_REGIONS:
+        raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
+    if status == CUT_PAST_ROOM:
+        raise OutOfRoom()
+    unresolved += crossing_lines.unresolved
+    if unresolved:
+        warnings.warn(f"hidden layer {layer_index}: {unresolved} times a node's line came within the "
                       f"engine's resolution ({RELATIVE_TOLERANCE:g} of the domain's half-width, {frame.half:.3g}) of "
                       "a region's corner without measurably crossing the region: it passes through the corner, or "
                       "it cuts off a sliver thinner than that, which is merged into its neighbour; partition a "
                       "smaller rectangle to resolve it", ResolutionWarning, stacklevel=2)
-    alive = np.nonzero(pool.alive[:pool.size])[0]
-    alive = alive[np.argsort(pool.parent[alive], kind="stable")]
-    pieces, parent = pool.get(alive), pool.parent[alive]
+    pieces = Polygons(vertices, counts)
     return pieces, parent, _layer_codes(pieces, parent, crossing_lines, above)
-
-
-def _batch_candidates(pool: PolygonPool, crossing_lines: _CrossingLines, first_line: int,
-                      frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-    """The live pieces that their parent's lines ``first_line`` to ``first_line + LINES_PER_BATCH - 1`` may cut.
-
-    Where parents hold many pieces, pieces are sorted by parent and along a Z-order curve and grouped in buckets of up
-    to :data:`PIECES_PER_BUCKET` neighbours of one parent; each of these lines is tested against the bucket's bounding
-    box, then against the box of each piece of the buckets it reaches. Otherwise each piece is tested directly.
-
-    Returns
-    -------
-    pieces : ndarray of int64
-        Pool indices of the pieces with at least one candidate line.
-    pending : ndarray of uint64
-        Bit ``j`` set where the parent's line ``first_line + j`` may cut the piece.
-    """
-    alive = np.nonzero(pool.alive[:pool.size])[0]
-    lines_left = np.clip(crossing_lines.count[pool.parent[alive]] - first_line, 0, LINES_PER_BATCH)
-    alive, lines_left = alive[lines_left > 0], lines_left[lines_left > 0]
-    box, parent = pool.box[alive], pool.parent[alive]
-    bucketed = len(alive) >= 2 * PIECES_PER_BUCKET and \
-        len(alive) >= PIECES_PER_BUCKET * np.count_nonzero(np.bincount(parent)) // 4
-    if bucketed:  # parents hold many pieces each (otherwise every bucket would be about one piece)
-        order = np.lexsort((z_order_keys(np.stack([box[:, 0] + box[:, 1], box[:, 2] + box[:, 3]], axis=1)), parent))
-        alive, lines_left, box, parent = alive[order], lines_left[order], box[order], parent[order]
-        bucket_first = np.nonzero(position_in_group(parent) % PIECES_PER_BUCKET == 0)[0]
-        bucket_box = np.stack([np.minimum.reduceat(box[:, 0], bucket_first),
-                               np.maximum.reduceat(box[:, 1], bucket_first),
-                               np.minimum.reduceat(box[:, 2], bucket_first),
-                               np.maximum.reduceat(box[:, 3], bucket_first)], axis=1)
-    else:
-        bucket_first, bucket_box = np.arange(len(alive)), box
-    pair_bucket = np.repeat(np.arange(len(bucket_first)), lines_left[bucket_first])
-    pair_line = _ranks_within(lines_left[bucket_first])
-    lines = crossing_lines.lines(parent[bucket_first][pair_bucket], first_line + pair_line)
-    tolerance = line_tolerance(lines, frame)
-    near = _box_reach(lines, bucket_box[pair_bucket], tolerance)
-    piece, pair_line = bucket_first[pair_bucket[near]], pair_line[near]
-    if bucketed:  # then each piece of the buckets a line reaches
-        size = np.diff(np.r_[bucket_first, len(alive)])[pair_bucket[near]]
-        piece = np.repeat(piece, size) + _ranks_within(size)
-        pair_line = np.repeat(pair_line, size)
-        near = _box_reach(np.repeat(lines[near], size, axis=0), box[piece], np.repeat(tolerance[near], size))
-        piece, pair_line = piece[near], pair_line[near]
-    pending = np.zeros(len(alive), dtype=np.uint64)
-    np.bitwise_or.at(pending, piece, np.uint64(1) << pair_line.astype(np.uint64))
-    keep = pending != 0
-    return alive[keep], pending[keep]
-
-
-def _cut_step(pool: PolygonPool, active: np.ndarray, crossing_lines: _CrossingLines, line_index: np.ndarray,
-               frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-    """Cut each piece ``active[i]`` by its parent's ``line_index[i]``-th crossing line where that line crosses it.
-
-    Returns the positions in ``active`` of the pieces cut and the pool indices of their halves (all positive halves,
-    then all negative ones, each in the order of the pieces cut).
-    """
-    lines = crossing_lines.lines(pool.parent[active], line_index)
-    line_tolerances = line_tolerance(lines, frame)
-    if len(active) > FEW_PIECES:
-        near = np.nonzero(_box_reach(lines, pool.box[active], line_tolerances))[0]
-    else:  # the vertex test below costs about as much as the box test would
-        near = np.arange(len(active))
-    polygons = pool.get(active[near])
-    owner, near_lines = polygons.owner, lines[near]
-    values = near_lines[owner, 0] + near_lines[owner, 1] * polygons.vertices[:, 0] + \
-        near_lines[owner, 2] * polygons.vertices[:, 1]
-    tolerance = line_tolerances[near][owner]
-    side = side_of_line(values, tolerance)
-    if not len(near):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    some_above = np.logical_or.reduceat(side > 0, polygons.starts)
-    some_below = np.logical_or.reduceat(side < 0, polygons.starts)
-    cut_here = some_above & some_below
-    if (side == 0).any():  # a polygon is unresolved only through a vertex within the tolerance of the line
-        crossing_lines.unresolved += _count_unresolved(values, rounding_tolerance(near_lines, frame)[owner],
-                                                       some_above, some_below, polygons.starts)
-    if not cut_here.any():
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    cut_vertices = np.repeat(cut_here, polygons.counts)
-    positive, negative = cut(Polygons(polygons.vertices[cut_vertices], polygons.counts[cut_here]),
-                             values[cut_vertices], tolerance[cut_vertices], side[cut_vertices])
-    pieces = active[near[cut_here]]
-    pool.alive[pieces] = False
-    parent = pool.parent[pieces]
-    return near[cut_here], pool.add(Polygons.concatenate([positive, negative]), np.concatenate([parent, parent]))

@@ -39,6 +39,7 @@ from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
 CHUNK_BYTES = 2**27  # maps of one chunk of regions while a span is run on them
 MAX_JACOBIAN_ENTRIES = 2**25  # a span's Jacobian is formed only up to this many entries
 DENSE_FILL = 0.1  # least nonzero fraction of a Jacobian for which heads go through it rather than the span
+SMALL_PRODUCT = 2**26  # multiply-adds of a dense product that runs faster than head maps and corrections
 STREAM_BYTES = 2**30  # a tensor read only by the next ReLU and larger than this is formed a chunk at a time
 STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents
 
@@ -317,6 +318,10 @@ class _SpanPlan:
 
     def maps(self, layer: LayerPartition, target: int) -> np.ndarray:
         """Maps of ``target`` on every region of ``layer`` (which stands at this plan's level)."""
+        jacobian = None if self.jacobians is None else self.jacobians[target]
+        if jacobian is not None and 3 * layer.num_regions * jacobian.size <= SMALL_PRODUCT and \
+                np.count_nonzero(jacobian) >= DENSE_FILL * jacobian.size:
+            return _dense_maps(layer, np.arange(layer.num_regions), jacobian, self.constants[target])
         return maps_from_heads(layer, None if self.jacobians is None else self.jacobians[target],
                                lambda index: self.direct(layer, target, index))
 

@@ -122,46 +122,6 @@ def side_of_line(values: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
     return (values > tolerance).astype(np.int8) - (values < -tolerance).astype(np.int8)
 
 
-def cut(polygons: Polygons, values: np.ndarray, tolerance: np.ndarray, side: np.ndarray | None = None):
-    """Cut every polygon in two along the zero line of an affine function.
-
-    Parameters
-    ----------
-    polygons : Polygons
-        Each polygon must have vertices strictly on both sides of its line.
-    values : ndarray, shape (n_vertices,)
-        The affine function at each vertex (each polygon has its own line).
-    tolerance : ndarray, shape (n_vertices,)
-        Vertices with ``|value| <= tolerance`` lie on the line and go to both halves.
-    side : ndarray of int8, shape (n_vertices,), optional
-        :func:`side_of_line` of ``values`` and ``tolerance``, when the caller has it already.
-
-    Returns
-    -------
-    positive, negative : Polygons
-        The halves where the function is >= 0 and <= 0, in the order of ``polygons``.
-    """
-    if not len(polygons):
-        return polygons, polygons
-    if side is None:
-        side = side_of_line(values, tolerance)
-    following = polygons.next_vertex()
-    crossing = side * side[following] < 0
-    t = np.where(crossing, values / np.where(crossing, values - values[following], 1.0), 0.0)
-    vertices = polygons.vertices
-    intersections = vertices + t[:, None] * (vertices[following] - vertices)
-    candidates = np.empty((2 * len(vertices), 2))
-    candidates[0::2], candidates[1::2] = vertices, intersections
-    halves = []
-    for keep_vertex in (side >= 0, side <= 0):
-        keep = np.empty(2 * len(vertices), dtype=bool)
-        keep[0::2], keep[1::2] = keep_vertex, crossing
-        per_vertex = keep_vertex.astype(np.int64) + crossing
-        counts = np.add.reduceat(per_vertex, polygons.starts)
-        halves.append(Polygons(candidates[keep], counts))
-    return halves[0], halves[1]
-
-
 def clip_lines(polygons: Polygons, lines: np.ndarray, frame: Frame | None = None):
     """Intersect each polygon with its own line ``c + a1 x + a2 y = 0``.
 

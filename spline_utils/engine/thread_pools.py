@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import torch
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 SMALL_LAYER = 1024  # networks whose widest hidden layer has at most this many nodes run single-threaded
 
 _LOCK = threading.Lock()
-_state = {"users": 0, "torch_threads": None, "blas_limits": None}
+# the BLAS libraries are found once (a scan of the loaded libraries: about 1 ms per call once torch is loaded)
+_state = {"users": 0, "torch_threads": None, "blas_limits": None, "controller": None}
 
 
 @contextmanager
@@ -34,7 +35,9 @@ def engine_thread_pools(widest_layer: int) -> Iterator[None]:
     with _LOCK:
         if _state["users"] == 0:
             _state["torch_threads"] = torch.get_num_threads()
-            _state["blas_limits"] = threadpool_limits(limits=1, user_api="blas")
+            if _state["controller"] is None:
+                _state["controller"] = ThreadpoolController()
+            _state["blas_limits"] = _state["controller"].limit(limits=1, user_api="blas")
             torch.set_num_threads(1)
         _state["users"] += 1
     try:

@@ -91,11 +91,14 @@ class Chain:
         """The chain as the engine's one representation: a :class:`Graph` without branches.
 
         Block ``l`` becomes an affine node (its linear part and its offset for inputs of the layer's shape), each
-        nonlinearity a ReLU node; the last block is the output node.
+        nonlinearity a ReLU node; the last block is the output node, or the last ReLU node where the last block is
+        empty (a network ending in a ReLU), so that its output is read from the last layer's codes, not computed.
         """
         shapes = self.layer_shapes(input_shape)
         nodes: list = [None]
         for layer, block in enumerate(self.blocks):
+            if layer == self.num_layers > 0 and not block.modules:
+                break
             in_shape = tuple(input_shape) if layer == 0 else shapes[layer - 1]
             with torch.no_grad():
                 offset = block.apply(torch.zeros((1, *in_shape), dtype=torch.float64))[0]
@@ -279,10 +282,27 @@ def global_forward_hooks() -> bool:
 
 
 def _float64_copy(module: nn.Module) -> nn.Module:
-    copied = effective_copy(module).to(dtype=torch.float64, device="cpu")
-    copied.eval()
-    for parameter in copied.parameters():
-        parameter.requires_grad_(False)
+    """A float64 CPU copy of a leaf module in eval mode, with the weights its forward pass uses, sharing no tensor.
+
+    A module without pre-hooks and tensor attributes (the usual case) gets new parameter and buffer tables only: a deep
+    copy costs about 0.3 ms a module, a fifth of a small MLP's whole partition.
+    """
+    if module._forward_pre_hooks or any(isinstance(value, torch.Tensor) for value in vars(module).values()):
+        copied = effective_copy(module).to(dtype=torch.float64, device="cpu")
+        copied.eval()
+        for parameter in copied.parameters():
+            parameter.requires_grad_(False)
+        return copied
+    copied = copy.copy(module)
+    copied.__dict__["_parameters"] = {
+        name: None if value is None else
+        nn.Parameter(value.detach().to("cpu", torch.float64, copy=True), requires_grad=False)
+        for name, value in module._parameters.items()}
+    copied.__dict__["_buffers"] = {
+        name: None if value is None else
+        value.detach().to("cpu", torch.float64 if value.is_floating_point() else value.dtype, copy=True)
+        for name, value in module._buffers.items()}
+    copied.training = False
     return copied
 
 

@@ -1,0 +1,166 @@
+"""The compiled inner loop of the engine: cut convex regions by the lines that cross them, one region at a time.
+
+numpy cannot express "cut this piece, then cut its halves by the next line" without a Python step per line and
+array bookkeeping per step; on small networks that bookkeeping was most of the run time. This loop, compiled with
+numba, takes each parent region, cuts every current piece by each crossing line in node order (a bounding-box test
+first, then the sign of the line at the piece's vertices), and writes the final pieces out parent after parent.
+
+The geometry is the engine's, decision for decision: a vertex is on a line when ``|c + a1 x + a2 y| <= tolerance``
+(evaluated in that order, in float64), a piece is cut only when it has vertices strictly on both sides, on-line
+vertices go to both halves, and crossings of an edge are interpolated as ``v + t (w - v)`` with
+``t = value(v) / (value(v) - value(w))``.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: Returned ``status``: all parents cut; past ``max_regions`` pieces; past ``room`` pieces.
+CUT_DONE, CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM = 0, 1, 2
+
+
+@numba.njit(cache=True)
+def _grown(array, needed):
+    """``array`` itself if it has ``needed`` rows, else a copy with at least twice as many rows."""
+    if needed <= array.shape[0]:
+        return array
+    grown = np.empty((max(needed, 2 * array.shape[0]),) + array.shape[1:], dtype=array.dtype)
+    grown[:array.shape[0]] = array
+    return grown
+
+
+@numba.njit(cache=True)
+def _box(vertices, start, count, box, index):
+    """Write the bounding box ``(xmin, xmax, ymin, ymax)`` of ``vertices[start:start + count]`` to ``box[index]``."""
+    xmin, xmax = vertices[start, 0], vertices[start, 0]
+    ymin, ymax = vertices[start, 1], vertices[start, 1]
+    for k in range(start + 1, start + count):
+        x, y = vertices[k, 0], vertices[k, 1]
+        xmin, xmax = min(xmin, x), max(xmax, x)
+        ymin, ymax = min(ymin, y), max(ymax, y)
+    box[index, 0], box[index, 1], box[index, 2], box[index, 3] = xmin, xmax, ymin, ymax
+
+
+@numba.njit(cache=True)
+def cut_parents(vertices, starts, counts, line_first, line_count, lines, tolerance, rounding, max_regions, room):
+    """Cut each parent polygon by its crossing lines.
+
+    Parameters
+    ----------
+    vertices : float64 ndarray, shape (n_vertices, 2)
+        The parents' vertices, counter-clockwise, parent after parent.
+    starts, counts : int64 ndarray, shape (n_parents,)
+        Each parent's first vertex and number of vertices.
+    line_first, line_count : int64 ndarray, shape (n_parents,)
+        Each parent's lines are ``lines[line_first[p]:line_first[p] + line_count[p]]``, cut in that order.
+    lines : float64 ndarray, shape (n_lines, 3)
+        ``(c, a1, a2)``: the line ``c + a1 x + a2 y = 0``.
+    tolerance, rounding : float64 ndarray, shape (n_lines,)
+        Each line's on-line tolerance and the round-off part of it (see ``tolerance.py``).
+    max_regions, room : int
+        Stop once more pieces than either exist (all parents, cut or not, count as pieces).
+
+    Returns
+    -------
+    out_vertices : float64 ndarray, shape (m, 2)
+    out_counts, out_parent : int64 ndarray, shape (n_pieces,)
+        The pieces, grouped by parent in parent order, and each piece's parent.
+    unresolved : int
+        Pieces that a line left uncut although a vertex lies beyond round-off on the side counted as on the line.
+    status : int
+        :data:`CUT_DONE`, or :data:`CUT_PAST_MAX_REGIONS` / :data:`CUT_PAST_ROOM` when stopped early.
+    """
+    n_parents = starts.shape[0]
+    out_vertices = np.empty((max(16, 2 * vertices.shape[0]), 2))
+    out_counts = np.empty(max(16, 2 * n_parents), dtype=np.int64)
+    out_parent = np.empty(max(16, 2 * n_parents), dtype=np.int64)
+    n_out, n_out_vertices = 0, 0
+    # one parent's pieces while it is cut: an append-only arena of vertices, pieces marked dead once cut
+    arena = np.empty((256, 2))
+    piece_start = np.empty(64, dtype=np.int64)
+    piece_count = np.empty(64, dtype=np.int64)
+    piece_alive = np.empty(64, dtype=np.bool_)
+    piece_box = np.empty((64, 4))
+    values = np.empty(64)
+    sides = np.empty(64, dtype=np.int8)
+    unresolved, n_alive = 0, n_parents
+    for parent in range(n_parents):
+        count = counts[parent]
+        arena = _grown(arena, count)
+        arena[:count] = vertices[starts[parent]:starts[parent] + count]
+        piece_start[0], piece_count[0], piece_alive[0] = 0, count, True
+        _box(arena, 0, count, piece_box, 0)
+        n_pieces, arena_size = 1, count
+        for line in range(line_first[parent], line_first[parent] + line_count[parent]):
+            c, a1, a2 = lines[line, 0], lines[line, 1], lines[line, 2]
+            tol, rnd = tolerance[line], rounding[line]
+            for piece in range(n_pieces):  # the halves this line makes are not cut by it again
+                if not piece_alive[piece]:
+                    continue
+                xmin, xmax, ymin, ymax = piece_box[piece, 0], piece_box[piece, 1], piece_box[piece, 2], \
+                    piece_box[piece, 3]
+                centre = c + a1 * (xmin + xmax) / 2 + a2 * (ymin + ymax) / 2
+                if abs(centre) > abs(a1) * (xmax - xmin) / 2 + abs(a2) * (ymax - ymin) / 2 + tol:
+                    continue
+                start, size = piece_start[piece], piece_count[piece]
+                values = _grown(values, size)
+                sides = _grown(sides, size)
+                some_above, some_below, on_line = False, False, False
+                beyond_above, beyond_below = False, False
+                for k in range(size):
+                    value = c + a1 * arena[start + k, 0] + a2 * arena[start + k, 1]
+                    values[k] = value
+                    if value > tol:
+                        sides[k], some_above = 1, True
+                    elif value < -tol:
+                        sides[k], some_below = -1, True
+                    else:
+                        sides[k], on_line = 0, True
+                    beyond_above |= value > rnd
+                    beyond_below |= value < -rnd
+                if not (some_above and some_below):
+                    if on_line and (some_above and beyond_below or some_below and beyond_above):
+                        unresolved += 1
+                    continue
+                n_alive += 1
+                if n_alive > max_regions:
+                    return out_vertices[:0], out_counts[:0], out_parent[:0], unresolved, CUT_PAST_MAX_REGIONS
+                if n_alive > room:
+                    return out_vertices[:0], out_counts[:0], out_parent[:0], unresolved, CUT_PAST_ROOM
+                # both halves get at most size + 2 vertices each
+                arena = _grown(arena, arena_size + 2 * size + 4)
+                piece_start = _grown(piece_start, n_pieces + 2)
+                piece_count = _grown(piece_count, n_pieces + 2)
+                piece_alive = _grown(piece_alive, n_pieces + 2)
+                piece_box = _grown(piece_box, n_pieces + 2)
+                piece_alive[piece] = False
+                for keep in (1, -1):
+                    first = arena_size
+                    for k in range(size):
+                        following = k + 1 if k + 1 < size else 0
+                        if sides[k] * keep >= 0:
+                            arena[arena_size, 0], arena[arena_size, 1] = arena[start + k, 0], arena[start + k, 1]
+                            arena_size += 1
+                        if sides[k] * sides[following] < 0:
+                            t = values[k] / (values[k] - values[following])
+                            x, y = arena[start + k, 0], arena[start + k, 1]
+                            arena[arena_size, 0] = x + t * (arena[start + following, 0] - x)
+                            arena[arena_size, 1] = y + t * (arena[start + following, 1] - y)
+                            arena_size += 1
+                    piece_start[n_pieces], piece_count[n_pieces] = first, arena_size - first
+                    piece_alive[n_pieces] = True
+                    _box(arena, first, arena_size - first, piece_box, n_pieces)
+                    n_pieces += 1
+        for piece in range(n_pieces):
+            if not piece_alive[piece]:
+                continue
+            start, size = piece_start[piece], piece_count[piece]
+            out_vertices = _grown(out_vertices, n_out_vertices + size)
+            out_counts = _grown(out_counts, n_out + 1)
+            out_parent = _grown(out_parent, n_out + 1)
+            out_vertices[n_out_vertices:n_out_vertices + size] = arena[start:start + size]
+            out_counts[n_out], out_parent[n_out] = size, parent
+            n_out_vertices += size
+            n_out += 1
+    return out_vertices[:n_out_vertices].copy(), out_counts[:n_out].copy(), out_parent[:n_out].copy(), unresolved, \
+        CUT_DONE
