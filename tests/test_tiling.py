@@ -10,8 +10,7 @@ import torch
 import torch.nn as nn
 
 import spline_utils as su
-from spline_utils.engine import graph_partition, tiling
-from spline_utils.engine.tolerance import Frame
+from spline_utils.engine import graph_partition, hull_kernel, tiling
 from tests.helpers import randomize_batchnorm, random_interior_points
 
 
@@ -120,7 +119,7 @@ def test_too_many_tiles_are_refused_with_a_clear_message(monkeypatch):
 def test_the_convex_hull_of_a_region_split_by_tile_borders_has_only_its_corners():
     square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
     pieces = [square * [0.5, 1.0], square * [0.5, 1.0] + [0.5, 0.0]]  # the square cut at x = 0.5
-    hull = tiling.convex_hull(np.concatenate(pieces), Frame(0.5, 0.5, 0.5))
+    hull = hull_kernel.hull(np.concatenate(pieces), 1e-12)
     assert len(hull) == 4
     np.testing.assert_allclose(sorted(map(tuple, hull)), sorted(map(tuple, square)))
     signed_area = 0.5 * (np.dot(hull[:, 0], np.roll(hull[:, 1], -1)) - np.dot(hull[:, 1], np.roll(hull[:, 0], -1)))

@@ -5,6 +5,8 @@ array bookkeeping per step; on small networks that bookkeeping was most of the r
 numba, takes each parent region, cuts every current piece by each crossing line in node order (a bounding-box test
 first, then the sign of the line at the piece's vertices), and writes the final pieces out parent after parent.
 
+:func:`crossing_pairs` finds the lines that cross each parent in the same way, in one pass over the layer's maps.
+
 The geometry is the engine's, decision for decision: a vertex is on a line when ``|c + a1 x + a2 y| <= tolerance``
 (evaluated in that order, in float64), a piece is cut only when it has vertices strictly on both sides, on-line
 vertices go to both halves, and crossings of an edge are interpolated as ``v + t (w - v)`` with
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+from spline_utils.engine.tolerance import RELATIVE_TOLERANCE, ROUNDING_TOLERANCE
 
 #: Returned ``status``: all parents cut; past ``max_regions`` pieces; past ``room`` pieces.
 CUT_DONE, CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM = 0, 1, 2
@@ -164,3 +168,93 @@ def cut_parents(vertices, starts, counts, line_first, line_count, lines, toleran
             n_out += 1
     return out_vertices[:n_out_vertices].copy(), out_counts[:n_out].copy(), out_parent[:n_out].copy(), unresolved, \
         CUT_DONE
+
+
+@numba.njit(cache=True)
+def crossing_pairs(pre, vertices, starts, counts, centre_x, centre_y, half):
+    """Which node lines cut each parent region's interior, and on which side the others leave it.
+
+    A line farther from the parent's bounding-box centre than its variation over the box plus its tolerance (see
+    :func:`~spline_utils.engine.tolerance.line_tolerance`, for the frame ``centre_x, centre_y, half``) leaves the
+    parent on the side of that centre; otherwise the signs at the parent's vertices decide.
+
+    Parameters
+    ----------
+    pre : float64 ndarray, shape (n_parents, 3, n_nodes)
+        Each node's affine map on each parent (rows offset, d/dx, d/dy).
+    vertices : float64 ndarray, shape (n_vertices, 2)
+    starts, counts : int64 ndarray, shape (n_parents,)
+
+    Returns
+    -------
+    above : bool ndarray, shape (n_parents, n_nodes)
+        The node is active on the whole parent (for the lines that do not cross it).
+    pair_parent, pair_node : int64 ndarray, shape (n_pairs,)
+        The crossing (parent, node) pairs, in row-major order.
+    unresolved : int
+        Parents a line left uncut although a vertex lies beyond round-off on the side counted as on the line.
+    """
+    n_parents, _, n_nodes = pre.shape
+    relative, rounding = RELATIVE_TOLERANCE, ROUNDING_TOLERANCE
+    weight_x = relative * half + rounding * (abs(centre_x) + half)
+    weight_y = relative * half + rounding * (abs(centre_y) + half)
+    reach_x, reach_y = abs(centre_x) + half, abs(centre_y) + half
+    above = np.empty((n_parents, n_nodes), dtype=np.bool_)
+    pair_parent = np.empty(max(16, n_parents), dtype=np.int64)
+    pair_node = np.empty(max(16, n_parents), dtype=np.int64)
+    box = np.empty((1, 4))
+    n_pairs, unresolved = 0, 0
+    for parent in range(n_parents):
+        start, count = starts[parent], counts[parent]
+        _box(vertices, start, count, box, 0)
+        box_x, box_y = (box[0, 0] + box[0, 1]) / 2, (box[0, 2] + box[0, 3]) / 2
+        extent_x, extent_y = (box[0, 1] - box[0, 0]) / 2, (box[0, 3] - box[0, 2]) / 2
+        for node in range(n_nodes):
+            c, a1, a2 = pre[parent, 0, node], pre[parent, 1, node], pre[parent, 2, node]
+            centre_value = c + a1 * box_x + a2 * box_y
+            tol = relative * abs(c + a1 * centre_x + a2 * centre_y) + rounding * abs(c) + abs(a1) * weight_x + \
+                abs(a2) * weight_y
+            if abs(centre_value) > abs(a1) * extent_x + abs(a2) * extent_y + tol:
+                above[parent, node] = centre_value > 0
+                continue
+            rnd = rounding * (abs(c) + abs(a1) * reach_x + abs(a2) * reach_y)
+            some_above, some_below, beyond_above, beyond_below = False, False, False, False
+            for k in range(start, start + count):
+                value = c + a1 * vertices[k, 0] + a2 * vertices[k, 1]
+                some_above |= value > tol
+                some_below |= value < -tol
+                beyond_above |= value > rnd
+                beyond_below |= value < -rnd
+            above[parent, node] = some_above and not some_below
+            if some_above and some_below:
+                pair_parent = _grown(pair_parent, n_pairs + 1)
+                pair_node = _grown(pair_node, n_pairs + 1)
+                pair_parent[n_pairs], pair_node[n_pairs] = parent, node
+                n_pairs += 1
+            elif some_above and beyond_below or some_below and beyond_above:
+                unresolved += 1
+    return above, pair_parent[:n_pairs].copy(), pair_node[:n_pairs].copy(), unresolved
+
+
+@numba.njit(cache=True)
+def piece_codes(vertices, starts, counts, parent, above, line_first, line_count, lines, line_node):
+    """Each piece's code for the layer's nodes, read at its vertex mean (strictly inside it).
+
+    A node whose line does not cross the piece's parent keeps the parent's side (``above``); the lines that do, the
+    parent's ``lines[line_first[p]:line_first[p] + line_count[p]]`` of nodes ``line_node``, are evaluated there.
+
+    Returns a bool ndarray of shape (n_pieces, n_nodes).
+    """
+    codes = np.empty((len(counts), above.shape[1]), dtype=np.bool_)
+    for piece in range(len(counts)):
+        owner = parent[piece]
+        codes[piece] = above[owner]
+        mean_x, mean_y = 0.0, 0.0
+        for k in range(starts[piece], starts[piece] + counts[piece]):
+            mean_x += vertices[k, 0]
+            mean_y += vertices[k, 1]
+        mean_x /= counts[piece]
+        mean_y /= counts[piece]
+        for line in range(line_first[owner], line_first[owner] + line_count[owner]):
+            codes[piece, line_node[line]] = lines[line, 0] + lines[line, 1] * mean_x + lines[line, 2] * mean_y > 0
+    return codes

@@ -1,8 +1,9 @@
 """Cutting convex regions by the zero lines of a layer's nodes: the core of the exact partition engine.
 
-Vectorized tests find the lines that cross each parent region (a bounding-box bound first, then the signs at the
-region's vertices); the compiled loop of :mod:`~spline_utils.engine.cut_kernel` cuts each parent by them, and each
-piece's layer code is read at a point inside it. The arrangement does not depend on the order of the cuts.
+The compiled loops of :mod:`~spline_utils.engine.cut_kernel` find the lines that cross each parent region (a
+bounding-box test first, then the signs at the region's vertices), cut each parent by them and read each piece's layer
+code at a point inside it; this module checks the caps around them. The arrangement does not depend on the order of
+the cuts. :func:`lines_near_boxes` is the vectorized nearness test the spline segments use.
 """
 from __future__ import annotations
 
@@ -10,42 +11,14 @@ import warnings
 
 import numpy as np
 
-from spline_utils.engine.cut_kernel import CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM, cut_parents
+from spline_utils.engine.cut_kernel import (CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM, crossing_pairs, cut_parents,
+                                           piece_codes)
 from spline_utils.engine.polygons import Polygons
 from spline_utils.engine.region_bound import OutOfRoom, check_growth, too_large
 from spline_utils.engine.tolerance import (RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, ResolutionWarning,
                                           line_tolerance, rounding_tolerance)
 
-MATMUL_GROUP = 64  # parents cut into at least this many pieces compute all their pieces' codes by matrix products
-ENTRIES_PER_PRODUCT = 2**18  # outputs of one such product (cache-sized)
 PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
-
-
-def _layer_codes(pieces: Polygons, parent: np.ndarray, crossing_lines: "_CrossingLines",
-                 above: np.ndarray) -> np.ndarray:
-    """Each piece's code for this layer's nodes, at its vertex mean (strictly inside it).
-
-    Parents cut into many pieces evaluate all their nodes with matrix products on cache-sized chunks of pieces; for
-    the others only the lines that cross the parent are evaluated, the rest keep the parent's side (``above``).
-    """
-    pre = crossing_lines.pre
-    codes = np.take(above, parent, axis=0)  # the parent's side, then the nodes that may differ
-    points = np.concatenate([np.ones((len(parent), 1)), pieces.vertex_means()], axis=1)
-    group_sizes = np.bincount(parent, minlength=len(pre))
-    group_starts = np.cumsum(group_sizes) - group_sizes
-    rows_per_product = max(1, ENTRIES_PER_PRODUCT // max(pre.shape[2], 1))
-    for group in np.nonzero(group_sizes >= MATMUL_GROUP)[0]:
-        end = group_starts[group] + group_sizes[group]
-        for first in range(group_starts[group], end, rows_per_product):
-            rows = slice(first, min(first + rows_per_product, end))
-            np.greater(points[rows] @ pre[group], 0, out=codes[rows])
-    pieces_small = np.nonzero(group_sizes[parent] < MATMUL_GROUP)[0]
-    repeats = crossing_lines.count[parent[pieces_small]]
-    piece = np.repeat(pieces_small, repeats)
-    node = crossing_lines.node[np.repeat(crossing_lines.first[parent[pieces_small]], repeats) + _ranks_within(repeats)]
-    maps = pre[parent[piece], :, node]
-    codes[piece, node] = np.einsum("ij,ij->i", maps, points[piece]) > 0
-    return codes
 
 
 def _ranks_within(counts: np.ndarray) -> np.ndarray:
@@ -53,8 +26,7 @@ def _ranks_within(counts: np.ndarray) -> np.ndarray:
     return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
-def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float = 1.0,
-                     above: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The (parent, node) pairs whose zero line passes within ``slack`` tolerances of the parent's bounding box.
 
     A line farther from the box centre than its variation over the box (plus the tolerance) leaves the whole box on
@@ -67,21 +39,12 @@ def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: floa
         Each node's affine map on each parent region (rows offset, d/dx, d/dy).
     box : ndarray, shape (n_parents, 4)
         ``(xmin, xmax, ymin, ymax)`` of each parent region.
-    above : bool ndarray, shape (n_parents, n_nodes), optional
-        Filled with whether each map is positive at its box centre.
 
     Returns
     -------
     parent, node : ndarray of int64, shape (n_pairs,)
         In row-major (parent, node) order.
     """
-    parent, node, _, _ = _near_lines(pre, box, frame, slack, above)
-    return parent, node
-
-
-def _near_lines(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float,
-                above: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`lines_near_boxes`, also returning the pairs' lines (n_pairs, 3) and their tolerances (n_pairs,)."""
     n_parents, _, n_nodes = pre.shape
     centre_x, centre_y = (box[:, :1] + box[:, 1:2]) / 2, (box[:, 2:3] + box[:, 3:]) / 2
     # line_tolerance <= (RELATIVE + ROUNDING) (|c| + |a1| (|x0| + h) + |a2| (|y0| + h)); doubled against round-off
@@ -97,8 +60,6 @@ def _near_lines(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float,
         centre_value += offset
         term = slope_y * centre_y[rows]
         centre_value += term
-        if above is not None:
-            np.greater(centre_value, 0, out=above[rows])
         bound = np.abs(slope_x)
         bound *= reach_x[rows]
         term = np.abs(slope_y, out=term)
@@ -113,9 +74,8 @@ def _near_lines(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float,
     parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
     node = np.concatenate(nodes) if nodes else np.zeros(0, np.int64)
     lines = pre[parent, :, node]
-    tolerance = line_tolerance(lines, frame)
-    near = _box_reach(lines, box[parent], slack * tolerance)
-    return parent[near], node[near], lines[near], tolerance[near]
+    near = _box_reach(lines, box[parent], slack * line_tolerance(lines, frame))
+    return parent[near], node[near]
 
 
 def _box_reach(lines: np.ndarray, box: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
@@ -135,31 +95,9 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple["
     above : bool (n_parents, n_nodes)
         Some vertex is strictly above the line and none strictly below: the node is active on the whole region.
     """
-    n_parents, _, n_nodes = pre.shape
-    above = np.empty((n_parents, n_nodes), dtype=bool)
-    near_parent, near_node, maps, tolerance = _near_lines(pre, parents.bounding_boxes(), frame, 1.0, above)
-    counts = parents.counts[near_parent]
-    pair = np.repeat(np.arange(len(near_parent)), counts)
-    vertex = parents.vertices[np.repeat(parents.starts[near_parent], counts) + _ranks_within(counts)]
-    values = maps[pair, 0] + maps[pair, 1] * vertex[:, 0] + maps[pair, 2] * vertex[:, 1]
-    pair_tolerance = tolerance[pair]
-    starts = np.cumsum(counts) - counts
-    some_above = np.logical_or.reduceat(values > pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
-    some_below = np.logical_or.reduceat(values < -pair_tolerance, starts) if len(pair) else np.zeros(0, bool)
-    above[near_parent, near_node] = some_above & ~some_below
-    crossing = some_above & some_below
-    unresolved = _count_unresolved(values, rounding_tolerance(maps, frame)[pair], some_above, some_below, starts)
-    return _CrossingLines(pre, near_parent[crossing], near_node[crossing], unresolved), above
-
-
-def _count_unresolved(values, rounding, some_above, some_below, starts) -> int:
-    """Polygons that a line leaves uncut although some vertex lies beyond round-off on the side that counts as
-    "on the line": the line passes within the resolution of a corner (see :class:`ResolutionWarning`)."""
-    if not len(values):
-        return 0
-    beyond_below = np.logical_or.reduceat(values < -rounding, starts)
-    beyond_above = np.logical_or.reduceat(values > rounding, starts)
-    return int(np.count_nonzero(some_above & ~some_below & beyond_below | some_below & ~some_above & beyond_above))
+    above, parent, node, unresolved = crossing_pairs(pre, parents.vertices, parents.starts, parents.counts,
+                                                     frame.centre_x, frame.centre_y, frame.half)
+    return _CrossingLines(pre, parent, node, unresolved), above
 
 
 class _CrossingLines:
@@ -196,11 +134,11 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     room = max_regions if room is None else room
     crossing_lines, above = _crossing_lines(parents, pre, frame)
     check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
-    lines = crossing_lines.lines(np.repeat(np.arange(len(parents)), crossing_lines.count),
-                                 _ranks_within(crossing_lines.count))
+    lines = np.ascontiguousarray(crossing_lines.lines(np.repeat(np.arange(len(parents)), crossing_lines.count),
+                                                      _ranks_within(crossing_lines.count)))
     vertices, counts, parent, unresolved, status = cut_parents(
         parents.vertices, parents.starts, parents.counts, crossing_lines.first, crossing_lines.count,
-        np.ascontiguousarray(lines), line_tolerance(lines, frame), rounding_tolerance(lines, frame),
+        lines, line_tolerance(lines, frame), rounding_tolerance(lines, frame),
         max_regions, room)
     if status == CUT_PAST_MAX_REGIONS:
         raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
@@ -214,4 +152,6 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
                       "it cuts off a sliver thinner than that, which is merged into its neighbour; partition a "
                       "smaller rectangle to resolve it", ResolutionWarning, stacklevel=2)
     pieces = Polygons(vertices, counts)
-    return pieces, parent, _layer_codes(pieces, parent, crossing_lines, above)
+    codes = piece_codes(vertices, pieces.starts, counts, parent, above, crossing_lines.first, crossing_lines.count,
+                        lines, crossing_lines.node)
+    return pieces, parent, codes

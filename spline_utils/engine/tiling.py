@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from spline_utils.engine.hull_kernel import merged_regions
 from spline_utils.engine.graph_partition import apply_affine, graph_partition2d, input_of
 from spline_utils.engine.partition import LayerPartition, MapsTooLarge, Partition, readable_bytes
 from spline_utils.engine.polygons import Polygons, rectangle
@@ -112,44 +113,16 @@ def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, in
 
 def merge_pieces(pieces: Polygons, region: np.ndarray, first: np.ndarray, frame: Frame) -> Polygons:
     """Polygon ``g`` is the convex hull of the pieces ``i`` with ``region[i] == g``, without vertices on a straight
-    edge; a region of one piece is that piece, ``first[g]``."""
-    counts = np.bincount(region, minlength=len(first))
-    polygons = pieces.subset(first).split()
-    multi = np.nonzero(counts > 1)[0]
-    if len(multi):
-        vertex_region = region[pieces.owner]
-        order = np.argsort(vertex_region, kind="stable")
-        starts = np.searchsorted(vertex_region[order], multi)
-        stops = np.searchsorted(vertex_region[order], multi, side="right")
-        for g, start, stop in zip(multi, starts, stops):
-            polygons[g] = convex_hull(pieces.vertices[order[start:stop]], frame)
-    return Polygons(np.concatenate(polygons), np.array([len(polygon) for polygon in polygons], dtype=np.int64))
+    edge; a region of one piece is that piece, ``first[g]``.
 
-
-def convex_hull(points: np.ndarray, frame: Frame) -> np.ndarray:
-    """Counter-clockwise convex hull of ``points`` (Andrew's monotone chain), without vertices on a straight edge.
-
-    A turn smaller than 1e-12 of the domain's size squared counts as straight: the vertices the tile borders add
-    on a region's edges are dropped, the region's own corners kept.
+    A turn smaller than 1e-12 of the domain's size squared counts as straight: the vertices the tile borders add on a
+    region's edges are dropped, the region's own corners kept.
     """
-    points = np.unique(points, axis=0)
-    tolerance = 1e-12 * frame.half**2
-    if len(points) < 3:
-        return points
-
-    def half(sequence):
-        chain = []
-        for point in sequence:
-            while len(chain) >= 2 and _turn(chain[-2], chain[-1], point) <= tolerance:
-                chain.pop()
-            chain.append(point)
-        return chain[:-1]
-
-    return np.array(half(points) + half(points[::-1]))
-
-
-def _turn(origin, a, b) -> float:
-    return (a[0] - origin[0]) * (b[1] - origin[1]) - (a[1] - origin[1]) * (b[0] - origin[0])
+    piece_order = np.argsort(region, kind="stable")
+    region_first = np.searchsorted(region[piece_order], np.arange(len(first) + 1))
+    vertices, counts = merged_regions(pieces.vertices, pieces.starts, pieces.counts, piece_order, region_first,
+                                      1e-12 * frame.half**2)
+    return Polygons(vertices, counts)
 
 
 class CodedForward:
