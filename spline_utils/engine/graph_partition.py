@@ -91,7 +91,8 @@ class _GraphCutter:
                 self._forget([index], index + 1)
                 index += 1
         output = self.graph.output
-        maps = self.maps[output] if output in self.maps else self._evaluate_relu_output(output)
+        # a network ending in a ReLU: its output maps are the last layer's outputs, computed when first asked for
+        maps = self.maps[output] if output in self.maps else self.layers[self.layer_of[output]].all_post_activations
         return Partition(self.graph, bounds, plane, self.domain, self.layers, maps, self.level[output])
 
     def _held_bytes(self) -> int:
@@ -266,10 +267,6 @@ class _GraphCutter:
     def _held_whole(self, source: int, level: int) -> bool:
         """Whether tensor ``source`` is stored with one map per region of partition level ``level``."""
         return source in self.maps and self.level[source] == level
-
-    def _evaluate_relu_output(self, relu: int) -> np.ndarray:
-        layer = self.layers[self.layer_of[relu]]
-        return layer.post_activations(np.arange(layer.num_regions))
 
     def _evaluate(self, span: list[int], targets: list[int], level: int, index: np.ndarray | None = None,
                   zero_relu: int | None = None) -> dict[int, np.ndarray]:

@@ -15,6 +15,7 @@ The cutting lives in :mod:`spline_utils.engine.cutting`, the propagation of per-
 from __future__ import annotations
 
 import numbers
+from typing import Callable
 
 import numpy as np
 import torch
@@ -106,6 +107,10 @@ class LayerPartition:
     def regions(self) -> list[np.ndarray]:
         return self.polygons.split()
 
+    def all_post_activations(self) -> np.ndarray:
+        """This layer's output as an affine map on every region, shape (num_regions, 3, n_nodes)."""
+        return self.post_activations(np.arange(self.num_regions))
+
     def post_activations(self, index: np.ndarray) -> np.ndarray:
         """This layer's output as an affine map on regions ``index``, shape (len(index), 3, n_nodes)."""
         gain = np.where(self.layer_codes[index], 1.0, self.slope)
@@ -133,7 +138,7 @@ class Partition:
     """
 
     def __init__(self, network: Graph, bounds, plane, domain: Polygons, layers: list[LayerPartition],
-                 output_maps: np.ndarray, output_level: int):
+                 output_maps: "np.ndarray | Callable[[], np.ndarray]", output_level: int):
         self.network = network
         self.bounds = bounds
         self.plane = plane
@@ -249,7 +254,9 @@ class Partition:
         """Output affine maps packed as ``(num_regions, 3, n_outputs)``: rows offset, d/da, d/db."""
         if self._output_maps is None:
             index = ancestors(self.layers, len(self.layers) - 1, self._output_level)
-            self._output_maps = self._level_output_maps[index].reshape(len(index), 3, -1)
+            level_maps = self._level_output_maps
+            level_maps = level_maps() if callable(level_maps) else level_maps
+            self._output_maps = level_maps[index].reshape(len(index), 3, -1)
         return self._output_maps
 
     def spline_segments(self, layer: int, node: int) -> np.ndarray:
