@@ -45,19 +45,23 @@ STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents
 
 
 def graph_partition2d(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, domain: Polygons,
-                      frame: Frame, max_regions: int, max_bytes: int) -> Partition:
+                      frame: Frame, max_regions: int, max_bytes: int, jacobians: dict | None = None) -> Partition:
     """The engine behind :func:`spline_utils.partition2d`.
 
     ``input_state`` is the input as an affine map of the 2-D coordinates, shape ``(1, 3, *input_shape)``.
+    ``jacobians`` keeps the spans' Jacobians (they depend on the graph alone) for later calls on the same graph, such
+    as the tiles of one domain.
     """
-    return _GraphCutter(graph, domain, frame, max_regions, max_bytes).run(input_state, bounds, plane)
+    cutter = _GraphCutter(graph, domain, frame, max_regions, max_bytes, {} if jacobians is None else jacobians)
+    return cutter.run(input_state, bounds, plane)
 
 
 class _GraphCutter:
     """The state of one partition: maps of stored tensors, each tensor's level, the layers cut so far."""
 
-    def __init__(self, graph: Graph, domain: Polygons, frame: Frame, max_regions: int, max_bytes: int):
-        self.graph, self.domain, self.frame = graph, domain, frame
+    def __init__(self, graph: Graph, domain: Polygons, frame: Frame, max_regions: int, max_bytes: int,
+                 jacobians: dict):
+        self.graph, self.domain, self.frame, self.jacobian_cache = graph, domain, frame, jacobians
         self.max_regions, self.max_bytes = max_regions, max_bytes
         self.layers: list[LayerPartition] = []
         self.maps: dict[int, np.ndarray] = {}
@@ -239,6 +243,12 @@ class _GraphCutter:
 
     def _jacobians(self, relu: int, dependent: list[int], stored: list[int]) -> dict | None:
         """Each stored span tensor's Jacobian with respect to ReLU node ``relu``'s output, (n_nodes, size)."""
+        key = (relu, tuple(dependent), tuple(stored))
+        if key not in self.jacobian_cache:
+            self.jacobian_cache[key] = self._form_jacobians(relu, dependent, stored)
+        return self.jacobian_cache[key]
+
+    def _form_jacobians(self, relu: int, dependent: list[int], stored: list[int]) -> dict | None:
         nodes = self.graph.nodes
         n_nodes = math.prod(nodes[relu].shape)
         if n_nodes * max(math.prod(nodes[index].shape) for index in dependent) > MAX_JACOBIAN_ENTRIES:

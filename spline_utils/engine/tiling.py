@@ -39,8 +39,11 @@ def partition_in_tiles(graph: Graph, bounds: tuple, plane, input_state: np.ndarr
     :data:`MAX_SPLITS` times is still too large (regions that crowd around a point: a smaller tile would not hold
     fewer of them), or when more than :data:`MAX_TILES` tiles would be needed.
     """
+    jacobians = {}  # the same for every tile
+
     def run(tile):
-        return graph_partition2d(graph, tile, plane, input_state, rectangle(tile), frame, max_regions, max_bytes)
+        return graph_partition2d(graph, tile, plane, input_state, rectangle(tile), frame, max_regions, max_bytes,
+                                 jacobians)
 
     try:
         return run(bounds)
