@@ -62,6 +62,11 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
         ``.num_regions``, ``.regions``, ``.codes``, per-layer partitions in ``.layers``, affine maps, splines and
         the decision boundary.
 
+    Notes
+    -----
+    The engine's inner loops are compiled by numba on first use in a fresh environment (about 5-10 s on a 2-core
+    CPU) and cached on disk beside the package, so later calls and later processes start at once.
+
     Raises
     ------
     TypeError
