@@ -19,6 +19,7 @@ from spline_utils.engine.thread_pools import engine_thread_pools
 from spline_utils.engine.tiling import partition_in_tiles
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.dispatch import read_model
+from spline_utils.reading.graph_ir import Graph
 from spline_utils.reading.oracle import activation_codes
 from spline_utils.reading.sequential import Chain
 
@@ -83,15 +84,20 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
     if plane is not None and not isinstance(plane, Plane):
         raise ValueError(f"plane must be a spline_utils.Plane, got {type(plane).__name__}")
     frame = Frame.around(bounds)
-    network = read_model(model, (2,) if plane is None else plane.input_shape)
-    if isinstance(network, Chain):  # read without tracing: its input shape and layer shapes checked here
-        input_state = _input_state(network.input_shape, plane)
-        _layer_shapes(network, input_state, plane)
-        network = network.to_graph(tuple(input_state.shape[2:]))
-    input_state = _input_state(network.input_shape, plane).numpy()
+    with engine_thread_pools(0):  # reading runs small torch operations: one thread, not two pools that fight
+        network, input_state = _read(model, plane)
     widest = max([0] + [math.prod(network.nodes[index].shape) for index in network.relu_nodes])
     with engine_thread_pools(widest):
         return partition_in_tiles(network, bounds, plane, input_state, frame, max_regions, max_bytes)
+
+
+def _read(model: nn.Module, plane: Plane | None) -> tuple[Graph, np.ndarray]:
+    """The model as the engine's graph, and the input as an affine map of the 2-D coordinates (1, 3, *input)."""
+    network = read_model(model, (2,) if plane is None else plane.input_shape)
+    if isinstance(network, Chain):  # read without tracing: its input shape and layer shapes checked here
+        input_state = _input_state(network.input_shape, plane)
+        network = network.to_graph(tuple(input_state.shape[2:]), _layer_shapes(network, input_state, plane))
+    return network, _input_state(network.input_shape, plane).numpy()
 
 
 def grid_codes(model: nn.Module, bounds, resolution: int, plane: Plane | None = None,

@@ -12,6 +12,7 @@ threads' torch and numpy calls run on one thread too, and the caller's settings 
 """
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -22,8 +23,9 @@ from threadpoolctl import ThreadpoolController
 SMALL_LAYER = 1024  # networks whose widest hidden layer has at most this many nodes run single-threaded
 
 _LOCK = threading.Lock()
-# the BLAS libraries are found once (a scan of the loaded libraries: about 1 ms per call once torch is loaded)
-_state = {"users": 0, "torch_threads": None, "blas_limits": None, "controller": None}
+# the loaded BLAS libraries are found again only after an import (a scan costs about 1 ms once torch is loaded; a
+# library is loaded by an import, which adds to sys.modules)
+_state = {"users": 0, "torch_threads": None, "blas_limits": None, "controller": None, "modules_seen": 0}
 
 
 @contextmanager
@@ -35,8 +37,8 @@ def engine_thread_pools(widest_layer: int) -> Iterator[None]:
     with _LOCK:
         if _state["users"] == 0:
             _state["torch_threads"] = torch.get_num_threads()
-            if _state["controller"] is None:
-                _state["controller"] = ThreadpoolController()
+            if _state["controller"] is None or _state["modules_seen"] != len(sys.modules):
+                _state["controller"], _state["modules_seen"] = ThreadpoolController(), len(sys.modules)
             _state["blas_limits"] = _state["controller"].limit(limits=1, user_api="blas")
             torch.set_num_threads(1)
         _state["users"] += 1

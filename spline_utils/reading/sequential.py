@@ -87,14 +87,15 @@ class Chain:
             raise ValueError(f"the model cannot take inputs of shape {tuple(input_shape)}: {error}") from error
         return shapes
 
-    def to_graph(self, input_shape: tuple) -> Graph:
+    def to_graph(self, input_shape: tuple, shapes: list[tuple] | None = None) -> Graph:
         """The chain as the engine's one representation: a :class:`Graph` without branches.
 
         Block ``l`` becomes an affine node (its linear part and its offset for inputs of the layer's shape), each
         nonlinearity a ReLU node; the last block is the output node, or the last ReLU node where the last block is
         empty (a network ending in a ReLU), so that its output is read from the last layer's codes, not computed.
+        ``shapes`` are :meth:`layer_shapes` for ``input_shape`` where the caller has them.
         """
-        shapes = self.layer_shapes(input_shape)
+        shapes = self.layer_shapes(input_shape) if shapes is None else shapes
         nodes: list = [None]
         for layer, block in enumerate(self.blocks):
             if layer == self.num_layers > 0 and not block.modules:
