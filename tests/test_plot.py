@@ -218,3 +218,31 @@ def test_figure_png_is_a_compact_palette_image_that_looks_like_the_figure():
     assert compact.mode == "P" and compact.size == full.size
     difference = np.abs(np.asarray(compact.convert("RGB"), dtype=float) - np.asarray(full, dtype=float))
     assert difference.mean() < 1.0 and len(frame) < len(reference.getvalue())
+
+
+def test_lifted_pieces_of_different_sizes_do_not_read_the_padding_matplotlib_leaves_uninitialized(monkeypatch):
+    """matplotlib pads ragged 3-D faces into an ``np.empty`` array and autoscaled on it: limits were garbage now and
+    then (CI saw "Axis limits cannot be NaN or Inf" once). Here the padding is made -1.79e308, next to the largest float, as it was then."""
+    from mpl_toolkits.mplot3d import art3d
+
+    from spline_utils.plot import surface3d as plot3d
+
+    class HugeEmpty:
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        @staticmethod
+        def empty(shape, *args, **kwargs):
+            return np.full(shape, -1.79e308)
+
+    monkeypatch.setattr(art3d, "np", HugeEmpty())
+    partition = su.partition2d(nets.mlp((2, 6, 5, 2), seed=4), (-3, 3, -3, 3))
+    polygons, maps = plot3d.output_surface(partition)
+    assert len(np.unique(polygons.counts)) > 1, "the pieces must have different numbers of vertices"
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d")
+    floor = plot3d.draw_lifted(ax, polygons, maps)
+    heights = np.concatenate(plot3d.lift(polygons, maps))[:, 2]
+    assert ax.get_zlim()[0] == pytest.approx(floor) and np.isfinite(ax.get_zlim()).all()
+    assert ax.get_zlim()[1] > heights.max()
+    plt.close(fig)

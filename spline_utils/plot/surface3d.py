@@ -124,8 +124,10 @@ def draw_lifted(ax, polygons: Polygons, maps: np.ndarray, floor_segments=(), zer
     light = np.array([-0.4, -0.5, 1.0]) / np.linalg.norm([-0.4, -0.5, 1.0])
     shade = 0.55 + 0.45 * (normals @ light) / np.linalg.norm(normals, axis=1)
     faces = np.clip(SURFACE_GREY[None, :] * shade[:, None], 0, 1)
+    # autolim=False: matplotlib autoscales on its padded array of ragged faces, whose padding is uninitialized
+    # memory (np.empty), so the limits were garbage now and then; they are set from the pieces below
     ax.add_collection3d(Poly3DCollection(pieces, facecolors=faces, edgecolors=EDGE_GREY, linewidths=edge_width,
-                                         alpha=0.9, zorder=SURFACE))
+                                         alpha=0.9, zorder=SURFACE), autolim=False)
     xmin, xmax, ymin, ymax = _extent(polygons)
     corners = np.array([[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]])
     ax.add_collection3d(Poly3DCollection([np.c_[corners, np.full(4, floor)]], facecolors="#eeeeee",
