@@ -96,6 +96,13 @@ def interior_edges(partition: Partition) -> tuple[np.ndarray, np.ndarray]:
     owners : ndarray of int64, shape (n_edges,)
         A region of ``partition`` that has the edge.
     """
+    segments, owners, _ = interior_edges_and_neighbours(partition)
+    return segments, owners
+
+
+def interior_edges_and_neighbours(partition: Partition) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`interior_edges`, and for each edge the region on its other side: the owner of the other copy of the
+    edge, or -1 where no other polygon has the same edge (a neighbour whose side is split there)."""
     polygons = partition.polygons
     segments = np.stack([polygons.vertices, polygons.vertices[polygons.next_vertex()]], axis=1)
     owners = polygons.owner
@@ -110,9 +117,15 @@ def interior_edges(partition: Partition) -> tuple[np.ndarray, np.ndarray]:
                                                             & (segments[:, 0, 1] > segments[:, 1, 1]))
     canonical = np.where(first_later[:, None, None], segments[:, ::-1], segments)
     keys = np.round(canonical.reshape(-1, 4) / (1e-9 * scale)).astype(np.int64)
-    _, first = np.unique(keys, axis=0, return_index=True)
-    first = np.sort(first)
-    return canonical[first], owners[first]
+    _, first, inverse, counts = np.unique(keys, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    other = np.full(len(first), -1, dtype=np.int64)  # per unique edge: the owner of a copy other than the first
+    later_copy = np.arange(len(keys)) != first[inverse]
+    other[inverse[later_copy]] = owners[later_copy]
+    other[counts != 2] = -1  # a neighbour is read only where exactly two polygons share the edge
+    order = np.argsort(first)
+    first = first[order]
+    return canonical[first], owners[first], other[order]
 
 
 def _region_ancestry(partition: Partition, regions: np.ndarray) -> list[np.ndarray]:
@@ -124,10 +137,15 @@ def _region_ancestry(partition: Partition, regions: np.ndarray) -> list[np.ndarr
     return chain[::-1]
 
 
-def edge_nodes(partition: Partition, segments: np.ndarray, owners: np.ndarray,
+def edge_nodes(partition: Partition, segments: np.ndarray, owners: np.ndarray, neighbours: np.ndarray | None = None,
                relative_on_line: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
-    """The hidden nodes whose spline carries each edge: those whose pre-activation, affine on the edge's region
-    (``owners``), vanishes at the edge's midpoint (to ``relative_on_line`` of the domain's size).
+    """The hidden nodes whose spline carries each edge.
+
+    Where the region on the other side is known (``neighbours``, -1 where not), they are the nodes whose codes
+    differ between the two regions (a node flips exactly where its pre-activation crosses zero). Elsewhere they are
+    the nodes whose pre-activation, affine on the edge's region (``owners``), vanishes at the edge's midpoint (to
+    ``relative_on_line`` of the domain's size; this reads the regions' maps, which a partition computed in tiles
+    recomputes).
 
     Returns
     -------
@@ -135,24 +153,48 @@ def edge_nodes(partition: Partition, segments: np.ndarray, owners: np.ndarray,
         One pair per (edge, node) that makes it, sorted by edge; ``nodes`` counts over all hidden layers in order.
         An edge may have several nodes (coinciding splines); an edge without any has no pair.
     """
-    middle = segments.mean(axis=1)
-    ancestry = _region_ancestry(partition, owners)
+    if neighbours is None:
+        neighbours = np.full(len(segments), -1, dtype=np.int64)
+    paired = np.flatnonzero(neighbours >= 0)
+    edges, nodes = _nodes_flipping(partition, owners[paired], neighbours[paired])
+    edges = [paired[edges]]
+    nodes = [nodes]
+    alone = np.flatnonzero(neighbours < 0)
+    middle = segments[alone].mean(axis=1)
+    ancestry = _region_ancestry(partition, owners[alone])
     xmin, xmax, ymin, ymax = partition.bounds
     on_line = relative_on_line * max(xmax - xmin, ymax - ymin)
-    edges, nodes = [], []
-    for start in range(0, len(segments), EDGES_PER_CHUNK):
+    for start in range(0, len(alone), EDGES_PER_CHUNK):
         chunk = slice(start, start + EDGES_PER_CHUNK)
         offset = 0
         for layer, current in enumerate(partition.layers):
             regions, inverse = np.unique(ancestry[layer][chunk], return_inverse=True)
             pre = current.pre_activation_rows(regions)  # (regions, 3, nodes of the layer)
             edge, node = _nodes_through(pre, inverse.reshape(-1), middle[chunk], on_line)
-            edges.append(edge + start)
+            edges.append(alone[edge + start])
             nodes.append(node + offset)
             offset += current.num_nodes
     edges, nodes = np.concatenate(edges), np.concatenate(nodes)
     order = np.lexsort((nodes, edges))
     return edges[order], nodes[order]
+
+
+def _nodes_flipping(partition: Partition, regions: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (pair, node) pairs whose code differs between ``regions[pair]`` and ``others[pair]``."""
+    # the region after each hidden layer holding each region: its ancestors, then itself
+    ours = _region_ancestry(partition, regions)[1:] + [np.asarray(regions, dtype=np.int64)]
+    theirs = _region_ancestry(partition, others)[1:] + [np.asarray(others, dtype=np.int64)]
+    edges, nodes = [], []
+    for start in range(0, len(regions), EDGES_PER_CHUNK):
+        chunk = slice(start, start + EDGES_PER_CHUNK)
+        offset = 0
+        for layer, current in enumerate(partition.layers):
+            edge, node = np.nonzero(current.layer_codes[ours[layer][chunk]]
+                                    != current.layer_codes[theirs[layer][chunk]])
+            edges.append(edge + start)
+            nodes.append(node + offset)
+            offset += current.num_nodes
+    return (np.concatenate(edges), np.concatenate(nodes)) if edges else (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
 def edge_changes(partition: Partition, reference: nn.Module, tolerance: float,
@@ -180,12 +222,12 @@ def edge_changes(partition: Partition, reference: nn.Module, tolerance: float,
     """
     if not tolerance > 0:
         raise ValueError(f"tolerance must be a positive distance, got {tolerance}")
-    segments, owners = interior_edges(partition)
+    segments, owners, neighbours = interior_edges_and_neighbours(partition)
     direction = segments[:, 1] - segments[:, 0]
     length = np.linalg.norm(direction, axis=1)
     normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1) / np.maximum(length, 1e-300)[:, None]
     middle = segments.mean(axis=1)
-    pair_edges, pair_nodes = edge_nodes(partition, segments, owners, relative_on_line)
+    pair_edges, pair_nodes = edge_nodes(partition, segments, owners, neighbours, relative_on_line)
     n_nodes = sum(partition.layer_sizes)
     readable = np.zeros(len(segments), dtype=bool)
     readable[pair_edges] = True
@@ -240,10 +282,11 @@ def spline_moves(partition: Partition, earlier: Partition, spacing: float,
     diagonal = np.hypot(xmax - xmin, ymax - ymin)
     if not np.allclose(partition.bounds, earlier.bounds, rtol=0, atol=1e-12 * diagonal):
         raise ValueError(f"bounds {partition.bounds} and {earlier.bounds} differ: compare the same rectangle")
-    segments, owners = interior_edges(partition)
-    pair_edges, pair_nodes = edge_nodes(partition, segments, owners, relative_on_line)
-    earlier_segments, earlier_owners = interior_edges(earlier)
-    earlier_edges, earlier_nodes = edge_nodes(earlier, earlier_segments, earlier_owners, relative_on_line)
+    segments, owners, neighbours = interior_edges_and_neighbours(partition)
+    pair_edges, pair_nodes = edge_nodes(partition, segments, owners, neighbours, relative_on_line)
+    earlier_segments, earlier_owners, earlier_neighbours = interior_edges_and_neighbours(earlier)
+    earlier_edges, earlier_nodes = edge_nodes(earlier, earlier_segments, earlier_owners, earlier_neighbours,
+                                              relative_on_line)
     # points along every earlier (edge, node) pair; the node is a third coordinate, spaced wider than the window
     node_spacing = 4 * diagonal
     starts, ends = earlier_segments[earlier_edges, 0], earlier_segments[earlier_edges, 1]
