@@ -32,7 +32,7 @@ CURVE_COLOUR = plot.SPLINE_BLUE
 MAX_BYTES = 2**29
 # the edges of spline_moves_figure: within the first bound of their place the epoch before (grey), moved up to the
 # second (light), farther (dark), on a spline new in the window (darkest)
-IN_PLACE_GREY = "#c4c4c4"
+IN_PLACE_GREY = "#ababab"
 MOVE_COLOURS = ("#5ec962", "#21918c", "#440154")  # viridis: short move, long move, new in the window
 EDGE_WIDTH_PER_REGION_SIDE = 0.2  # an edge's width, as a share of the mean region's side in the panel
 
