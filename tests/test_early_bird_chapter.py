@@ -310,6 +310,18 @@ def test_spline_moves_agrees_with_the_forward_pass_test_on_a_deep_network():
     assert agree.mean() > 0.9
 
 
+def test_edge_nodes_from_the_neighbours_codes_equal_those_from_the_regions_maps():
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).double()
+    partition = partition2d(net, (-2, 2, -2, 2))
+    segments, owners, neighbours = partition_changes.interior_edges_and_neighbours(partition)
+    assert (neighbours >= 0).all() and (neighbours != owners).all()
+    from_codes = partition_changes.edge_nodes(partition, segments, owners, neighbours)
+    from_maps = partition_changes.edge_nodes(partition, segments, owners)  # no neighbours: the maps at the midpoint
+    assert all(np.array_equal(a, b) for a, b in zip(from_codes, from_maps))
+    assert np.array_equal(np.unique(from_codes[0]), np.arange(len(segments)))  # every edge has a node
+
+
 def test_spline_moves_marks_lines_new_in_the_window_and_refuses_other_windows():
     net = _one_layer_net()
     weight, bias = net[0].weight.detach().numpy(), net[0].bias.detach().numpy()
