@@ -1,4 +1,5 @@
 """Chapter 3's experiment and page modules against hand-computed oracles."""
+import copy
 import warnings
 
 import matplotlib
@@ -262,6 +263,85 @@ def test_edge_changes_refuse_another_architecture():
         partition_changes.edge_changes(partition2d(net, (-1, 1, -1, 1)), net, 0.0)
 
 
+def _moved_copy(net, node, distance):
+    """``net`` with the line of hidden node ``node`` shifted by ``distance`` along its normal."""
+    moved = copy.deepcopy(net)
+    with torch.no_grad():
+        moved[0].bias[node] -= distance * moved[0].weight[node].norm()
+    return moved
+
+
+@pytest.mark.parametrize("moved_by", [0.0, 0.004, 0.03])
+def test_spline_moves_reads_how_far_each_line_moved(moved_by):
+    net, bounds = _one_layer_net(), (-1.0, 1.0, -1.0, 1.0)
+    weight, bias = net[0].weight.detach().numpy(), net[0].bias.detach().numpy()
+    edges = partition_changes.interior_edges(partition2d(net, bounds))[0].mean(axis=1)
+    node = next(k for k in range(len(bias)) if (np.abs(edges @ weight[k] + bias[k]) < 1e-9).any())
+    spacing = 1e-4
+    moves = partition_changes.spline_moves(partition2d(_moved_copy(net, node, moved_by), bounds),
+                                           partition2d(net, bounds), spacing)
+    middle = moves.segments.mean(axis=1)
+    shifted_bias = bias[node] - moved_by * np.linalg.norm(weight[node])
+    on_node = np.abs(middle @ weight[node] + shifted_bias) / np.linalg.norm(weight[node]) < 1e-9
+    assert on_node.any() and (~on_node).any()
+    assert np.allclose(moves.distances[on_node], moved_by, atol=spacing / 2)  # the line's shift, to the sampling
+    assert np.allclose(moves.distances[~on_node], 0.0, atol=spacing / 2)
+    length = np.linalg.norm(moves.segments[:, 1] - moves.segments[:, 0], axis=1)
+    expected = length[on_node].sum() / length.sum() if moved_by > 0.01 else 0.0
+    assert np.isclose(moves.share(0.01), expected) and moves.share(np.inf) == 0.0
+
+
+def test_spline_moves_agrees_with_the_forward_pass_test_on_a_deep_network():
+    torch.manual_seed(3)
+    earlier = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).double()
+    later = copy.deepcopy(earlier)
+    with torch.no_grad():
+        for parameter in later.parameters():
+            parameter.add_(0.02 * torch.randn_like(parameter))
+    bounds, tolerance = (-2.0, 2.0, -2.0, 2.0), 0.02
+    partition = partition2d(later, bounds)
+    moves = partition_changes.spline_moves(partition, partition2d(earlier, bounds), tolerance / 100)
+    flips = partition_changes.edge_changes(partition, earlier, tolerance)  # the earlier network's own forward pass
+    assert np.array_equal(moves.segments, flips.segments)
+    # a spline that crosses the normal within the tolerance passes within it; the converse may fail where it turns
+    assert not (moves.distances[~flips.changed] > tolerance * 1.01).any()
+    assert 0 < flips.changed.mean() < 1
+    agree = (moves.distances > tolerance) == flips.changed
+    assert agree.mean() > 0.9
+
+
+def test_edge_nodes_from_the_neighbours_codes_equal_those_from_the_regions_maps():
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).double()
+    partition = partition2d(net, (-2, 2, -2, 2))
+    segments, owners, neighbours = partition_changes.interior_edges_and_neighbours(partition)
+    assert (neighbours >= 0).all() and (neighbours != owners).all()
+    from_codes = partition_changes.edge_nodes(partition, segments, owners, neighbours)
+    from_maps = partition_changes.edge_nodes(partition, segments, owners)  # no neighbours: the maps at the midpoint
+    assert all(np.array_equal(a, b) for a, b in zip(from_codes, from_maps))
+    assert np.array_equal(np.unique(from_codes[0]), np.arange(len(segments)))  # every edge has a node
+
+
+def test_spline_moves_marks_lines_new_in_the_window_and_refuses_other_windows():
+    net = _one_layer_net()
+    weight, bias = net[0].weight.detach().numpy(), net[0].bias.detach().numpy()
+    inside = [k for k in range(len(bias)) if abs(bias[k]) < np.abs(weight[k]).sum()]  # lines that cross the square
+    earlier = _moved_copy(net, inside[0], 10.0)  # the epoch before, that line lay far outside
+    moves = partition_changes.spline_moves(partition2d(net, (-1, 1, -1, 1)), partition2d(earlier, (-1, 1, -1, 1)),
+                                           1e-3)
+    middle = moves.segments.mean(axis=1)
+    on_node = np.abs(middle @ weight[inside[0]] + bias[inside[0]]) < 1e-9
+    assert on_node.any() and np.isinf(moves.distances[on_node]).all() and np.isfinite(moves.distances[~on_node]).all()
+    assert moves.share(np.inf) > 0
+    with pytest.raises(ValueError, match="same rectangle"):
+        partition_changes.spline_moves(partition2d(net, (-1, 1, -1, 1)), partition2d(net, (-1, 1, -1, 2)), 1e-3)
+    with pytest.raises(ValueError, match="same architecture"):
+        partition_changes.spline_moves(partition2d(net, (-1, 1, -1, 1)),
+                                       partition2d(_one_layer_net(width=4), (-1, 1, -1, 1)), 1e-3)
+    with pytest.raises(ValueError, match="spacing"):
+        partition_changes.spline_moves(partition2d(net, (-1, 1, -1, 1)), partition2d(net, (-1, 1, -1, 1)), 0.0)
+
+
 # --- resnet_slices ------------------------------------------------------------------------------------------------
 
 def _bn_net(seed):
@@ -270,19 +350,6 @@ def _bn_net(seed):
     with torch.no_grad():
         net[1].running_mean.uniform_(-0.5, 0.5)
     return net.eval()
-
-
-def test_code_change_map_is_the_fraction_of_flipped_bn_codes():
-    nets = [_bn_net(0), _bn_net(1)]
-    plane = Plane(torch.zeros(2, dtype=torch.float64), torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))
-    window = (-1.0, 1.0, -0.5, 0.5)
-    change = resnet_slices.code_change_map(nets[0], nets[1], plane, window, resolution=5)
-    _, _, points = su_grid_points(window, 5)
-    with torch.no_grad():
-        flipped = [(net[1](net[0](torch.as_tensor(points, dtype=torch.float32))) > 0) for net in nets]
-    expected = (flipped[0] != flipped[1]).float().mean(dim=1).numpy().reshape(5, 5)
-    assert np.allclose(change, expected)
-    assert not resnet_slices.code_change_map(nets[0], nets[0], plane, window, 5).any()
 
 
 def test_check_exact_window_distances_and_the_figure_on_a_small_network():
@@ -295,16 +362,23 @@ def test_check_exact_window_distances_and_the_figure_on_a_small_network():
     probe = torch.rand(50, 2, generator=torch.Generator().manual_seed(0))
     to_previous, to_final = resnet_slices.window_distances(lambda epoch: nets[epoch], 2, probe)
     assert to_final[-1] == 0.0 and to_previous.shape == (2,) and to_final[0] == to_previous[1]
-    maps = [resnet_slices.code_change_map(nets[i], nets[i - 1], plane, (0, 1, 0, 1), 8) for i in (1, 2)]
-    fig = resnet_slices.code_change_figure(
-        partitions[1:], maps, ["a", "b"], "title", classes=(0, 1),
+    moves = [partition_changes.spline_moves(partitions[i], partitions[i - 1], 1e-3) for i in (1, 2)]
+    fig = resnet_slices.spline_moves_figure(
+        partitions[1:], moves, (0.01, 0.1), ["a", "b"], "title", classes=(0, 1),
         extra_panel=lambda ax: resnet_slices.draw_window_distances(ax, to_previous, to_final, 1, (1,), "d"))
     assert [ax.get_title() for ax in fig.axes[:3]] == ["a", "b", "d"]
     plt.close(fig)
-    with pytest.raises(ValueError, match="one change map"):
-        resnet_slices.code_change_figure(partitions, maps, ["a", "b"], "t")
-    with pytest.raises(ValueError, match="one reference network per partition"):
-        resnet_slices.changes_between(partitions, nets[:2], 0.01)
+    with pytest.raises(ValueError, match="one SplineMoves"):
+        resnet_slices.spline_moves_figure(partitions, moves, (0.01, 0.1), ["a", "b"], "t")
+    with pytest.raises(ValueError, match="bounds"):
+        resnet_slices.move_classes(moves[0], (0.1, 0.01))
+
+
+def test_move_classes_and_edge_widths():
+    moves = partition_changes.SplineMoves(np.zeros((5, 2, 2)), np.array([0.0, 0.01, 0.05, 0.2, np.inf]))
+    assert resnet_slices.move_classes(moves, (0.01, 0.1)).tolist() == [0, 0, 1, 2, 3]
+    assert resnet_slices.edge_width(100, 250) > resnet_slices.edge_width(10_000, 250)  # denser panels, finer lines
+    assert resnet_slices.edge_width(10**8, 250) == 0.1 and resnet_slices.edge_width(1, 250) == 1.0
 
 
 # --- fc_trajectory ------------------------------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """Exact partitions of one canvas window through a residual network at chosen epochs, and what changed between them.
 
 :func:`partitions_at` partitions the same window after each epoch (timed); :func:`check_exact` holds a partition
-against the network's own float64 forward pass; :func:`code_change_map` says, point by point, how much of the
-detector's codes changed since another network, and :func:`code_change_figure` draws it under each partition's
-edges, next to the code distance in the window epoch by epoch (:func:`window_distances`); :func:`changes_between`
-marks which exact edges moved by more than a tolerance (:mod:`.partition_changes`).
+against the network's own float64 forward pass; :func:`.partition_changes.spline_moves` says how far each exact edge's
+splines moved since another epoch's partition, and :func:`spline_moves_figure` draws the edges coloured by that
+distance, next to the code distance in the window epoch by epoch (:func:`window_distances`).
 """
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ import time
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 import numpy as np
 import torch
 import torch.nn as nn
@@ -22,20 +22,29 @@ from spline_utils.plot import training as plot_training
 from spline_utils.reading.oracle import activation_codes
 from spline_utils.early_bird.codes import network_distance, probe_codes
 from spline_utils.engine.partition2d import Partition, partition2d
-from spline_utils.engine.slices import grid_points
 from spline_utils.experiments.canvas_trajectory import mark_schedule
 from spline_utils.experiments.mnist_canvas import NINE, SIX
-from spline_utils.experiments.partition_changes import EdgeChanges, edge_changes, interior_edges
+from spline_utils.experiments.partition_changes import SplineMoves
 
 CURVE_COLOUR = plot.SPLINE_BLUE
+# partition2d's budget for per-region maps: half its default (the window is cut in tiles) kept chapter 3's ResNet
+# windows of 25k regions at 1.9 GB peak instead of 3.0 GB, at about the same speed
+MAX_BYTES = 2**29
+# the edges of spline_moves_figure: within the first bound of their place the epoch before (grey), moved up to the
+# second (light), farther (dark), on a spline new in the window (darkest)
+IN_PLACE_GREY = "#ababab"
+MOVE_COLOURS = ("#5ec962", "#21918c", "#440154")  # viridis: short move, long move, new in the window
+EDGE_WIDTH_PER_REGION_SIDE = 0.2  # an edge's width, as a share of the mean region's side in the panel
 
 
-def partitions_at(ticket: Callable[[int], nn.Module], epochs: Sequence[int], window, plane) -> tuple[list, list]:
-    """``partition2d(ticket(e), window, plane=plane)`` for each epoch ``e``, and the seconds each took."""
+def partitions_at(ticket: Callable[[int], nn.Module], epochs: Sequence[int], window, plane,
+                  max_bytes: int = MAX_BYTES) -> tuple[list, list]:
+    """``partition2d(ticket(e), window, plane=plane, max_bytes=max_bytes)`` for each epoch ``e``, and the seconds
+    each took."""
     partitions, seconds = [], []
     for epoch in epochs:
         started = time.perf_counter()
-        partitions.append(partition2d(ticket(epoch), window, plane=plane))
+        partitions.append(partition2d(ticket(epoch), window, plane=plane, max_bytes=max_bytes))
         seconds.append(time.perf_counter() - started)
     return partitions, seconds
 
@@ -60,14 +69,6 @@ def check_exact(partition: Partition, model: nn.Module, plane, sample: int = 300
     return codes_agree, float(np.abs(on_maps - outputs).max() / np.abs(outputs).max())
 
 
-def changes_between(partitions: Sequence[Partition], references: Sequence[nn.Module],
-                    tolerance: float) -> list[EdgeChanges]:
-    """:func:`.partition_changes.edge_changes` of each partition against the network ``references[i]``."""
-    if len(partitions) != len(references):
-        raise ValueError(f"need one reference network per partition, got {len(references)} for {len(partitions)}")
-    return [edge_changes(partition, reference, tolerance) for partition, reference in zip(partitions, references)]
-
-
 def window_distances(ticket: Callable[[int], nn.Module], epochs: int, probe: torch.Tensor) -> tuple:
     """The detector's distance (BatchNorm-output codes on ``probe``) of every epoch ``1..epochs`` to the one before
     (epoch 0 is the initialization) and to the last; two arrays of shape (epochs,)."""
@@ -89,53 +90,62 @@ def draw_window_distances(ax, to_previous: np.ndarray, to_final: np.ndarray, eb_
     ax.legend(loc="upper right", fontsize=9, frameon=False)
 
 
-def code_change_map(model: nn.Module, reference: nn.Module, plane, window, resolution: int) -> np.ndarray:
-    """At each point of a ``resolution``-square grid of ``window``, the detector's distance between the two networks'
-    codes there: the mean over BN layers of the fraction of the layer's nodes whose code differs.
-
-    Returns
-    -------
-    ndarray, shape (resolution, resolution)
-        Row ``i``, column ``j`` is the grid point ``(xs[j], ys[i])`` of :func:`spline_utils.grid_points`.
-    """
-    _, _, points = grid_points(window, resolution)
-    inputs = plane(points).float()
-    ours, theirs = probe_codes(model, inputs), probe_codes(reference, inputs)
-    per_layer = [(ours.unpack(layer) != theirs.unpack(layer)).mean(axis=1) for layer in range(ours.num_layers)]
-    return np.mean(per_layer, axis=0).reshape(resolution, resolution)
+def edge_width(num_regions: int, panel_points: float) -> float:
+    """The line width (points) of a partition's edges in a panel ``panel_points`` wide: a fixed share of the mean
+    region's side, so that a panel of any density shows its regions' colours, not a solid fill; 0.1 to 1 point."""
+    return float(np.clip(EDGE_WIDTH_PER_REGION_SIDE * panel_points / np.sqrt(max(num_regions, 1)), 0.1, 1.0))
 
 
-def code_change_figure(partitions: Sequence[Partition], change_maps: Sequence[np.ndarray], titles: Sequence[str],
-                       suptitle: str, classes=(SIX, NINE), columns: int = 2,
-                       extra_panel: Callable | None = None) -> plt.Figure:
-    """One panel per partition: where the codes changed since the previous panel (:func:`code_change_map`, one
-    colour scale: 0 yellow, darker = more of the point's codes changed), the partition's edges over it (thin,
-    white), its boundary ``{f_i = f_j}`` (red) and the last partition's (pink band).
+def move_classes(moves: SplineMoves, bounds: Sequence[float]) -> np.ndarray:
+    """For each edge of ``moves``: 0 if its splines moved at most ``bounds[0]``, 1 up to ``bounds[1]``, 2 farther,
+    3 if one of them is new in the window."""
+    first, second = bounds
+    if not 0 < first < second:
+        raise ValueError(f"need 0 < bounds[0] < bounds[1], got {tuple(bounds)}")
+    classes = np.digitize(moves.distances, [first, second], right=True)
+    classes[np.isinf(moves.distances)] = 3
+    return classes
+
+
+def spline_moves_figure(partitions: Sequence[Partition], moves: Sequence[SplineMoves], bounds: Sequence[float],
+                        titles: Sequence[str], suptitle: str, classes=(SIX, NINE), columns: int = 2,
+                        extra_panel: Callable | None = None) -> plt.Figure:
+    """One panel per partition: every interior edge, coloured by how far its splines moved since the partition it
+    was compared with (:func:`move_classes` of ``bounds``, in the slice's coordinates): grey in place, green and
+    teal moved, dark purple new in the window; its boundary ``{f_i = f_j}`` (red) and the last partition's (pink
+    band). Edge widths follow :func:`edge_width`.
 
     Panels run in rows of ``columns`` (2 keeps each panel readable on a phone); ``extra_panel(ax)``, if given, draws
-    into the cell after the last partition.
+    into the cell after the last partition. A legend under the panels names the four colours.
     """
-    if not len(partitions) == len(change_maps) == len(titles):
-        raise ValueError("need one change map and one title per partition")
+    if not len(partitions) == len(moves) == len(titles):
+        raise ValueError("need one SplineMoves and one title per partition")
     rows = -(-(len(partitions) + (extra_panel is not None)) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(8, 3.9 * rows + 0.4), layout="constrained", squeeze=False)
-    top = max(float(np.max(change)) for change in change_maps)
+    fig, axes = plt.subplots(rows, columns, figsize=(8, 3.9 * rows + 0.8), layout="constrained", squeeze=False)
     final = partitions[-1]
-    for ax, partition, change, title in zip(axes.flat, partitions, change_maps, titles):
-        xmin, xmax, ymin, ymax = partition.bounds
-        image = ax.imshow(change, cmap="viridis_r", vmin=0, vmax=top, origin="lower", interpolation="nearest",
-                          extent=(xmin, xmax, ymin, ymax), zorder=0)
-        edges, _ = interior_edges(partition)
-        plot.draw_segments(ax, edges, "white", 0.25, alpha=0.6, zorder=1)
-        plot.draw_boundary(ax, final, classes=classes, color=plot_training.FINAL_PINK, linewidth=6, zorder=2)
-        plot.draw_boundary(ax, partition, classes=classes, linewidth=1.8, zorder=3)
+    colours = (IN_PLACE_GREY, *MOVE_COLOURS)
+    for ax, partition, moved, title in zip(axes.flat, partitions, moves, titles):
+        panel_points = ax.get_position().width * fig.get_figwidth() * 72
+        width = edge_width(partition.num_regions, panel_points)
+        kind = move_classes(moved, bounds)
+        for value, colour in enumerate(colours):
+            plot.draw_segments(ax, moved.segments[kind == value], colour, width, zorder=1 + value)
+        plot.draw_boundary(ax, final, classes=classes, color=plot_training.FINAL_PINK, linewidth=6, alpha=0.8, zorder=5)
+        plot.draw_boundary(ax, partition, classes=classes, linewidth=1.8, zorder=6)
         plot.setup_axes(ax, partition.bounds, title=title)
     spare = list(axes.flat[len(partitions):])
     if extra_panel is not None:
         extra_panel(spare.pop(0))
     for ax in spare:
         ax.set_axis_off()
-    fig.colorbar(image, ax=axes[:, :], fraction=0.025, pad=0.01, shrink=0.6,
-                 label="codes changed since the previous panel")
+    side = max(final.bounds[1] - final.bounds[0], final.bounds[3] - final.bounds[2])
+    first, second = (f"{bound / side:.0%}" for bound in bounds)
+    labels = (f"in place (within {first} of the side)", f"moved {first} to {second}", f"moved more than {second}",
+              "new in the window")
+    handles = [Line2D([], [], color=colour, linewidth=3) for colour in colours]
+    handles += [Line2D([], [], color=plot.BOUNDARY_RED, linewidth=1.8),
+                Line2D([], [], color=plot_training.FINAL_PINK, linewidth=5)]
+    labels += (f"{classes[0]}-vs-{classes[1]} boundary", "final boundary")
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
     fig.suptitle(suptitle)
     return fig
