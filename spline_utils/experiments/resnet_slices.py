@@ -146,6 +146,6 @@ def spline_moves_figure(partitions: Sequence[Partition], moves: Sequence[SplineM
     handles += [Line2D([], [], color=plot.BOUNDARY_RED, linewidth=1.8),
                 Line2D([], [], color=plot_training.FINAL_PINK, linewidth=5)]
     labels += (f"{classes[0]}-vs-{classes[1]} boundary", "final boundary")
-    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=11, frameon=False)
     fig.suptitle(suptitle)
     return fig
