@@ -21,12 +21,8 @@ from spline_utils.engine.tolerance import (RELATIVE_TOLERANCE, ROUNDING_TOLERANC
 PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
 
 
-def _ranks_within(counts: np.ndarray) -> np.ndarray:
-    """0, 1, ..., c-1 for each count c, concatenated."""
-    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-
-
-def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame, slack: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame,
+                     slack: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The (parent, node) pairs whose zero line passes within ``slack`` tolerances of the parent's bounding box.
 
     A line farther from the box centre than its variation over the box (plus the tolerance) leaves the whole box on
@@ -107,14 +103,14 @@ class _CrossingLines:
     """
 
     def __init__(self, pre: np.ndarray, parent: np.ndarray, node: np.ndarray, unresolved: int = 0):
-        self.pre, self.node = pre, node
+        self.pre, self.parent, self.node = pre, parent, node
         self.unresolved = unresolved  # polygons a line came within the resolution of without cutting them
         self.count = np.bincount(parent, minlength=len(pre))
         self.first = np.cumsum(self.count) - self.count
 
-    def lines(self, parent: np.ndarray, index) -> np.ndarray:
-        """The ``index``-th line (one index, or one per region) crossing each of the regions ``parent``, (n, 3)."""
-        return self.pre[parent, :, self.node[self.first[parent] + index]]
+    def all_lines(self) -> np.ndarray:
+        """Every crossing pair's line ``(c, a1, a2)``, in pair order (parent after parent), C-contiguous (n, 3)."""
+        return np.ascontiguousarray(self.pre[self.parent, :, self.node])
 
     def of_parent(self, parent: int) -> np.ndarray:
         """All lines crossing region ``parent``, shape (k, 3)."""
@@ -125,7 +121,8 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
                  room: int | None = None):
     """Cut every parent region by the zero lines of this layer's nodes that cross it.
 
-    The lines crossing each parent are found by vectorized tests (:func:`_crossing_lines`); the compiled loop
+    The lines crossing each parent are found by the compiled loop
+    :func:`~spline_utils.engine.cut_kernel.crossing_pairs` (:func:`_crossing_lines`); the compiled loop
     :func:`~spline_utils.engine.cut_kernel.cut_parents` then cuts each parent's pieces by them in node order.
 
     Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code. Raises
@@ -134,8 +131,7 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     room = max_regions if room is None else room
     crossing_lines, above = _crossing_lines(parents, pre, frame)
     check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
-    lines = np.ascontiguousarray(crossing_lines.lines(np.repeat(np.arange(len(parents)), crossing_lines.count),
-                                                      _ranks_within(crossing_lines.count)))
+    lines = crossing_lines.all_lines()
     vertices, counts, parent, unresolved, status = cut_parents(
         parents.vertices, parents.starts, parents.counts, crossing_lines.first, crossing_lines.count,
         lines, line_tolerance(lines, frame), rounding_tolerance(lines, frame),
