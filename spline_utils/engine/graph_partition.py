@@ -323,21 +323,28 @@ class _SpanPlan:
         self.cutter, self.level, self.dependent, self.stored = cutter, level, dependent, stored
         self.jacobians, self.constants = jacobians, constants
 
+    def jacobian(self, target: int) -> np.ndarray | None:
+        """``target``'s Jacobian with respect to the ReLU's output, or ``None`` where none was formed."""
+        return None if self.jacobians is None else self.jacobians[target]
+
+    def dense_jacobian(self, target: int) -> np.ndarray | None:
+        """:meth:`jacobian` where it is filled enough (:data:`DENSE_FILL`) for a dense product, else ``None``."""
+        jacobian = self.jacobian(target)
+        return jacobian if jacobian is not None and np.count_nonzero(jacobian) >= DENSE_FILL * jacobian.size else None
+
     def maps(self, layer: LayerPartition, target: int) -> np.ndarray:
         """Maps of ``target`` on every region of ``layer`` (which stands at this plan's level)."""
-        jacobian = None if self.jacobians is None else self.jacobians[target]
-        if jacobian is not None and 3 * layer.num_regions * jacobian.size <= SMALL_PRODUCT and \
-                np.count_nonzero(jacobian) >= DENSE_FILL * jacobian.size:
-            return _dense_maps(layer, np.arange(layer.num_regions), jacobian, self.constants[target])
-        return maps_from_heads(layer, None if self.jacobians is None else self.jacobians[target],
-                               lambda index: self.direct(layer, target, index))
+        dense = self.dense_jacobian(target)
+        if dense is not None and 3 * layer.num_regions * dense.size <= SMALL_PRODUCT:
+            return _dense_maps(layer, np.arange(layer.num_regions), dense, self.constants[target])
+        return maps_from_heads(layer, self.jacobian(target), lambda index: self.direct(layer, target, index))
 
     def direct(self, layer: LayerPartition, target: int, index: np.ndarray) -> np.ndarray:
         """Maps of ``target`` on regions ``index`` of ``layer`` without corrections."""
-        jacobian = None if self.jacobians is None else self.jacobians[target]
-        if jacobian is None or np.count_nonzero(jacobian) < DENSE_FILL * jacobian.size:
+        dense = self.dense_jacobian(target)
+        if dense is None:
             return self.cutter._evaluate(self.dependent, [target], self.level, index)[target]
-        return _dense_maps(layer, index, jacobian, self.constants[target])
+        return _dense_maps(layer, index, dense, self.constants[target])
 
 
 class _Producer:
@@ -365,8 +372,8 @@ class _Producer:
         view = LayerPartition(layer.polygons.subset(index), layer.parent[index], layer.layer_codes[index],
                               layer._pre_activations, layer.slope, layer.shape)
         view.pre_row = layer.pre_row[index]
-        jacobian = None if self.plan.jacobians is None else self.plan.jacobians[self.target]
-        return maps_from_heads(view, jacobian, lambda local: self.plan.direct(layer, self.target, index[local]))
+        return maps_from_heads(view, self.plan.jacobian(self.target),
+                               lambda local: self.plan.direct(layer, self.target, index[local]))
 
 
 def _worth_a_jacobian(layer: LayerPartition) -> bool:
