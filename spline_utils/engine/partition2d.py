@@ -94,10 +94,12 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
 def _read(model: nn.Module, plane: Plane | None) -> tuple[Graph, np.ndarray]:
     """The model as the engine's graph, and the input as an affine map of the 2-D coordinates (1, 3, *input)."""
     network = read_model(model, (2,) if plane is None else plane.input_shape)
-    if isinstance(network, Chain):  # read without tracing: its input shape and layer shapes checked here
-        input_state = _input_state(network.input_shape, plane)
-        network = network.to_graph(tuple(input_state.shape[2:]), _layer_shapes(network, input_state, plane))
-    return network, _input_state(network.input_shape, plane).numpy()
+    if not isinstance(network, Chain):
+        return network, _input_state(network.input_shape, plane).numpy()
+    # a chain is read without tracing: its input shape (when its first module does not say) and layer shapes here
+    input_state = _input_state(network.input_shape, plane)
+    network = network.to_graph(tuple(input_state.shape[2:]), _layer_shapes(network, input_state, plane))
+    return network, input_state.numpy()
 
 
 def grid_codes(model: nn.Module, bounds, resolution: int, plane: Plane | None = None,

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from spline_utils.engine.hull_kernel import merged_regions
 from spline_utils.engine.graph_partition import apply_affine, graph_partition2d, input_of
+from spline_utils.engine.hull_kernel import merged_regions
 from spline_utils.engine.partition import LayerPartition, MapsTooLarge, Partition, readable_bytes
 from spline_utils.engine.polygons import Polygons, rectangle
 from spline_utils.engine.region_bound import PartitionTooLarge, too_large
@@ -105,7 +105,7 @@ def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, in
         if len(first) > max_regions:
             raise too_large(level, f"has {len(first)} regions, more than max_regions={max_regions}")
         pieces = Polygons.concatenate([tile.layers[level][0] for tile in tiles])
-        polygons = merge_pieces(pieces, region.reshape(-1), first, frame)
+        polygons = merge_pieces(pieces, region.reshape(-1), len(first), frame)
         layers.append(LayerPartition(polygons, parent[first], codes[first], None, relu.slope, relu.shape,
                                      recompute=CodedForward(graph, input_state, layers, level)))
         ends = np.cumsum([len(part) for part in parents])
@@ -114,15 +114,15 @@ def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, in
     return Partition(graph, bounds, plane, rectangle(bounds), layers, final[first], len(layers) - 1)
 
 
-def merge_pieces(pieces: Polygons, region: np.ndarray, first: np.ndarray, frame: Frame) -> Polygons:
+def merge_pieces(pieces: Polygons, region: np.ndarray, n_regions: int, frame: Frame) -> Polygons:
     """Polygon ``g`` is the convex hull of the pieces ``i`` with ``region[i] == g``, without vertices on a straight
-    edge; a region of one piece is that piece, ``first[g]``.
+    edge; a region of one piece is that piece.
 
     A turn smaller than 1e-12 of the domain's size squared counts as straight: the vertices the tile borders add on a
     region's edges are dropped, the region's own corners kept.
     """
     piece_order = np.argsort(region, kind="stable")
-    region_first = np.searchsorted(region[piece_order], np.arange(len(first) + 1))
+    region_first = np.searchsorted(region[piece_order], np.arange(n_regions + 1))
     vertices, counts = merged_regions(pieces.vertices, pieces.starts, pieces.counts, piece_order, region_first,
                                       1e-12 * frame.half**2)
     return Polygons(vertices, counts)
