@@ -55,7 +55,6 @@ class EdgeChanges:
         return float(self.lengths[self.changed].sum() / total) if total > 0 else 0.0
 
 
-
 @dataclass
 class SplineMoves:
     """The edges of a partition, each with how far its splines moved since an earlier partition of the same window.
@@ -179,6 +178,12 @@ def edge_nodes(partition: Partition, segments: np.ndarray, owners: np.ndarray, n
     return edges[order], nodes[order]
 
 
+def _edges_and_nodes(partition: Partition, relative_on_line: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`interior_edges_and_neighbours`' segments and :func:`edge_nodes` of them: (segments, edges, nodes)."""
+    segments, owners, neighbours = interior_edges_and_neighbours(partition)
+    return (segments, *edge_nodes(partition, segments, owners, neighbours, relative_on_line))
+
+
 def _nodes_flipping(partition: Partition, regions: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (pair, node) pairs whose code differs between ``regions[pair]`` and ``others[pair]``."""
     # the region after each hidden layer holding each region: its ancestors, then itself
@@ -222,12 +227,11 @@ def edge_changes(partition: Partition, reference: nn.Module, tolerance: float,
     """
     if not tolerance > 0:
         raise ValueError(f"tolerance must be a positive distance, got {tolerance}")
-    segments, owners, neighbours = interior_edges_and_neighbours(partition)
+    segments, pair_edges, pair_nodes = _edges_and_nodes(partition, relative_on_line)
     direction = segments[:, 1] - segments[:, 0]
     length = np.linalg.norm(direction, axis=1)
     normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1) / np.maximum(length, 1e-300)[:, None]
     middle = segments.mean(axis=1)
-    pair_edges, pair_nodes = edge_nodes(partition, segments, owners, neighbours, relative_on_line)
     n_nodes = sum(partition.layer_sizes)
     readable = np.zeros(len(segments), dtype=bool)
     readable[pair_edges] = True
@@ -246,7 +250,6 @@ def edge_changes(partition: Partition, reference: nn.Module, tolerance: float,
         local = pair_edges[in_chunk] - start
         moved[start + local[~flips[local, pair_nodes[in_chunk]]]] = True
     return EdgeChanges(segments[readable], moved[readable], float(tolerance))
-
 
 
 def spline_moves(partition: Partition, earlier: Partition, spacing: float,
@@ -282,11 +285,8 @@ def spline_moves(partition: Partition, earlier: Partition, spacing: float,
     diagonal = np.hypot(xmax - xmin, ymax - ymin)
     if not np.allclose(partition.bounds, earlier.bounds, rtol=0, atol=1e-12 * diagonal):
         raise ValueError(f"bounds {partition.bounds} and {earlier.bounds} differ: compare the same rectangle")
-    segments, owners, neighbours = interior_edges_and_neighbours(partition)
-    pair_edges, pair_nodes = edge_nodes(partition, segments, owners, neighbours, relative_on_line)
-    earlier_segments, earlier_owners, earlier_neighbours = interior_edges_and_neighbours(earlier)
-    earlier_edges, earlier_nodes = edge_nodes(earlier, earlier_segments, earlier_owners, earlier_neighbours,
-                                              relative_on_line)
+    segments, pair_edges, pair_nodes = _edges_and_nodes(partition, relative_on_line)
+    earlier_segments, earlier_edges, earlier_nodes = _edges_and_nodes(earlier, relative_on_line)
     # points along every earlier (edge, node) pair; the node is a third coordinate, spaced wider than the window
     node_spacing = 4 * diagonal
     starts, ends = earlier_segments[earlier_edges, 0], earlier_segments[earlier_edges, 1]
@@ -308,25 +308,29 @@ def spline_moves(partition: Partition, earlier: Partition, spacing: float,
 
 
 @numba.njit(cache=True)
+def _vanishes_near(row, node, x, y, on_line):
+    """Whether the affine map ``row[:, node]`` (offset, x slope, y slope) is zero within ``on_line`` of (x, y)."""
+    value = row[0, node] + row[1, node] * x + row[2, node] * y
+    return value * value <= on_line * on_line * (row[1, node] ** 2 + row[2, node] ** 2)
+
+
+@numba.njit(cache=True)
 def _nodes_through(pre, region_of_edge, points, on_line):
     """The (edge, node) pairs whose affine map ``pre[region_of_edge[edge]]`` (rows: offset, x slope, y slope)
-    vanishes within ``on_line`` of ``points[edge]``: one pass, no per-node temporaries."""
+    vanishes within ``on_line`` of ``points[edge]``: counted, then written, with no per-node temporaries."""
     n_edges, n_nodes = len(points), pre.shape[2]
     count = 0
     for edge in range(n_edges):
         row = pre[region_of_edge[edge]]
         for node in range(n_nodes):
-            value = row[0, node] + row[1, node] * points[edge, 0] + row[2, node] * points[edge, 1]
-            if value * value <= on_line * on_line * (row[1, node] ** 2 + row[2, node] ** 2):
-                count += 1
+            count += _vanishes_near(row, node, points[edge, 0], points[edge, 1], on_line)
     edges = np.empty(count, dtype=np.int64)
     nodes = np.empty(count, dtype=np.int64)
     found = 0
     for edge in range(n_edges):
         row = pre[region_of_edge[edge]]
         for node in range(n_nodes):
-            value = row[0, node] + row[1, node] * points[edge, 0] + row[2, node] * points[edge, 1]
-            if value * value <= on_line * on_line * (row[1, node] ** 2 + row[2, node] ** 2):
+            if _vanishes_near(row, node, points[edge, 0], points[edge, 1], on_line):
                 edges[found] = edge
                 nodes[found] = node
                 found += 1
