@@ -106,6 +106,20 @@ def test_codes_of_each_layer_extend_the_previous_layer():
         np.testing.assert_array_equal(after[:, :before.shape[1]], before[partition.layers[layer].parent])
 
 
+def test_packed_codes_unpack_to_the_forward_pass_codes():
+    """Codes are kept 8 nodes a byte; 11 and 13 nodes leave bits of the last byte unused (they must stay 0)."""
+    model = random_mlp((2, 11, 13), seed=4)
+    partition = su.partition2d(model, (-1, 1, -1, 1))
+    expected = su.activation_codes(model, torch.as_tensor(partition.interior_points()))
+    for layer in partition.layers:
+        assert layer.packed_codes.dtype == np.uint8 and layer.packed_codes.shape[1] == -(-layer.num_nodes // 8)
+        np.testing.assert_array_equal(np.packbits(layer.layer_codes, axis=1), layer.packed_codes)
+        rows = np.random.default_rng(0).integers(0, layer.num_regions, 500)
+        nodes = np.random.default_rng(1).integers(0, layer.num_nodes, 500)
+        np.testing.assert_array_equal(layer.code_bits(rows, nodes), layer.layer_codes[rows, nodes])
+    np.testing.assert_array_equal(partition.codes, expected)
+
+
 @pytest.mark.parametrize("widths,seed", [((2, 6, 6), 0), ((2, 5, 5, 5), 1), ((2, 8), 2), ((2, 4, 4, 4), 3)])
 def test_region_count_equals_distinct_codes_on_a_dense_grid(widths, seed):
     bounds = (-1, 1, -1, 1)

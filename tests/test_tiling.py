@@ -43,7 +43,7 @@ def cases():
 def whole_and_tiled(monkeypatch, model, bounds, plane, shrink=3):
     """The partition computed whole, and again with ``max_bytes`` a ``shrink``-th of what the whole one held."""
     whole = su.partition2d(model, bounds, plane=plane)
-    held = sum(layer.pre_activations.nbytes + layer.layer_codes.nbytes + layer.polygons.vertices.nbytes
+    held = sum(layer.pre_activations.nbytes + layer.packed_codes.nbytes + layer.polygons.vertices.nbytes
                for layer in whole.layers)
     monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
     tiles = []

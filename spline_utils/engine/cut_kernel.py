@@ -238,14 +238,16 @@ def crossing_pairs(pre, vertices, starts, counts, centre_x, centre_y, half):
 
 @numba.njit(cache=True)
 def piece_codes(vertices, starts, counts, parent, above, line_first, line_count, lines, line_node):
-    """Each piece's code for the layer's nodes, read at its vertex mean (strictly inside it).
+    """Each piece's code for the layer's nodes, read at its vertex mean (strictly inside it), packed 8 nodes a byte.
 
-    A node whose line does not cross the piece's parent keeps the parent's side (``above``); the lines that do, the
-    parent's ``lines[line_first[p]:line_first[p] + line_count[p]]`` of nodes ``line_node``, are evaluated there.
+    ``above`` is the parents' codes packed the same way (``np.packbits(codes, axis=1)``: node ``k`` is bit
+    ``7 - k % 8`` of byte ``k // 8``). A node whose line does not cross the piece's parent keeps the parent's side;
+    the lines that do, the parent's ``lines[line_first[p]:line_first[p] + line_count[p]]`` of nodes ``line_node``,
+    are evaluated there.
 
-    Returns a bool ndarray of shape (n_pieces, n_nodes).
+    Returns a uint8 ndarray of shape (n_pieces, n_bytes), packed as ``above``.
     """
-    codes = np.empty((len(counts), above.shape[1]), dtype=np.bool_)
+    codes = np.empty((len(counts), above.shape[1]), dtype=np.uint8)
     for piece in range(len(counts)):
         owner = parent[piece]
         codes[piece] = above[owner]
@@ -256,5 +258,10 @@ def piece_codes(vertices, starts, counts, parent, above, line_first, line_count,
         mean_x /= counts[piece]
         mean_y /= counts[piece]
         for line in range(line_first[owner], line_first[owner] + line_count[owner]):
-            codes[piece, line_node[line]] = lines[line, 0] + lines[line, 1] * mean_x + lines[line, 2] * mean_y > 0
+            node = line_node[line]
+            bit = 128 >> (node & 7)
+            if lines[line, 0] + lines[line, 1] * mean_x + lines[line, 2] * mean_y > 0:
+                codes[piece, node >> 3] |= np.uint8(bit)
+            else:
+                codes[piece, node >> 3] &= np.uint8(255 - bit)
     return codes

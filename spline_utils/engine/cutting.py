@@ -125,7 +125,8 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     :func:`~spline_utils.engine.cut_kernel.crossing_pairs` (:func:`_crossing_lines`); the compiled loop
     :func:`~spline_utils.engine.cut_kernel.cut_parents` then cuts each parent's pieces by them in node order.
 
-    Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code. Raises
+    Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code, packed 8
+    nodes a byte as ``np.packbits(codes, axis=1)`` (uint8, shape (n_pieces, ceil(n_nodes / 8))). Raises
     :class:`PartitionTooLarge` past ``max_regions`` pieces, and :class:`OutOfRoom` past ``room`` pieces.
     """
     room = max_regions if room is None else room
@@ -148,6 +149,6 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
                       "it cuts off a sliver thinner than that, which is merged into its neighbour; partition a "
                       "smaller rectangle to resolve it", ResolutionWarning, stacklevel=2)
     pieces = Polygons(vertices, counts)
-    codes = piece_codes(vertices, pieces.starts, counts, parent, above, crossing_lines.first, crossing_lines.count,
+    codes = piece_codes(vertices, pieces.starts, counts, parent, np.packbits(above, axis=1), crossing_lines.first, crossing_lines.count,
                         lines, crossing_lines.node)
     return pieces, parent, codes

@@ -14,6 +14,7 @@ The cutting lives in :mod:`spline_utils.engine.cutting`, the propagation of per-
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Callable
 
@@ -39,19 +40,20 @@ class LayerPartition:
         The regions, flat.
     parent : ndarray of int64, shape (n_regions,)
         Index of the region of the previous layer that contains each region (0 for the first layer: the domain).
-    layer_codes : ndarray of bool, shape (n_regions, n_nodes_of_this_layer)
-        This layer's activation code in each region.
+    packed_codes : ndarray of uint8, shape (n_regions, ceil(n_nodes / 8))
+        This layer's activation code in each region, 8 nodes a byte as ``np.packbits(codes, axis=1)`` (a
+        tenth of a conv layer's regions' memory, unpacked); :attr:`layer_codes` and :meth:`codes_of` unpack it.
     slope : float
         The nonlinearity's negative slope (0 for ReLU).
     shape : tuple
         Per-sample shape of the layer's pre-activation (``(C, H, W)`` for a conv layer).
     """
 
-    def __init__(self, polygons, parent, layer_codes, pre_activations, slope, shape, recompute=None):
+    def __init__(self, polygons, parent, packed_codes, pre_activations, slope, shape, recompute=None):
         self.shape = shape
         self.polygons = polygons
         self.parent = parent
-        self.layer_codes = layer_codes
+        self.packed_codes = packed_codes
         self._pre_activations = pre_activations
         self.slope = slope
         self._recompute = recompute  # recompute(parent_index) -> maps on those parents, for a streamed layer
@@ -101,7 +103,20 @@ class LayerPartition:
 
     @property
     def num_nodes(self) -> int:
-        return self.layer_codes.shape[1]
+        return math.prod(self.shape)
+
+    @property
+    def layer_codes(self) -> np.ndarray:
+        """This layer's activation code in each region, bool (n_regions, n_nodes): unpacked on every access."""
+        return self.codes_of(slice(None))
+
+    def codes_of(self, index) -> np.ndarray:
+        """The codes of regions ``index`` (an index array or slice), unpacked: bool (n, n_nodes)."""
+        return np.unpackbits(self.packed_codes[index], axis=1, count=self.num_nodes).view(bool)
+
+    def code_bits(self, regions: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Whether node ``nodes[i]`` is active in region ``regions[i]``, bool (n,)."""
+        return (self.packed_codes[regions, nodes >> 3] >> (7 - (nodes & 7))) & 1 == 1
 
     @property
     def regions(self) -> list[np.ndarray]:
@@ -113,7 +128,7 @@ class LayerPartition:
 
     def post_activations(self, index: np.ndarray) -> np.ndarray:
         """This layer's output as an affine map on regions ``index``, shape (len(index), 3, n_nodes)."""
-        gain = np.where(self.layer_codes[index], 1.0, self.slope)
+        gain = np.where(self.codes_of(index), 1.0, self.slope)
         return self.pre_activation_rows(self.pre_row[index]) * gain[:, None, :]
 
 
@@ -182,7 +197,7 @@ class Partition:
             return np.zeros((1, 0), dtype=bool)
         parts, index = [], np.arange(self.layers[layer].num_regions)
         for current in range(layer, -1, -1):
-            parts.append(self.layers[current].layer_codes[index])
+            parts.append(self.layers[current].codes_of(index))
             index = self.layers[current].parent[index]
         return np.concatenate(parts[::-1], axis=1)
 

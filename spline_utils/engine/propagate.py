@@ -43,7 +43,7 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
     is_head = position == 0
     head_maps = direct(order[is_head])
     head_of = np.cumsum(is_head) - 1  # each sorted region's head, as a row of head_maps
-    packed_codes = np.packbits(layer.layer_codes, axis=1)
+    packed_codes = layer.packed_codes
     result = np.empty((n_regions, 3, jacobian.shape[1]))
     heads_per_chunk = max(1, BUFFER_BYTES // (RESTART * result[0].nbytes))
     buffer = np.empty((heads_per_chunk * RESTART, 3, jacobian.shape[1]))
@@ -75,7 +75,7 @@ def _add_differences(maps: np.ndarray, layer, jacobian: np.ndarray, regions: np.
     Region ``regions[i]`` and its head have the same parent and differ in the gains of nodes ``node[row == i]``;
     each adds a rank-one term, the node's gain change times its parent map, through the Jacobian.
     """
-    gain_change = np.where(layer.layer_codes[regions[row], node], 1.0 - layer.slope, layer.slope - 1.0)
+    gain_change = np.where(layer.code_bits(regions[row], node), 1.0 - layer.slope, layer.slope - 1.0)
     change = layer.pre_activations[layer.pre_row[regions[row]], :, node] * gain_change[:, None]
     # one sparse matrix for all three components: its row 3 i + c holds component c of region i's changes
     per_region = np.bincount(row, minlength=len(regions))

@@ -82,7 +82,7 @@ class _TilePieces:
     """What the merge needs of one tile's partition: every layer's pieces, parents and codes, the output maps."""
 
     def __init__(self, partition: Partition):
-        self.layers = [(layer.polygons, layer.parent, layer.layer_codes) for layer in partition.layers]
+        self.layers = [(layer.polygons, layer.parent, layer.packed_codes) for layer in partition.layers]
         self.output_maps = partition.output_maps()
 
 
@@ -99,7 +99,7 @@ def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, in
         parents = [region_of_piece[t][tile.layers[level][1]] for t, tile in enumerate(tiles)]
         codes = np.concatenate([tile.layers[level][2] for tile in tiles])
         parent = np.concatenate(parents)
-        keys = np.concatenate([parent.astype(">i8").view(np.uint8).reshape(-1, 8), np.packbits(codes, axis=1)], axis=1)
+        keys = np.concatenate([parent.astype(">i8").view(np.uint8).reshape(-1, 8), codes], axis=1)
         keys = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel()
         _, first, region = np.unique(keys, return_index=True, return_inverse=True)
         if len(first) > max_regions:
@@ -148,7 +148,7 @@ class CodedForward:
         gains, index = {}, np.asarray(parent_index, dtype=np.int64)
         for level in range(self.level - 1, -1, -1):
             layer = self.layers[level]
-            gains[self.graph.relu_nodes[level]] = np.where(layer.layer_codes[index], 1.0, layer.slope)
+            gains[self.graph.relu_nodes[level]] = np.where(layer.codes_of(index), 1.0, layer.slope)
             index = layer.parent[index]
         target = self.graph.nodes[self.graph.relu_nodes[self.level]].input
         last_reader = {source: reader for reader in range(1, target + 1)

@@ -194,8 +194,8 @@ def _nodes_flipping(partition: Partition, regions: np.ndarray, others: np.ndarra
         chunk = slice(start, start + EDGES_PER_CHUNK)
         offset = 0
         for layer, current in enumerate(partition.layers):
-            edge, node = np.nonzero(current.layer_codes[ours[layer][chunk]]
-                                    != current.layer_codes[theirs[layer][chunk]])
+            difference = current.packed_codes[ours[layer][chunk]] ^ current.packed_codes[theirs[layer][chunk]]
+            edge, node = np.nonzero(np.unpackbits(difference, axis=1, count=current.num_nodes))
             edges.append(edge + start)
             nodes.append(node + offset)
             offset += current.num_nodes
