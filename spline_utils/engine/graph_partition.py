@@ -42,6 +42,7 @@ DENSE_FILL = 0.1  # least nonzero fraction of a Jacobian for which heads go thro
 SMALL_PRODUCT = 2**26  # multiply-adds of a dense product that runs faster than head maps and corrections
 STREAM_BYTES = 2**30  # a tensor read only by the next ReLU and larger than this is formed a chunk at a time
 STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents
+POLYGON_BYTES = 8 * 16  # a region's polygon (about six vertices, its vertex count and start) and parent index
 
 
 def graph_partition2d(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, domain: Polygons,
@@ -81,7 +82,7 @@ class _GraphCutter:
         index = 1
         while index < len(nodes):
             if isinstance(nodes[index], ReluNode):
-                end = next((j for j in range(index + 1, len(nodes)) if isinstance(nodes[j], ReluNode)), len(nodes))
+                end = _span_end(self.graph, index)
                 if nodes[index].input in self.producers:
                     self._cut_streamed(index, list(range(index + 1, end)))
                 else:
@@ -103,7 +104,7 @@ class _GraphCutter:
         """Bytes this partition holds: stored tensors' maps, the layers' maps, codes and polygons."""
         arrays = list(self.maps.values()) + self.pending
         for layer in self.layers:
-            arrays += [layer._pre_activations, layer.layer_codes, layer.parent, layer.polygons.vertices]
+            arrays += [layer._pre_activations, layer.packed_codes, layer.parent, layer.polygons.vertices]
             arrays += list(getattr(layer._recompute, "sources", {}).values())
         for producer in self.producers.values():
             arrays += list(producer.sources.values())
@@ -114,18 +115,34 @@ class _GraphCutter:
         """:func:`check_memory` counting everything this partition holds (:meth:`_held_bytes`)."""
         check_memory(n_regions, bytes_per_region, self.max_bytes, self._held_bytes())
 
-    def _cut_by_layer(self, parents: Polygons, pre: np.ndarray, n_nodes: int, regions_so_far: int = 0):
-        """:func:`cut_by_layer` stopped early, with :class:`MapsTooLarge`, when the pieces' codes, polygons and maps
-        (one tensor as wide as the layer) would not fit in ``max_bytes`` with what is held."""
-        per_region = n_nodes + 3 * 8 * n_nodes + 8 * 8
+    def _cut_by_layer(self, parents: Polygons, pre: np.ndarray, relu: int, streamed: bool, regions_so_far: int = 0):
+        """:func:`cut_by_layer` for ReLU node ``relu``, stopped early, with :class:`MapsTooLarge`, when the pieces
+        and what they will hold (:meth:`_bytes_per_region`) would not fit in ``max_bytes`` with what is held."""
+        per_region = self._bytes_per_region(relu, streamed)
         room = max(0, self.max_bytes - self._held_bytes()) // per_region
         try:
             return cut_by_layer(parents, pre, self.frame, self.max_regions - regions_so_far, len(self.layers), room)
         except OutOfRoom:
             raise MapsTooLarge(f"hidden layer {len(self.layers)} has more than {room + regions_so_far} regions, "
-                               f"whose codes and maps need more than max_bytes={self.max_bytes} "
+                               f"whose codes, polygons and maps need more than max_bytes={self.max_bytes} "
                                f"({readable_bytes(self.max_bytes)}); shrink the bounds, use a smaller model, or raise "
                                "max_bytes", 2 * self.max_bytes, self.max_bytes, per_region) from None
+
+    def _bytes_per_region(self, relu: int, streamed: bool) -> int:
+        """Bytes each region of ReLU node ``relu``'s layer holds: its packed code, its polygon (:data:`POLYGON_BYTES`)
+        and parent, and the maps of the span tensors after the ReLU that later nodes read. A tensor that only the next
+        ReLU reads is counted as streamed (:meth:`_span`), unless the layer is cut a chunk at a time (``streamed``)
+        and so keeps no maps to stream it from."""
+        nodes, end = self.graph.nodes, _span_end(self.graph, relu)
+        held = 0
+        for target in range(relu + 1, end):
+            if self.last_reader.get(target, -1) >= end and (streamed or not self._streamable(target, end)):
+                held += 3 * 8 * math.prod(nodes[target].shape)
+        return math.ceil(math.prod(nodes[relu].shape) / 8) + POLYGON_BYTES + held
+
+    def _streamable(self, target: int, end: int) -> bool:
+        """Whether span tensor ``target`` is read by the next ReLU node (``end``) alone, as its input."""
+        return end < len(self.graph.nodes) and self.last_reader[target] == end and self.graph.nodes[end].input == target
 
     def _forget(self, readers, first_later: int) -> None:
         """Drop the maps of tensors whose last reader is among ``readers`` (all before ``first_later``)."""
@@ -142,25 +159,26 @@ class _GraphCutter:
         if not self._held_whole(node.input, current):  # else read without a copy
             self._check_memory(len(parents), 3 * math.prod(node.shape) * 8)
         pre = self._source(node.input, current).reshape(len(parents), 3, -1)
-        pieces, parent, codes = self._cut_by_layer(parents, pre, math.prod(node.shape))
+        pieces, parent, codes = self._cut_by_layer(parents, pre, index, streamed=False)
         self.layers.append(LayerPartition(pieces, parent, codes, pre, node.slope, node.shape))
         self.level[index] = self.layer_of[index] = len(self.layers) - 1
 
     def _span(self, relu: int, span: list[int]) -> None:
         """Maps of the affine nodes after ReLU node ``relu`` (up to the next ReLU) that later nodes read.
 
-        A tensor that only the next ReLU reads and that would take more than :data:`STREAM_BYTES` is not formed:
-        the next cut computes it a chunk of regions at a time (:meth:`_cut_streamed`).
+        A tensor that only the next ReLU reads and that would take more than :data:`STREAM_BYTES`, or more than the
+        room ``max_bytes`` leaves, is not formed: the next cut computes it a chunk of regions at a time
+        (:meth:`_cut_streamed`).
         """
         plan = self._plan_span(relu, span)
         if plan is None:
             return
-        layer, end = self.layers[plan.level], (span[-1] + 1 if span else relu + 1)
+        layer, end = self.layers[plan.level], _span_end(self.graph, relu)
         for target in plan.stored:
             size = math.prod(self.graph.nodes[target].shape)
-            streamable = end < len(self.graph.nodes) and self.last_reader[target] == end and \
-                self.graph.nodes[end].input == target and layer._pre_activations is not None
-            if streamable and 3 * 8 * size * layer.num_regions > STREAM_BYTES:
+            room = min(STREAM_BYTES, self.max_bytes - self._held_bytes())
+            streamable = self._streamable(target, end) and layer._pre_activations is not None
+            if streamable and 3 * 8 * size * layer.num_regions > room:
                 self.producers[target] = _Producer(layer, plan, target)
             else:
                 self._check_memory(layer.num_regions, 3 * size * 8)
@@ -175,13 +193,12 @@ class _GraphCutter:
             if self.level[index] < level:
                 self.maps[index] = self._evaluate([index], [index], self.level[index])[index]
         dependent = [index for index in span if self.level[index] == level]
-        end = span[-1] + 1 if span else relu + 1
+        end = _span_end(self.graph, relu)
         stored = [index for index in dependent if self.last_reader.get(index, -1) >= end]  # unread nodes: none
         if not stored:
             return None
         jacobians = self._jacobians(relu, dependent, stored) if _worth_a_jacobian(self.layers[level]) else None
-        constants = None if jacobians is None else self._evaluate(dependent, stored, level - 1, zero_relu=relu)
-        return _SpanPlan(self, level, dependent, stored, jacobians, constants)
+        return _SpanPlan(self, level, relu, dependent, stored, jacobians)
 
     def _cut_streamed(self, relu: int, span: list[int]) -> None:
         """Cut by ReLU node ``relu`` and compute its span, a chunk of parent regions at a time.
@@ -201,8 +218,7 @@ class _GraphCutter:
             index = np.arange(start, min(start + step, parents.num_regions))
             pre = producer(index)
             try:
-                pieces, local_parent, codes = self._cut_by_layer(parents.polygons.subset(index), pre,
-                                                                 math.prod(node.shape), total)
+                pieces, local_parent, codes = self._cut_by_layer(parents.polygons.subset(index), pre, relu, True, total)
             except MapsTooLarge:
                 raise
             except PartitionTooLarge:
@@ -233,8 +249,8 @@ class _GraphCutter:
         self.layer_of[relu] = self.level[relu] = len(self.layers)
         node = self.graph.nodes[relu]
         n_parents = self.layers[-1].num_regions
-        stand_in = LayerPartition(self.layers[-1].polygons, np.arange(n_parents), np.zeros((n_parents, math.prod(
-            node.shape)), dtype=bool), None, node.slope, node.shape)
+        stand_in = LayerPartition(self.layers[-1].polygons, np.arange(n_parents), np.zeros((n_parents, math.ceil(
+            math.prod(node.shape) / 8)), dtype=np.uint8), None, node.slope, node.shape)
         self.layers.append(stand_in)  # the Jacobian test counts regions: as many as the parents, at least
         try:
             return self._plan_span(relu, span)
@@ -318,10 +334,28 @@ class _GraphCutter:
 class _SpanPlan:
     """How to compute a span's stored tensors on any set of regions of its level (the whole layer or a chunk)."""
 
-    def __init__(self, cutter: _GraphCutter, level: int, dependent: list[int], stored: list[int], jacobians,
-                 constants):
-        self.cutter, self.level, self.dependent, self.stored = cutter, level, dependent, stored
-        self.jacobians, self.constants = jacobians, constants
+    def __init__(self, cutter: _GraphCutter, level: int, relu: int, dependent: list[int], stored: list[int],
+                 jacobians):
+        self.cutter, self.level, self.relu, self.dependent, self.stored = cutter, level, relu, dependent, stored
+        self.jacobians = jacobians
+        older = {source for index in dependent for source in cutter.graph.nodes[index].inputs} - set(dependent)
+        self.constant_varies = bool(older - {relu})  # else C is one row: the span's offsets alone
+        self.fixed_constants: dict[int, np.ndarray] = {}
+
+    def constant(self, target: int, parents: np.ndarray) -> np.ndarray:
+        """``C``: ``target`` with the ReLU's output set to zero, on regions ``parents`` of the level before, shape
+        (len(parents), 3, size); one row (1, 3, size) where nothing older varies from region to region (kept).
+
+        Computed for the parents asked for only: on every parent region at once it would be as large as the maps
+        themselves (a skip connection's).
+        """
+        if target in self.fixed_constants:
+            return self.fixed_constants[target]
+        unique, inverse = np.unique(parents, return_inverse=True)
+        rows = self.cutter._evaluate(self.dependent, [target], self.level - 1, unique, zero_relu=self.relu)[target]
+        if not self.constant_varies:
+            self.fixed_constants[target] = rows
+        return rows if len(rows) == 1 else rows[inverse.reshape(-1)]
 
     def jacobian(self, target: int) -> np.ndarray | None:
         """``target``'s Jacobian with respect to the ReLU's output, or ``None`` where none was formed."""
@@ -336,7 +370,7 @@ class _SpanPlan:
         """Maps of ``target`` on every region of ``layer`` (which stands at this plan's level)."""
         dense = self.dense_jacobian(target)
         if dense is not None and 3 * layer.num_regions * dense.size <= SMALL_PRODUCT:
-            return _dense_maps(layer, np.arange(layer.num_regions), dense, self.constants[target])
+            return _dense_maps(layer, np.arange(layer.num_regions), dense, lambda parents: self.constant(target, parents))
         return maps_from_heads(layer, self.jacobian(target), lambda index: self.direct(layer, target, index))
 
     def direct(self, layer: LayerPartition, target: int, index: np.ndarray) -> np.ndarray:
@@ -344,7 +378,7 @@ class _SpanPlan:
         dense = self.dense_jacobian(target)
         if dense is None:
             return self.cutter._evaluate(self.dependent, [target], self.level, index)[target]
-        return _dense_maps(layer, index, dense, self.constants[target])
+        return _dense_maps(layer, index, dense, lambda parents: self.constant(target, parents))
 
 
 class _Producer:
@@ -369,11 +403,17 @@ class _Producer:
 
     def _maps(self, index: np.ndarray) -> np.ndarray:
         layer = self.layer
-        view = LayerPartition(layer.polygons.subset(index), layer.parent[index], layer.layer_codes[index],
+        view = LayerPartition(layer.polygons.subset(index), layer.parent[index], layer.packed_codes[index],
                               layer._pre_activations, layer.slope, layer.shape)
         view.pre_row = layer.pre_row[index]
         return maps_from_heads(view, self.plan.jacobian(self.target),
                                lambda local: self.plan.direct(layer, self.target, index[local]))
+
+
+def _span_end(graph: Graph, relu: int) -> int:
+    """The node after ReLU node ``relu``'s span: the next ReLU node, or the number of nodes if there is none."""
+    return next((j for j in range(relu + 1, len(graph.nodes)) if isinstance(graph.nodes[j], ReluNode)),
+                len(graph.nodes))
 
 
 def _worth_a_jacobian(layer: LayerPartition) -> bool:
@@ -382,8 +422,9 @@ def _worth_a_jacobian(layer: LayerPartition) -> bool:
     return layer.num_regions >= 4 * RESTART and 3 * layer.num_regions >= layer.num_nodes
 
 
-def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, constant: np.ndarray) -> np.ndarray:
-    """``z(r) J + C(parent(r))`` on regions ``index`` of ``layer`` through the dense Jacobian, in bounded chunks.
+def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, constant) -> np.ndarray:
+    """``z(r) J + C(parent(r))`` on regions ``index`` of ``layer`` through the dense Jacobian, in bounded chunks;
+    ``constant(parents)`` gives ``C`` on those parents (:meth:`_SpanPlan.constant`).
 
     BLAS does a multiply-add ~15x faster than a float64 convolution; the layer's outputs ``z`` are formed a chunk of
     regions at a time, never for all regions at once.
@@ -395,7 +436,7 @@ def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, 
         chunk = index[start:start + step]
         post = layer.post_activations(chunk).reshape(3 * len(chunk), n_nodes)
         np.matmul(post, jacobian, out=maps[start:start + step].reshape(3 * len(chunk), size))
-        maps[start:start + step] += constant if len(constant) == 1 else constant[layer.parent[chunk]]
+        maps[start:start + step] += constant(layer.parent[chunk])
     return maps
 
 
