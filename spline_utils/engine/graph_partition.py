@@ -41,7 +41,7 @@ MAX_JACOBIAN_ENTRIES = 2**25  # a span's Jacobian is formed only up to this many
 DENSE_FILL = 0.1  # least nonzero fraction of a Jacobian for which heads go through it rather than the span
 SMALL_PRODUCT = 2**26  # multiply-adds of a dense product that runs faster than head maps and corrections
 STREAM_BYTES = 2**30  # a tensor read only by the next ReLU and larger than this is formed a chunk at a time
-STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents
+STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents, at most a sixteenth of max_bytes
 POLYGON_BYTES = 8 * 16  # a region's polygon (about six vertices, its vertex count and start) and parent index
 
 
@@ -210,7 +210,8 @@ class _GraphCutter:
         node, level = self.graph.nodes[relu], len(self.layers)
         producer, parents = self.producers.pop(node.input), self.layers[level - 1]
         plan = self._plan_span_after(relu, span)
-        step = max(1, STREAM_CHUNK_BYTES // (3 * 8 * max(1, math.prod(node.shape))))
+        chunk_bytes = min(STREAM_CHUNK_BYTES, self.max_bytes // 16)  # a chunk's maps count against max_bytes
+        step = max(1, chunk_bytes // (3 * 8 * max(1, math.prod(node.shape))))
         parts: dict = {"pieces": [], "parent": [], "codes": []}
         stored_parts: dict = {target: [] for target in (plan.stored if plan else [])}
         total = 0

@@ -144,7 +144,9 @@ class Partition:
     regions : list of ndarray, each (n_i, 2)
         Vertices of each convex region, counter-clockwise, in the 2-D coordinates.
     codes : ndarray of bool, shape (num_regions, n_nodes)
-        Activation code of each region, hidden nodes in layer order (as :func:`spline_utils.activation_codes`).
+        Activation code of each region, hidden nodes in layer order (as :func:`spline_utils.activation_codes`):
+        unpacked when first asked for, a byte per node per region (6 GB for the 1.6 million regions of a two-conv
+        CNN's canvas); the layers keep them 8 nodes a byte (``layers[l].packed_codes``).
     layers : list of LayerPartition
     bounds : tuple (xmin, xmax, ymin, ymax)
     plane : Plane or None
@@ -219,10 +221,23 @@ class Partition:
             E.g. :func:`spline_utils.activation_codes` of points: ``region_index`` then locates the points.
         """
         codes = np.asarray(codes, dtype=bool)
-        if codes.ndim != 2 or codes.shape[1] != self.codes.shape[1]:
-            raise ValueError(f"codes must have shape (n, {self.codes.shape[1]}); got {codes.shape}")
-        lookup = {row.tobytes(): index for index, row in enumerate(np.packbits(self.codes, axis=1))}
-        return np.array([lookup.get(row.tobytes(), -1) for row in np.packbits(codes, axis=1)], dtype=np.int64)
+        n_nodes = sum(self.layer_sizes)
+        if codes.ndim != 2 or codes.shape[1] != n_nodes:
+            raise ValueError(f"codes must have shape (n, {n_nodes}); got {codes.shape}")
+        lookup = {row.tobytes(): index for index, row in enumerate(self._packed_codes())}
+        return np.array([lookup.get(row.tobytes(), -1) for row in self._packed_codes(codes)], dtype=np.int64)
+
+    def _packed_codes(self, codes: np.ndarray | None = None) -> np.ndarray:
+        """Each layer's codes packed on its own, side by side, shape (n, sum of ceil(n_nodes_l / 8)): of every region
+        (read from the layers, never unpacked), or of ``codes`` (n, n_nodes)."""
+        if codes is not None:
+            ends = np.cumsum(self.layer_sizes)[:-1]
+            return np.concatenate([np.packbits(part, axis=1) for part in np.split(codes, ends, axis=1)], axis=1)
+        index, parts = np.arange(self.num_regions), []
+        for layer in reversed(self.layers):
+            parts.append(layer.packed_codes[index])
+            index = layer.parent[index]
+        return np.concatenate(parts[::-1], axis=1)
 
     def areas(self) -> np.ndarray:
         """Area of every region, shape (num_regions,)."""

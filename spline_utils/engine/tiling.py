@@ -90,27 +90,35 @@ def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, in
                 max_regions: int) -> Partition:
     """One partition of ``bounds`` from the partitions of tiles that cover it: pieces with equal codes merged.
 
-    Regions of a layer are ordered by their parent, then by their codes.
+    Regions of a layer are ordered by their parent, then by their codes. Each tile's pieces of a layer are let go
+    once that layer is merged, so the merge holds about one layer's pieces twice, not the whole result.
     """
     relus = [graph.nodes[index] for index in graph.relu_nodes]
     region_of_piece = [np.zeros(1, dtype=np.int64) for _ in tiles]  # each tile's pieces -> regions of the layer
     layers: list[LayerPartition] = []
     for level, relu in enumerate(relus):
-        parents = [region_of_piece[t][tile.layers[level][1]] for t, tile in enumerate(tiles)]
-        codes = np.concatenate([tile.layers[level][2] for tile in tiles])
-        parent = np.concatenate(parents)
-        keys = np.concatenate([parent.astype(">i8").view(np.uint8).reshape(-1, 8), codes], axis=1)
-        keys = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel()
-        _, first, region = np.unique(keys, return_index=True, return_inverse=True)
+        # a piece's key: its parent region (big-endian, so keys sort by parent first), then its packed code
+        keys = np.concatenate([np.concatenate([region_of_piece[t][tile.layers[level][1]].astype(">i8").view(
+            np.uint8).reshape(-1, 8), tile.layers[level][2]], axis=1) for t, tile in enumerate(tiles)])
+        piece_counts = [len(tile.layers[level][1]) for tile in tiles]
+        _, first, region = np.unique(keys.view(np.dtype((np.void, keys.shape[1]))).ravel(), return_index=True,
+                                     return_inverse=True)
         if len(first) > max_regions:
             raise too_large(level, f"has {len(first)} regions, more than max_regions={max_regions}")
+        parent = keys[first, :8].view(">i8").reshape(-1).astype(np.int64)
+        codes = keys[first, 8:]
+        del keys
         pieces = Polygons.concatenate([tile.layers[level][0] for tile in tiles])
+        for tile in tiles:
+            tile.layers[level] = None
         polygons = merge_pieces(pieces, region.reshape(-1), len(first), frame)
-        layers.append(LayerPartition(polygons, parent[first], codes[first], None, relu.slope, relu.shape,
+        del pieces
+        layers.append(LayerPartition(polygons, parent, codes, None, relu.slope, relu.shape,
                                      recompute=CodedForward(graph, input_state, layers, level)))
-        ends = np.cumsum([len(part) for part in parents])
-        region_of_piece = np.split(region.reshape(-1), ends[:-1])
+        region_of_piece = np.split(region.reshape(-1), np.cumsum(piece_counts)[:-1])
     final = np.concatenate([tile.output_maps for tile in tiles])  # one row per piece of the last layer
+    for tile in tiles:
+        tile.output_maps = None
     return Partition(graph, bounds, plane, rectangle(bounds), layers, final[first], len(layers) - 1)
 
 
