@@ -310,7 +310,7 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: library default)")
     parser.add_argument("--blas-threads", type=int, default=0, help="threadpoolctl limit (0: library default)")
     parser.add_argument("--max-rss-mb", type=int, default=6000, help="kill a case whose RSS passes this")
-    parser.add_argument("--canvas-timeout", type=float, default=75.0, help="seconds per image-network case")
+    parser.add_argument("--canvas-timeout", type=float, default=150.0, help="seconds per image-network case")
     parser.add_argument("--total-budget", type=float, default=600.0,
                         help="seconds for the whole run: later cases get what is left, or are skipped (0: no limit)")
     args = parser.parse_args()

@@ -122,6 +122,30 @@ def test_residual_mlp_codes_maps_areas_nesting(seed, slope):
     check_nesting(partition)
 
 
+def test_residual_constants_computed_a_few_parents_at_a_time(monkeypatch):
+    """A skip makes C (the span with the ReLU's output set to zero) differ from parent to parent; it is computed for
+    each chunk's parents only. Chunks of 5 regions give the same maps as one chunk, and match the forward pass."""
+    from spline_utils.engine import graph_partition
+
+    model = ResidualMLP(width=12, blocks=2, seed=5)
+    bounds = (-2, 2, -1.5, 2.5)
+    whole = su.partition2d(model, bounds)
+    calls = []
+    constant = graph_partition._SpanPlan.constant
+
+    def counted(plan, target, parents):
+        calls.append((plan.constant_varies, len(parents)))
+        return constant(plan, target, parents)
+
+    monkeypatch.setattr(graph_partition._SpanPlan, "constant", counted)
+    monkeypatch.setattr(graph_partition, "CHUNK_BYTES", 3 * 8 * 12 * 5)
+    chunked = su.partition2d(model, bounds)
+    assert any(varies for varies, _ in calls) and max(size for _, size in calls) <= 5
+    np.testing.assert_array_equal(chunked.codes, whole.codes)
+    np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=1e-12, atol=1e-12)
+    check_against_forward(model, chunked)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_residual_mlp_region_count_equals_distinct_codes_on_a_dense_grid(seed):
     model = ResidualMLP(width=4, blocks=1, seed=seed)
