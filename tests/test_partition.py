@@ -413,10 +413,30 @@ def streaming_cases():
     cnn = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Conv2d(3, 2, 3), nn.ReLU(), nn.Flatten(),
                         nn.Linear(2 * 4 * 4, 3))
     plane = su.image_canvas(torch.rand(1, 8, 8), torch.rand(1, 8, 8))
-    return [(mlp, (-2.0, 2.0, -2.0, 2.0), None), (cnn, (0.0, 1.0, 0.0, 1.0), plane)]
+    max_pool_cnn = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 2, 2), nn.ReLU(),
+                                 nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
+    return [(mlp, (-2.0, 2.0, -2.0, 2.0), None), (cnn, (0.0, 1.0, 0.0, 1.0), plane),
+            (SkipMLP(), (-2.0, 2.0, -2.0, 2.0), None), (max_pool_cnn, (0.0, 1.0, 0.0, 1.0), plane)]
 
 
-@pytest.mark.parametrize("case", [0, 1])
+class SkipMLP(nn.Module):
+    """Pre-activation residual blocks: each sum is read by the next ReLU and again by the next sum, after that ReLU
+    is cut, so streaming must keep it for the later read."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.stem, self.head = nn.Linear(2, 10), nn.Linear(10, 3)
+        self.blocks = nn.ModuleList(nn.Linear(10, 10) for _ in range(3))
+
+    def forward(self, x):
+        h = self.stem(x)
+        for block in self.blocks:
+            h = h + block(torch.relu(h))
+        return self.head(torch.relu(h))
+
+
+@pytest.mark.parametrize("case", [0, 1, 2, 3])
 def test_layers_cut_a_chunk_of_parents_at_a_time_equal_the_whole_partition(monkeypatch, case):
     """Streaming changes how much is held at once, nothing else: same regions in the same order, same codes, maps
     that equal the model's own forward, and the dropped pre-activation maps come back equal when asked for."""
