@@ -120,6 +120,12 @@ def test_packed_codes_unpack_to_the_forward_pass_codes():
     np.testing.assert_array_equal(partition.codes, expected)
 
 
+def test_region_index_without_hidden_layers():
+    """A network with no ReLU is one region, whose code is empty: every point is in it."""
+    partition = su.partition2d(nn.Sequential(nn.Linear(2, 3)), (-1, 1, -1, 1))
+    np.testing.assert_array_equal(partition.region_index(np.zeros((4, 0), dtype=bool)), [0, 0, 0, 0])
+
+
 @pytest.mark.parametrize("widths,seed", [((2, 6, 6), 0), ((2, 5, 5, 5), 1), ((2, 8), 2), ((2, 4, 4, 4), 3)])
 def test_region_count_equals_distinct_codes_on_a_dense_grid(widths, seed):
     bounds = (-1, 1, -1, 1)

@@ -197,11 +197,17 @@ class Partition:
         """Codes of the partition after hidden layer ``layer`` (0-based): its nodes and all earlier ones."""
         if layer < 0:
             return np.zeros((1, 0), dtype=bool)
-        parts, index = [], np.arange(self.layers[layer].num_regions)
+        return np.concatenate([self.layers[current].codes_of(rows)
+                               for current, rows in enumerate(self._ancestor_rows(layer))], axis=1)
+
+    def _ancestor_rows(self, layer: int) -> list[np.ndarray]:
+        """For hidden layers ``0 .. layer``, the index in that layer of each region of layer ``layer``'s ancestor
+        (the last entry is ``arange``: the regions themselves); empty for ``layer = -1``."""
+        rows, index = [], np.arange(len(self.polygons_after(layer)))
         for current in range(layer, -1, -1):
-            parts.append(self.layers[current].codes_of(index))
+            rows.append(index)
             index = self.layers[current].parent[index]
-        return np.concatenate(parts[::-1], axis=1)
+        return rows[::-1]
 
     @property
     def frame(self) -> Frame:
@@ -224,20 +230,14 @@ class Partition:
         n_nodes = sum(self.layer_sizes)
         if codes.ndim != 2 or codes.shape[1] != n_nodes:
             raise ValueError(f"codes must have shape (n, {n_nodes}); got {codes.shape}")
-        lookup = {row.tobytes(): index for index, row in enumerate(self._packed_codes())}
-        return np.array([lookup.get(row.tobytes(), -1) for row in self._packed_codes(codes)], dtype=np.int64)
-
-    def _packed_codes(self, codes: np.ndarray | None = None) -> np.ndarray:
-        """Each layer's codes packed on its own, side by side, shape (n, sum of ceil(n_nodes_l / 8)): of every region
-        (read from the layers, never unpacked), or of ``codes`` (n, n_nodes)."""
-        if codes is not None:
-            ends = np.cumsum(self.layer_sizes)[:-1]
-            return np.concatenate([np.packbits(part, axis=1) for part in np.split(codes, ends, axis=1)], axis=1)
-        index, parts = np.arange(self.num_regions), []
-        for layer in reversed(self.layers):
-            parts.append(layer.packed_codes[index])
-            index = layer.parent[index]
-        return np.concatenate(parts[::-1], axis=1)
+        # keys: each layer's codes packed on its own, side by side, as the layers keep them (never unpacked here)
+        ancestry = self._ancestor_rows(len(self.layers) - 1)
+        parts = [layer.packed_codes[rows] for layer, rows in zip(self.layers, ancestry)]
+        keys = np.concatenate(parts, axis=1) if parts else np.zeros((self.num_regions, 0), dtype=np.uint8)
+        lookup = {row.tobytes(): index for index, row in enumerate(keys)}
+        asked = np.concatenate([np.packbits(part, axis=1)
+                                for part in np.split(codes, np.cumsum(self.layer_sizes)[:-1], axis=1)], axis=1)
+        return np.array([lookup.get(row.tobytes(), -1) for row in asked], dtype=np.int64)
 
     def areas(self) -> np.ndarray:
         """Area of every region, shape (num_regions,)."""
