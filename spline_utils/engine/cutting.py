@@ -149,6 +149,6 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
                       "it cuts off a sliver thinner than that, which is merged into its neighbour; partition a "
                       "smaller rectangle to resolve it", ResolutionWarning, stacklevel=2)
     pieces = Polygons(vertices, counts)
-    codes = piece_codes(vertices, pieces.starts, counts, parent, np.packbits(above, axis=1), crossing_lines.first, crossing_lines.count,
-                        lines, crossing_lines.node)
+    codes = piece_codes(vertices, pieces.starts, counts, parent, np.packbits(above, axis=1), crossing_lines.first,
+                        crossing_lines.count, lines, crossing_lines.node)
     return pieces, parent, codes

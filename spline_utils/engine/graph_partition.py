@@ -304,7 +304,7 @@ class _GraphCutter:
         """
         n_regions = 1 if level < 0 else self.layers[level].num_regions
         index = np.arange(n_regions) if index is None else index
-        outside = {source for i in span for source in self.graph.nodes[i].inputs} - set(span) - {zero_relu}
+        outside = _outside_inputs(self.graph, span) - {zero_relu}
         if zero_relu is not None and not outside:  # nothing varies from region to region: one row does
             index = index[:1]
         widest = max([1] + [math.prod(self.graph.nodes[i].shape) for i in span])
@@ -339,8 +339,8 @@ class _SpanPlan:
                  jacobians):
         self.cutter, self.level, self.relu, self.dependent, self.stored = cutter, level, relu, dependent, stored
         self.jacobians = jacobians
-        older = {source for index in dependent for source in cutter.graph.nodes[index].inputs} - set(dependent)
-        self.constant_varies = bool(older - {relu})  # else C is one row: the span's offsets alone
+        # else C is one row, the span's offsets alone (:meth:`_GraphCutter._evaluate` finds the same)
+        self.constant_varies = bool(_outside_inputs(cutter.graph, dependent) - {relu})
         self.fixed_constants: dict[int, np.ndarray] = {}
 
     def constant(self, target: int, parents: np.ndarray) -> np.ndarray:
@@ -371,7 +371,8 @@ class _SpanPlan:
         """Maps of ``target`` on every region of ``layer`` (which stands at this plan's level)."""
         dense = self.dense_jacobian(target)
         if dense is not None and 3 * layer.num_regions * dense.size <= SMALL_PRODUCT:
-            return _dense_maps(layer, np.arange(layer.num_regions), dense, lambda parents: self.constant(target, parents))
+            return _dense_maps(layer, np.arange(layer.num_regions), dense,
+                               lambda parents: self.constant(target, parents))
         return maps_from_heads(layer, self.jacobian(target), lambda index: self.direct(layer, target, index))
 
     def direct(self, layer: LayerPartition, target: int, index: np.ndarray) -> np.ndarray:
@@ -409,6 +410,11 @@ class _Producer:
         view.pre_row = layer.pre_row[index]
         return maps_from_heads(view, self.plan.jacobian(self.target),
                                lambda local: self.plan.direct(layer, self.target, index[local]))
+
+
+def _outside_inputs(graph: Graph, span: list[int]) -> set[int]:
+    """The tensors the nodes ``span`` read that they do not compute themselves."""
+    return {source for index in span for source in graph.nodes[index].inputs} - set(span)
 
 
 def _span_end(graph: Graph, relu: int) -> int:

@@ -97,9 +97,8 @@ def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, in
     region_of_piece = [np.zeros(1, dtype=np.int64) for _ in tiles]  # each tile's pieces -> regions of the layer
     layers: list[LayerPartition] = []
     for level, relu in enumerate(relus):
-        # a piece's key: its parent region (big-endian, so keys sort by parent first), then its packed code
-        keys = np.concatenate([np.concatenate([region_of_piece[t][tile.layers[level][1]].astype(">i8").view(
-            np.uint8).reshape(-1, 8), tile.layers[level][2]], axis=1) for t, tile in enumerate(tiles)])
+        keys = np.concatenate([_piece_keys(region_of_piece[t][tile.layers[level][1]], tile.layers[level][2])
+                               for t, tile in enumerate(tiles)])
         piece_counts = [len(tile.layers[level][1]) for tile in tiles]
         _, first, region = np.unique(keys.view(np.dtype((np.void, keys.shape[1]))).ravel(), return_index=True,
                                      return_inverse=True)
@@ -120,6 +119,12 @@ def merge_tiles(tiles: list[_TilePieces], graph: Graph, bounds: tuple, plane, in
     for tile in tiles:
         tile.output_maps = None
     return Partition(graph, bounds, plane, rectangle(bounds), layers, final[first], len(layers) - 1)
+
+
+def _piece_keys(parent: np.ndarray, packed_codes: np.ndarray) -> np.ndarray:
+    """Each piece's parent region (8 bytes, big-endian, so that keys sort by parent first), then its packed code:
+    uint8 (n_pieces, 8 + n_code_bytes)."""
+    return np.concatenate([parent.astype(">i8").view(np.uint8).reshape(-1, 8), packed_codes], axis=1)
 
 
 def merge_pieces(pieces: Polygons, region: np.ndarray, n_regions: int, frame: Frame) -> Polygons:
