@@ -11,8 +11,8 @@ the layers between two ReLUs (a conv layer, say) on every region and adds a sing
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
+from spline_utils.engine.correction_kernel import add_corrections
 from spline_utils.engine.polygons import z_order_keys
 
 RESTART = 32
@@ -43,7 +43,7 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
     is_head = position == 0
     head_maps = direct(order[is_head])
     head_of = np.cumsum(is_head) - 1  # each sorted region's head, as a row of head_maps
-    packed_codes = layer.packed_codes
+    packed_codes, pre_activations = layer.packed_codes, layer.pre_activations
     result = np.empty((n_regions, 3, jacobian.shape[1]))
     heads_per_chunk = max(1, BUFFER_BYTES // (RESTART * result[0].nbytes))
     buffer = np.empty((heads_per_chunk * RESTART, 3, jacobian.shape[1]))
@@ -51,42 +51,10 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
     for start, stop in zip(bounds[:-1], bounds[1:]):
         regions, chunk = order[start:stop], buffer[:stop - start]
         np.take(head_maps, head_of[start:stop], axis=0, out=chunk, mode="clip")  # in range: clip avoids a copy
-        row, node = _differing_nodes(packed_codes[regions], np.arange(stop - start) - position[start:stop])
-        _add_differences(chunk, layer, jacobian, regions, row, node)
+        add_corrections(chunk, packed_codes, regions, np.arange(stop - start) - position[start:stop], pre_activations,
+                        layer.pre_row, float(layer.slope), jacobian)
         result[regions] = chunk
     return result
-
-
-def _differing_nodes(packed_codes: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (row, node) pairs where row ``i`` of bit-packed codes (n, n_bytes) differs from row ``head[i]``.
-
-    Returns two int64 arrays of the same length, in row-major order.
-    """
-    difference = packed_codes ^ packed_codes[head]
-    row, byte = np.nonzero(difference)
-    pair, bit = np.nonzero(np.unpackbits(difference[row, byte][:, None], axis=1))
-    return row[pair], 8 * byte[pair] + bit
-
-
-def _add_differences(maps: np.ndarray, layer, jacobian: np.ndarray, regions: np.ndarray, row: np.ndarray,
-                     node: np.ndarray):
-    """Add to the maps (n, 3, n_outputs) of ``regions`` their difference from their head's, in place.
-
-    Region ``regions[i]`` and its head have the same parent and differ in the gains of nodes ``node[row == i]``;
-    each adds a rank-one term, the node's gain change times its parent map, through the Jacobian.
-    """
-    gain_change = np.where(layer.code_bits(regions[row], node), 1.0 - layer.slope, layer.slope - 1.0)
-    change = layer.pre_activations[layer.pre_row[regions[row]], :, node] * gain_change[:, None]
-    # one sparse matrix for all three components: its row 3 i + c holds component c of region i's changes
-    per_region = np.bincount(row, minlength=len(regions))
-    first = np.cumsum(per_region) - per_region
-    slot = (2 * first[row] + np.arange(len(row)))[:, None] + per_region[row, None] * np.arange(3)
-    data, indices = np.empty(3 * len(row)), np.empty(3 * len(row), dtype=np.int32)
-    data[slot], indices[slot] = change, node[:, None]
-    row_starts = np.r_[0, np.cumsum(np.repeat(per_region, 3))]
-    matrix = sparse.csr_matrix((data, indices, row_starts), shape=(3 * len(regions), jacobian.shape[0]))
-    flat_maps = maps.reshape(-1, jacobian.shape[1])
-    flat_maps += matrix @ jacobian
 
 
 def position_in_group(sorted_groups: np.ndarray) -> np.ndarray:

@@ -1,0 +1,51 @@
+"""The compiled loop that turns a head region's maps into its siblings' maps: one rank-one term per differing node.
+
+A region and the head of its block share a parent, so their maps differ only through the nodes whose gains differ
+(:mod:`spline_utils.engine.propagate`). In numpy the differing (region, node) pairs were found with ``nonzero`` and
+``unpackbits``, their terms gathered into a sparse matrix and multiplied by the Jacobian: four passes over memory
+and a matrix built per chunk. This loop reads each region's packed code against its head's byte by byte and adds
+each term where it finds it, in the same order (node by node, for each component), so the sums round as before.
+"""
+from __future__ import annotations
+
+import numba
+
+
+@numba.njit(cache=True)
+def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row, slope, jacobian):
+    """Add to ``maps[i]`` its difference from its head's maps, in place.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (n, 3, size)
+        Row ``i`` holds the maps of region ``regions[head[i]]`` (the head's own row is left as it is).
+    packed_codes : ndarray of uint8, shape (n_regions, n_bytes)
+        The layer's codes, 8 nodes a byte (``np.packbits`` order).
+    regions, head : ndarray of int64, shape (n,)
+        The layer's regions and, for each, the row of ``regions`` that holds its head (same parent).
+    pre_activations : ndarray, shape (n_parent_rows, 3, n_nodes)
+        The layer's pre-activation maps; region ``r`` reads row ``pre_row[r]``.
+    slope : float
+        The gain of an inactive node (1 for an active one).
+    jacobian : ndarray, shape (n_nodes, size)
+        The tensor's Jacobian with respect to the layer's output.
+    """
+    n_bytes, size = packed_codes.shape[1], jacobian.shape[1]
+    for i in range(len(regions)):
+        region, head_region = regions[i], regions[head[i]]
+        row = pre_row[region]
+        for byte in range(n_bytes):
+            own = packed_codes[region, byte]
+            difference = own ^ packed_codes[head_region, byte]
+            if difference == 0:
+                continue
+            for bit in range(8):
+                mask = 128 >> bit
+                if difference & mask == 0:
+                    continue
+                node = 8 * byte + bit
+                gain_change = 1.0 - slope if own & mask else slope - 1.0
+                for component in range(3):
+                    change = pre_activations[row, component, node] * gain_change
+                    for output in range(size):
+                        maps[i, component, output] += change * jacobian[node, output]
