@@ -139,6 +139,7 @@ def test_residual_constants_computed_a_few_parents_at_a_time(monkeypatch):
 
     monkeypatch.setattr(graph_partition._SpanPlan, "constant", counted)
     monkeypatch.setattr(graph_partition, "CHUNK_BYTES", 3 * 8 * 12 * 5)
+    monkeypatch.setattr(graph_partition, "PRODUCT_CHUNK_BYTES", 3 * 8 * 12 * 5)
     chunked = su.partition2d(model, bounds)
     assert any(varies for varies, _ in calls) and max(size for _, size in calls) <= 5
     np.testing.assert_array_equal(chunked.codes, whole.codes)

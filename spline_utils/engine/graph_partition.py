@@ -40,7 +40,13 @@ CHUNK_BYTES = 2**27  # maps of one chunk of regions while a span is run on them
 MAX_JACOBIAN_ENTRIES = 2**25  # a span's Jacobian is formed only up to this many entries
 DENSE_FILL = 0.1  # least nonzero fraction of a Jacobian for which heads go through it rather than the span
 SMALL_PRODUCT = 2**26  # multiply-adds of a dense product that runs faster than head maps and corrections
-STREAM_BYTES = 2**30  # a tensor read only by the next ReLU and larger than this is formed a chunk at a time
+# a region's multiply-adds up to which a dense product on every region beats head maps and corrections (measured:
+# the paper CNN's output span, 7,680 a region, 3.5x faster direct; 2-64-64-64's hidden spans, 12,288, slower)
+DIRECT_REGION_PRODUCT = 2**13
+PRODUCT_CHUNK_BYTES = 2**20  # a chunk's layer outputs, formed in cache (L2) just before their dense product
+# a tensor read only by the next ReLU and larger than this is formed a chunk at a time: first touching fresh memory is
+# slow (the paper CNN's 766 MB of layer-1 maps cost a fresh process about 1 s on the 2-core machine)
+STREAM_BYTES = 2**26
 STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents, at most a sixteenth of max_bytes
 POLYGON_BYTES = 8 * 16  # a region's polygon (about six vertices, its vertex count and start) and parent index
 
@@ -370,7 +376,8 @@ class _SpanPlan:
     def maps(self, layer: LayerPartition, target: int) -> np.ndarray:
         """Maps of ``target`` on every region of ``layer`` (which stands at this plan's level)."""
         dense = self.dense_jacobian(target)
-        if dense is not None and 3 * layer.num_regions * dense.size <= SMALL_PRODUCT:
+        if dense is not None and (3 * dense.size <= DIRECT_REGION_PRODUCT
+                                  or 3 * layer.num_regions * dense.size <= SMALL_PRODUCT):
             return _dense_maps(layer, np.arange(layer.num_regions), dense,
                                lambda parents: self.constant(target, parents))
         return maps_from_heads(layer, self.jacobian(target), lambda index: self.direct(layer, target, index))
@@ -438,7 +445,7 @@ def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, 
     """
     n_nodes, size = jacobian.shape
     maps = np.empty((len(index), 3, size))
-    step = max(1, CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)))
+    step = max(1, PRODUCT_CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)))
     for start in range(0, len(index), step):
         chunk = index[start:start + step]
         post = layer.post_activations(chunk).reshape(3 * len(chunk), n_nodes)
