@@ -390,6 +390,7 @@ def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeyp
     from spline_utils.engine import graph_partition, propagate
     width = 24
     monkeypatch.setattr(graph_partition, "DENSE_FILL", dense_fill)
+    monkeypatch.setattr(graph_partition, "DIRECT_REGION_PRODUCT", 0)  # else a product this small skips the heads
     monkeypatch.setattr(propagate, "BUFFER_BYTES", 2 * propagate.RESTART * 3 * 8 * width)
     model = random_mlp((2, width, width, width), "leaky_relu", seed=4)
     partition = su.partition2d(model, (-2, 2, -2, 2))
@@ -399,6 +400,31 @@ def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeyp
         pre = partition.layers[layer].pre_activations
         values = pre[:, 0] + pre[:, 1] * points[:, :1] + pre[:, 2] * points[:, 1:]
         np.testing.assert_allclose(values, hidden_pre_activations(model, points)[layer], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1, -0.5])
+def test_sibling_corrections_equal_the_product_with_each_regions_own_gains(slope):
+    """The compiled corrections turn a head's maps into each sibling's: (pre[p] * g_r) J computed directly."""
+    from spline_utils.engine.correction_kernel import add_corrections
+    rng = np.random.default_rng(7)
+    n_regions, n_nodes, size = 40, 13, 5  # 13 nodes: the last code byte has unused bits
+    codes = rng.random((n_regions, n_nodes)) < 0.5
+    packed = np.packbits(codes, axis=1)
+    pre = rng.normal(size=(3, 3, n_nodes))
+    pre_row = rng.integers(0, 3, n_regions)
+    jacobian = rng.normal(size=(n_nodes, size))
+    regions = rng.permutation(n_regions)
+    head = np.repeat(np.arange(0, n_regions, 8), 8)  # rows 0, 8, ... are heads
+    pre_row[regions] = pre_row[regions[head]]  # a head and its block share a parent
+
+    def direct(index):
+        gains = np.where(codes[index], 1.0, slope)
+        return np.einsum("rck,rk,ko->rco", pre[pre_row[index]], gains, jacobian)
+
+    maps = direct(regions[head])
+    add_corrections(maps, packed, regions, head, pre, pre_row, slope, jacobian)
+    np.testing.assert_allclose(maps, direct(regions), rtol=1e-12, atol=1e-12)
+    assert np.abs(direct(regions) - direct(regions[head])).max() > 0.1  # the corrections did something
 
 
 def streamed_and_whole(monkeypatch, model, bounds, plane=None):
