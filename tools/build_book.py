@@ -8,7 +8,8 @@ MathJax is served from the site itself (the ``django-static-mathjax`` wheel of r
 their equations offline too: only the components the pages use (TeX input with its autoloaded packages, HTML output,
 the hidden MathML for screen readers), without the 430 kB menu and the speech engine.
 
-Usage: ``python tools/build_book.py [--only 01_spline_partition] [--smoke] [--pages-only] [--path-output DIR]``
+Usage: ``python tools/build_book.py [--only 01_spline_partition] [--smoke] [--jobs 2] [--pages-only]
+[--path-output DIR]``
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import papermill
@@ -79,13 +81,15 @@ def toc_files(node) -> set[str]:
     return found.union(*(toc_files(value) for value in node.values() if isinstance(value, (list, dict))))
 
 
-def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
+def stage(stage_dir: Path, only: str | None, smoke: bool = False, jobs: int = 2) -> None:
     """Copy config, toc and prose to ``stage_dir`` and execute the chapters into it (execution off for the build).
 
     The staged notebooks show the site's own Colab badge image (``book/_static``) instead of Colab's.
 
     Chapters whose name does not contain ``only`` are copied unexecuted (their pages have no outputs); ``smoke``
-    executes with ``SMOKE = True`` (a quick preview of the pages, not the book's figures).
+    executes with ``SMOKE = True`` (a quick preview of the pages, not the book's figures). ``jobs`` chapters run at
+    once, each in its own kernel: a chapter runs torch on one thread (``start_chapter``), so two of them use both
+    cores of the 2-core machine.
     """
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
@@ -106,20 +110,38 @@ def stage(stage_dir: Path, only: str | None, smoke: bool = False) -> None:
     profile.mkdir(parents=True)
     (profile / "ipython_kernel_config.py").write_text(KERNEL_CONFIG)
     os.environ["IPYTHONDIR"] = str(stage_dir / "ipython")  # the kernels papermill starts read it
+    to_execute = []
     for notebook in chapters():
         target = stage_dir / "book" / notebook.name
         if f"book/{notebook.stem}" not in listed:
             print(f"skipped {notebook.name}: not in _toc.yml, so not part of the book", flush=True)
-            continue
-        if only and only not in notebook.stem:
+        elif only and only not in notebook.stem:
             shutil.copy(notebook, target)
-            continue
-        started = time.perf_counter()
-        papermill.execute_notebook(str(notebook), str(target), cwd=str(ROOT / "book"), kernel_name="python3",
-                                   parameters={"SMOKE": True} if smoke else None, progress_bar=False)
-        print(f"executed {notebook.name} in {time.perf_counter() - started:.0f} s", flush=True)
+        else:
+            to_execute.append((notebook, target))
+    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(to_execute)))) as pool:
+        runs = [pool.submit(execute, notebook, target, smoke) for notebook, target in to_execute]
+        try:
+            for run in as_completed(runs):
+                print(run.result(), flush=True)
+        except RuntimeError:  # a chapter failed: start no other, and stop the build once the running ones end
+            for run in runs:
+                run.cancel()
+            raise
     for notebook in (stage_dir / "book").glob("*.ipynb"):
         notebook.write_text(notebook.read_text().replace(COLAB_BADGE_URL, COLAB_BADGE_LOCAL))
+
+
+def execute(notebook: Path, target: Path, smoke: bool) -> str:
+    """Run ``notebook`` with papermill into ``target`` (in a worker process); return the line that says how long it
+    took. A failure comes back as a RuntimeError with the chapter's name and papermill's message."""
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(notebook), str(target), cwd=str(ROOT / "book"), kernel_name="python3",
+                                   parameters={"SMOKE": True} if smoke else None, progress_bar=False)
+    except Exception as error:  # papermill's own errors do not survive the trip back from the worker
+        raise RuntimeError(f"{notebook.name} failed:\n{error}") from None
+    return f"executed {notebook.name} in {time.perf_counter() - started:.0f} s"
 
 
 def vendor_mathjax(static_dir: Path) -> str:
@@ -176,12 +198,13 @@ def main() -> None:
     parser.add_argument("--path-output", type=Path, default=ROOT,
                         help="build in PATH_OUTPUT/_build (default: the repository root)")
     parser.add_argument("--smoke", action="store_true", help="execute with SMOKE = True: a quick preview build")
+    parser.add_argument("--jobs", type=int, default=2, help="chapters executed at once (default 2)")
     parser.add_argument("--pages-only", action="store_true",
                         help="only run the page pass (tools/page_pass.py) again over the existing build")
     args = parser.parse_args()
     build_dir = args.path_output.resolve() / "_build"
     if not args.pages_only:
-        stage(build_dir / "source", args.only, args.smoke)
+        stage(build_dir / "source", args.only, args.smoke, args.jobs)
         build(build_dir / "source", args.path_output.resolve(), strict=not args.only)
     html_dir = build_dir / "html"
     page_pass.process_site(html_dir, CITATION)
