@@ -4,6 +4,8 @@ Oracles: the model's own forward pass (codes via hooks on its ReLU modules, outp
 polygon areas, and containment of each layer's regions in the previous layer's.
 """
 import copy
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -466,6 +468,35 @@ class SkipMLP(nn.Module):
         for block in self.blocks:
             h = h + block(torch.relu(h))
         return self.head(torch.relu(h))
+
+
+@pytest.mark.parametrize("how", ["streamed", "tiled"])
+def test_a_partition_is_freed_as_soon_as_it_is_dropped(monkeypatch, how):
+    """No reference cycle through a layer that computes its maps again (streamed, or merged from tiles): dropping a
+    partition frees it at once, not when Python's cyclic collector next runs, which numpy's memory does not prompt
+    (repeated canvases grew by their maps every call)."""
+    from spline_utils.engine import graph_partition, tiling
+    model, bounds, plane = streaming_cases()[3]
+    caps = {}
+    if how == "streamed":
+        monkeypatch.setattr(graph_partition, "STREAM_BYTES", 1)
+        monkeypatch.setattr(graph_partition, "STREAM_CHUNK_BYTES", 3 * 8 * 64 * 7)
+    else:
+        whole = su.partition2d(model, bounds, plane=plane)
+        held = sum(layer.pre_activations.nbytes + layer.packed_codes.nbytes + layer.polygons.vertices.nbytes
+                   for layer in whole.layers)
+        monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
+        caps["max_bytes"] = held // 3
+    gc.collect()
+    gc.disable()
+    try:
+        partition = su.partition2d(model, bounds, plane=plane, **caps)
+        assert any(layer._recompute is not None for layer in partition.layers)
+        layers = [weakref.ref(layer) for layer in partition.layers]
+        del partition
+        assert all(layer() is None for layer in layers)
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("case", [0, 1, 2, 3])

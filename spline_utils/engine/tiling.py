@@ -150,7 +150,9 @@ class CodedForward:
     """
 
     def __init__(self, graph: Graph, input_state: np.ndarray, layers: list[LayerPartition], level: int):
-        self.graph, self.input_state, self.layers, self.level = graph, input_state, layers, level
+        self.graph, self.input_state, self.level = graph, input_state, level
+        # the older layers only: holding the list that will hold this layer would close a reference cycle
+        self.layers = layers[:level]
         relu = graph.nodes[graph.relu_nodes[level]]
         self.n_parents = 1 if level == 0 else None
         widest = max(math.prod(node.shape) for node in graph.nodes[1:graph.relu_nodes[level]] or [relu])
