@@ -474,7 +474,10 @@ class SkipMLP(nn.Module):
 def test_a_partition_is_freed_as_soon_as_it_is_dropped(monkeypatch, how):
     """No reference cycle through a layer that computes its maps again (streamed, or merged from tiles): dropping a
     partition frees it at once, not when Python's cyclic collector next runs, which numpy's memory does not prompt
-    (repeated canvases grew by their maps every call)."""
+    (repeated canvases grew by their maps every call).
+
+    The same call runs once first: in a fresh environment it compiles the kernels, and numba's compiler leaves
+    cycles through its callers' frames that one time; what matters is every later call."""
     from spline_utils.engine import graph_partition, tiling
     model, bounds, plane = streaming_cases()[3]
     caps = {}
@@ -487,6 +490,7 @@ def test_a_partition_is_freed_as_soon_as_it_is_dropped(monkeypatch, how):
                    for layer in whole.layers)
         monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
         caps["max_bytes"] = held // 3
+    su.partition2d(model, bounds, plane=plane, **caps)
     gc.collect()
     gc.disable()
     try:
