@@ -122,9 +122,11 @@ def test_residual_mlp_codes_maps_areas_nesting(seed, slope):
     check_nesting(partition)
 
 
-def test_residual_constants_computed_a_few_parents_at_a_time(monkeypatch):
+@pytest.mark.parametrize("chunk,product_chunk", [(5, 5), (10, 3)])
+def test_residual_constants_computed_a_few_parents_at_a_time(monkeypatch, chunk, product_chunk):
     """A skip makes C (the span with the ReLU's output set to zero) differ from parent to parent; it is computed for
-    each chunk's parents only. Chunks of 5 regions give the same maps as one chunk, and match the forward pass."""
+    each chunk's parents only. Chunks of ``chunk`` regions (dense products in smaller ones of ``product_chunk``) give
+    the same maps as one chunk, and match the forward pass."""
     from spline_utils.engine import graph_partition
 
     model = ResidualMLP(width=12, blocks=2, seed=5)
@@ -138,10 +140,10 @@ def test_residual_constants_computed_a_few_parents_at_a_time(monkeypatch):
         return constant(plan, target, parents)
 
     monkeypatch.setattr(graph_partition._SpanPlan, "constant", counted)
-    monkeypatch.setattr(graph_partition, "CHUNK_BYTES", 3 * 8 * 12 * 5)
-    monkeypatch.setattr(graph_partition, "PRODUCT_CHUNK_BYTES", 3 * 8 * 12 * 5)
+    monkeypatch.setattr(graph_partition, "CHUNK_BYTES", 3 * 8 * 12 * chunk)
+    monkeypatch.setattr(graph_partition, "PRODUCT_CHUNK_BYTES", 3 * 8 * 12 * product_chunk)
     chunked = su.partition2d(model, bounds)
-    assert any(varies for varies, _ in calls) and max(size for _, size in calls) <= 5
+    assert any(varies for varies, _ in calls) and max(size for _, size in calls) <= chunk
     np.testing.assert_array_equal(chunked.codes, whole.codes)
     np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=1e-12, atol=1e-12)
     check_against_forward(model, chunked)

@@ -452,16 +452,21 @@ def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, 
     ``constant(parents)`` gives ``C`` on those parents (:meth:`_SpanPlan.constant`).
 
     BLAS does a multiply-add ~15x faster than a float64 convolution; the layer's outputs ``z`` are formed a chunk of
-    regions at a time, never for all regions at once.
+    regions at a time, never for all regions at once. ``C`` is computed for chunks of :data:`CHUNK_BYTES` (a residual
+    span's runs the span on each parent, a fixed cost per call); the products within them take chunks of about
+    :data:`PRODUCT_CHUNK_BYTES` that stay in cache, but never read fewer bytes of ``z`` than of ``J``.
     """
     n_nodes, size = jacobian.shape
     maps = np.empty((len(index), 3, size))
-    step = max(1, PRODUCT_CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)))
+    step = max(1, CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)))
+    product_step = max(1, PRODUCT_CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)), -(-size // 3))
     for start in range(0, len(index), step):
-        chunk = index[start:start + step]
-        post = layer.post_activations(chunk).reshape(3 * len(chunk), n_nodes)
-        np.matmul(post, jacobian, out=maps[start:start + step].reshape(3 * len(chunk), size))
-        maps[start:start + step] += constant(layer.parent[chunk])
+        stop = min(start + step, len(index))
+        for first in range(start, stop, product_step):
+            last = min(first + product_step, stop)
+            post = layer.post_activations(index[first:last]).reshape(3 * (last - first), n_nodes)
+            np.matmul(post, jacobian, out=maps[first:last].reshape(3 * (last - first), size))
+        maps[start:stop] += constant(layer.parent[index[start:stop]])
     return maps
 
 
