@@ -452,8 +452,8 @@ def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, 
     ``constant(parents)`` gives ``C`` on those parents (:meth:`_SpanPlan.constant`).
 
     BLAS does a multiply-add ~15x faster than a float64 convolution; the layer's outputs ``z`` are formed a chunk of
-    regions at a time, never for all regions at once. ``C`` is computed for chunks of :data:`CHUNK_BYTES` (a residual
-    span's runs the span on each parent, a fixed cost per call); the products within them take chunks of about
+    regions at a time, never for all regions at once. ``C`` is computed for chunks of :data:`CHUNK_BYTES` (for a
+    residual span that runs the span on each parent, at a fixed cost per call); the products within them take chunks of about
     :data:`PRODUCT_CHUNK_BYTES` that stay in cache, but never read fewer bytes of ``z`` than of ``J``.
     """
     n_nodes, size = jacobian.shape
