@@ -22,3 +22,10 @@ def random_interior_points(polygon: np.ndarray, n: int, generator: np.random.Gen
     """``n`` random convex combinations of a convex polygon's vertices (m, 2): points strictly inside it, (n, 2)."""
     weights = generator.dirichlet(np.ones(len(polygon)), size=n)
     return weights @ polygon
+
+
+def held_bytes(partition) -> int:
+    """Bytes of a partition's layers (pre-activation maps, packed codes, polygon vertices): a test's ``max_bytes``
+    below this forces tiles."""
+    return sum(layer.pre_activations.nbytes + layer.packed_codes.nbytes + layer.polygons.vertices.nbytes
+               for layer in partition.layers)

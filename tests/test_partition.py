@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from helpers import random_interior_points
+from helpers import held_bytes, random_interior_points
 
 import spline_utils as su
 from spline_utils.training import nets
@@ -431,13 +431,17 @@ def test_sibling_corrections_equal_the_product_with_each_regions_own_gains(slope
 
 def streamed_and_whole(monkeypatch, model, bounds, plane=None):
     """The same partition computed whole and with every large-enough layer cut a few parents at a time."""
-    from spline_utils.engine import graph_partition
-
     whole = su.partition2d(model, bounds, plane=plane)
-    monkeypatch.setattr(graph_partition, "STREAM_BYTES", 1)
-    monkeypatch.setattr(graph_partition, "STREAM_CHUNK_BYTES", 3 * 8 * 64 * 7)
+    stream_every_layer(monkeypatch)
     streamed = su.partition2d(model, bounds, plane=plane)
     return whole, streamed
+
+
+def stream_every_layer(monkeypatch):
+    """Make every layer with a ReLU input to stream be cut a few parents at a time."""
+    from spline_utils.engine import graph_partition
+    monkeypatch.setattr(graph_partition, "STREAM_BYTES", 1)
+    monkeypatch.setattr(graph_partition, "STREAM_CHUNK_BYTES", 3 * 8 * 64 * 7)
 
 
 def streaming_cases():
@@ -478,18 +482,14 @@ def test_a_partition_is_freed_as_soon_as_it_is_dropped(monkeypatch, how):
 
     The same call runs once first: in a fresh environment it compiles the kernels, and numba's compiler leaves
     cycles through its callers' frames that one time; what matters is every later call."""
-    from spline_utils.engine import graph_partition, tiling
+    from spline_utils.engine import tiling
     model, bounds, plane = streaming_cases()[3]
     caps = {}
     if how == "streamed":
-        monkeypatch.setattr(graph_partition, "STREAM_BYTES", 1)
-        monkeypatch.setattr(graph_partition, "STREAM_CHUNK_BYTES", 3 * 8 * 64 * 7)
+        stream_every_layer(monkeypatch)
     else:
-        whole = su.partition2d(model, bounds, plane=plane)
-        held = sum(layer.pre_activations.nbytes + layer.packed_codes.nbytes + layer.polygons.vertices.nbytes
-                   for layer in whole.layers)
         monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
-        caps["max_bytes"] = held // 3
+        caps["max_bytes"] = held_bytes(su.partition2d(model, bounds, plane=plane)) // 3
     su.partition2d(model, bounds, plane=plane, **caps)
     gc.collect()
     gc.disable()

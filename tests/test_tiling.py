@@ -11,7 +11,7 @@ import torch.nn as nn
 
 import spline_utils as su
 from spline_utils.engine import graph_partition, hull_kernel, tiling
-from tests.helpers import randomize_batchnorm, random_interior_points
+from tests.helpers import held_bytes, randomize_batchnorm, random_interior_points
 
 
 class Residual(nn.Module):
@@ -43,8 +43,7 @@ def cases():
 def whole_and_tiled(monkeypatch, model, bounds, plane, shrink=3):
     """The partition computed whole, and again with ``max_bytes`` a ``shrink``-th of what the whole one held."""
     whole = su.partition2d(model, bounds, plane=plane)
-    held = sum(layer.pre_activations.nbytes + layer.packed_codes.nbytes + layer.polygons.vertices.nbytes
-               for layer in whole.layers)
+    held = held_bytes(whole)
     monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
     tiles = []
     run = graph_partition.graph_partition2d
