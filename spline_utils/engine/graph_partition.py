@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from spline_utils.engine.cutting import cut_by_layer
+from spline_utils.engine.network_maps import CodedForward, apply_affine, input_of
 from spline_utils.engine.partition import (LayerPartition, MapsTooLarge, Partition, ancestors, check_memory,
                                           readable_bytes)
 from spline_utils.engine.polygons import Polygons
@@ -77,6 +78,10 @@ class _GraphCutter:
         self.layer_of: dict[int, int] = {}  # ReLU node -> index of its layer
         self.producers: dict[int, _Producer] = {}  # tensors too large to form: computed a chunk at a time
         self.pending: list[np.ndarray] = []  # the parts of a layer being cut a chunk at a time
+        self.regions_before: dict[int, int] = {}  # layer -> its regions in earlier region chunks (the cap counts all)
+        self.outside_bytes = 0  # bytes held for this partition outside the cutter (earlier region chunks' results)
+        self.output_maps, self.output_level = None, -1
+        self.input_state = None
         self.last_reader = {}
         for index, node in enumerate(graph.nodes[1:], start=1):
             for source in _inputs(node):
@@ -84,17 +89,28 @@ class _GraphCutter:
         self.last_reader[graph.output] = len(graph.nodes)
 
     def run(self, input_state: np.ndarray, bounds, plane) -> Partition:
-        nodes = self.graph.nodes
+        self.input_state = input_state
         self.maps[0] = input_state.reshape(1, 3, -1)
-        index = 1
+        self._run_from(1)
+        return Partition(self.graph, bounds, plane, self.domain, self.layers, self.output_maps, self.output_level)
+
+    def _run_from(self, index: int) -> None:
+        """Cut by the ReLU nodes from node ``index`` on; sets :attr:`output_maps` and :attr:`output_level`."""
+        nodes = self.graph.nodes
         while index < len(nodes):
             if isinstance(nodes[index], ReluNode):
                 end = _span_end(self.graph, index)
+                span = list(range(index + 1, end))
                 if nodes[index].input in self.producers:
-                    self._cut_streamed(index, list(range(index + 1, end)))
+                    spanned = self._cut_streamed(index, span)
                 else:
                     self._cut(index)
-                    self._span(index, list(range(index + 1, end)))
+                    spanned = self._span_fits(index)
+                    if spanned:
+                        self._span(index, span)
+                if not spanned:
+                    self._continue_in_region_chunks(index, span, end)
+                    return
                 self._forget(range(index, end), end)
                 index = end
             else:
@@ -104,8 +120,9 @@ class _GraphCutter:
                 index += 1
         output = self.graph.output
         # a network ending in a ReLU: its output maps are the last layer's outputs, computed when first asked for
-        maps = self.maps[output] if output in self.maps else self.layers[self.layer_of[output]].all_post_activations
-        return Partition(self.graph, bounds, plane, self.domain, self.layers, maps, self.level[output])
+        self.output_maps = self.maps[output] if output in self.maps else \
+            self.layers[self.layer_of[output]].all_post_activations
+        self.output_level = self.level[output]
 
     def _held_bytes(self) -> int:
         """Bytes this partition holds: stored tensors' maps, the layers' maps, codes and polygons."""
@@ -116,36 +133,44 @@ class _GraphCutter:
         for producer in self.producers.values():
             arrays += list(producer.sources.values())
         held = {id(array if array.base is None else array.base): array.nbytes for array in arrays if array is not None}
-        return sum(held.values())
+        return sum(held.values()) + self.outside_bytes
 
     def _check_memory(self, n_regions: int, bytes_per_region: int) -> None:
         """:func:`check_memory` counting everything this partition holds (:meth:`_held_bytes`)."""
         check_memory(n_regions, bytes_per_region, self.max_bytes, self._held_bytes())
 
-    def _cut_by_layer(self, parents: Polygons, pre: np.ndarray, relu: int, streamed: bool, regions_so_far: int = 0):
-        """:func:`cut_by_layer` for ReLU node ``relu``, stopped early, with :class:`MapsTooLarge`, when the pieces
-        and what they will hold (:meth:`_bytes_per_region`) would not fit in ``max_bytes`` with what is held."""
-        per_region = self._bytes_per_region(relu, streamed)
+    def _cut_by_layer(self, parents: Polygons, pre: np.ndarray, relu: int, regions_so_far: int = 0):
+        """:func:`cut_by_layer` for ReLU node ``relu``, stopped early, with :class:`MapsTooLarge`, when the pieces'
+        codes and polygons would not fit in ``max_bytes`` with what is held (the maps they will need are decided on
+        after the cut: :meth:`_span_fits`)."""
+        per_region = math.ceil(math.prod(self.graph.nodes[relu].shape) / 8) + POLYGON_BYTES
         room = max(0, self.max_bytes - self._held_bytes()) // per_region
+        regions_so_far += self.regions_before.get(len(self.layers), 0)
         try:
-            return cut_by_layer(parents, pre, self.frame, self.max_regions - regions_so_far, len(self.layers), room)
+            pieces, parent, codes = cut_by_layer(parents, pre, self.frame, self.max_regions - regions_so_far,
+                                                 len(self.layers), room)
+            if regions_so_far + len(pieces) > self.max_regions:  # parents that no line cuts are not counted there
+                raise too_large(len(self.layers), f"already has more than max_regions={self.max_regions} regions")
+            return pieces, parent, codes
         except OutOfRoom:
             raise MapsTooLarge(f"hidden layer {len(self.layers)} has more than {room + regions_so_far} regions, "
-                               f"whose codes, polygons and maps need more than max_bytes={self.max_bytes} "
+                               f"whose codes and polygons need more than max_bytes={self.max_bytes} "
                                f"({readable_bytes(self.max_bytes)}); shrink the bounds, use a smaller model, or raise "
                                "max_bytes", 2 * self.max_bytes, self.max_bytes, per_region) from None
 
-    def _bytes_per_region(self, relu: int, streamed: bool) -> int:
-        """Bytes each region of ReLU node ``relu``'s layer holds: its packed code, its polygon (:data:`POLYGON_BYTES`)
-        and parent, and the maps of the span tensors after the ReLU that later nodes read. A tensor that only the next
-        ReLU reads is counted as streamed (:meth:`_span`), unless the layer is cut a chunk at a time (``streamed``)
-        and so keeps no maps to stream it from."""
+    def _span_bytes_per_region(self, relu: int, streamed: bool) -> int:
+        """Bytes of the maps each region of ReLU node ``relu``'s layer holds for its span: the span tensors that
+        later nodes read. A tensor that only the next ReLU reads is not counted (:meth:`_span` streams it), unless
+        the layer keeps no maps to stream it from (``streamed``: it was cut a chunk at a time)."""
         nodes, end = self.graph.nodes, _span_end(self.graph, relu)
-        held = 0
-        for target in range(relu + 1, end):
-            if self.last_reader.get(target, -1) >= end and (streamed or not self._streamable(target, end)):
-                held += 3 * 8 * math.prod(nodes[target].shape)
-        return math.ceil(math.prod(nodes[relu].shape) / 8) + POLYGON_BYTES + held
+        return sum(3 * 8 * math.prod(nodes[target].shape) for target in range(relu + 1, end)
+                   if self.last_reader.get(target, -1) >= end and (streamed or not self._streamable(target, end)))
+
+    def _span_fits(self, relu: int) -> bool:
+        """Whether the span maps of the layer just cut, on every region, fit in ``max_bytes`` with what is held."""
+        layer = self.layers[-1]
+        needed = layer.num_regions * self._span_bytes_per_region(relu, layer._pre_activations is None)
+        return self._held_bytes() + needed <= self.max_bytes
 
     def _streamable(self, target: int, end: int) -> bool:
         """Whether span tensor ``target`` is read by the next ReLU node (``end``) alone, as its input."""
@@ -166,7 +191,7 @@ class _GraphCutter:
         if not self._held_whole(node.input, current):  # else read without a copy
             self._check_memory(len(parents), 3 * math.prod(node.shape) * 8)
         pre = self._source(node.input, current).reshape(len(parents), 3, -1)
-        pieces, parent, codes = self._cut_by_layer(parents, pre, index, streamed=False)
+        pieces, parent, codes = self._cut_by_layer(parents, pre, index)
         self.layers.append(LayerPartition(pieces, parent, codes, pre, node.slope, node.shape))
         self.level[index] = self.layer_of[index] = len(self.layers) - 1
 
@@ -193,12 +218,8 @@ class _GraphCutter:
 
     def _plan_span(self, relu: int, span: list[int]) -> "_SpanPlan | None":
         """Levels of the span's nodes, maps of those that do not depend on ``relu``, and how to compute the others."""
-        nodes, level = self.graph.nodes, len(self.layers) - 1
-        for index in span:
-            self.level[index] = max(self.level[source] for source in nodes[index].inputs)
-        for index in span:  # nodes that do not depend on this ReLU: on the coarser level they belong to
-            if self.level[index] < level:
-                self.maps[index] = self._evaluate([index], [index], self.level[index])[index]
+        level = len(self.layers) - 1
+        self._older_span_nodes(span, level)
         dependent = [index for index in span if self.level[index] == level]
         end = _span_end(self.graph, relu)
         stored = [index for index in dependent if self.last_reader.get(index, -1) >= end]  # unread nodes: none
@@ -207,12 +228,23 @@ class _GraphCutter:
         jacobians = self._jacobians(relu, dependent, stored) if _worth_a_jacobian(self.layers[level]) else None
         return _SpanPlan(self, level, relu, dependent, stored, jacobians)
 
-    def _cut_streamed(self, relu: int, span: list[int]) -> None:
+    def _older_span_nodes(self, span: list[int], level: int) -> None:
+        """Set the levels of the span's nodes and compute the maps of those that do not depend on the ReLU just cut
+        (layer ``level``), on the coarser level they belong to (once: region chunks find them computed)."""
+        nodes = self.graph.nodes
+        for index in span:
+            self.level[index] = max(self.level[source] for source in nodes[index].inputs)
+        for index in span:
+            if self.level[index] < level and index not in self.maps:
+                self.maps[index] = self._evaluate([index], [index], self.level[index])[index]
+
+    def _cut_streamed(self, relu: int, span: list[int]) -> bool:
         """Cut by ReLU node ``relu`` and compute its span, a chunk of parent regions at a time.
 
         The ReLU's input maps on every parent would not fit: each chunk's are formed, cut, used for the chunk's
         children's span maps, and dropped. The layer keeps no maps; :attr:`LayerPartition.pre_activations`
-        computes them again when asked.
+        computes them again when asked. Returns whether the span was computed: not when its maps on every region
+        would not fit in ``max_bytes`` (:meth:`_continue_in_region_chunks` then computes it).
         """
         node, level = self.graph.nodes[relu], len(self.layers)
         producer, parents = self.producers.pop(node.input), self.layers[level - 1]
@@ -221,12 +253,12 @@ class _GraphCutter:
         step = max(1, chunk_bytes // (3 * 8 * max(1, math.prod(node.shape))))
         parts: dict = {"pieces": [], "parent": [], "codes": []}
         stored_parts: dict = {target: [] for target in (plan.stored if plan else [])}
-        total = 0
+        has_span_maps, cut_arrays, total = plan is not None, [], 0
         for start in range(0, parents.num_regions, step):
             index = np.arange(start, min(start + step, parents.num_regions))
             pre = producer(index)
             try:
-                pieces, local_parent, codes = self._cut_by_layer(parents.polygons.subset(index), pre, relu, True, total)
+                pieces, local_parent, codes = self._cut_by_layer(parents.polygons.subset(index), pre, relu, total)
             except MapsTooLarge:
                 raise
             except PartitionTooLarge:
@@ -236,14 +268,16 @@ class _GraphCutter:
             chunk = LayerPartition(pieces, index[local_parent], codes, pre, node.slope, node.shape)
             chunk.pre_row = local_parent
             parts["pieces"].append(pieces), parts["parent"].append(chunk.parent), parts["codes"].append(codes)
-            self.pending += [pieces.vertices, chunk.parent, codes]
+            cut_arrays += [pieces.vertices, chunk.parent, codes]
+            if plan is not None and self._held_bytes() + len(pieces) * self._span_bytes_per_region(relu, True) > \
+                    self.max_bytes:  # the span's maps do not fit: the layer is cut first, its span in region chunks
+                plan, stored_parts = None, {}
             if plan is not None:
                 self.layers.append(chunk)
                 for target in plan.stored:
-                    self._check_memory(len(pieces), 3 * math.prod(self.graph.nodes[target].shape) * 8)
                     stored_parts[target].append(plan.maps(chunk, target))
-                    self.pending.append(stored_parts[target][-1])
                 self.layers.pop()
+            self.pending = cut_arrays + [maps for pieces in stored_parts.values() for maps in pieces]
         self.pending = []
         producer.step = step
         layer = LayerPartition(Polygons.concatenate(parts["pieces"]), np.concatenate(parts["parent"]),
@@ -252,6 +286,7 @@ class _GraphCutter:
         producer.plan.cutter = self._older_layers(level)  # no cycle layer -> producer -> cutter -> layer
         for target, pieces in stored_parts.items():
             self.maps[target] = np.concatenate(pieces)
+        return plan is not None or not has_span_maps
 
     def _older_layers(self, n_layers: int) -> "_GraphCutter":
         """A copy of this cutter that sees only its first ``n_layers`` layers and holds no maps: what a layer's
@@ -261,6 +296,86 @@ class _GraphCutter:
         older = copy.copy(self)
         older.layers, older.maps, older.producers, older.pending = self.layers[:n_layers], {}, {}, []
         return older
+
+    def _continue_in_region_chunks(self, relu: int, span: list[int], end: int) -> None:
+        """Compute the span of the layer just cut, and every later layer, a chunk of the layer's regions at a time.
+
+        Used when the span's maps on every region of the layer would not fit in ``max_bytes`` (a MaxPool's running
+        maximum or a skip connection, as wide as the layer, read again layers later). The regions of later layers
+        descend from one region of this layer each, so each chunk of its regions runs the rest of the network alone,
+        and the chunks' later layers, joined in order, are exactly the whole run's. Their maps are not kept: they are
+        computed again from the codes when asked for (:class:`~spline_utils.engine.network_maps.CodedForward`).
+        """
+        layer, level = self.layers[-1], len(self.layers) - 1
+        self._older_span_nodes(span, level)
+        per_region = max(1, self._span_bytes_per_region(relu, False))
+        later = range(level + 1, len(self.graph.relu_nodes))
+        parts = {later_level: {"pieces": [], "parent": [], "codes": []} for later_level in later}
+        counts, outputs, kept_bytes, start, most = dict.fromkeys(later, 0), [], 0, 0, layer.num_regions
+        while start < layer.num_regions:
+            # half the room left for the chunk's span maps, half for its later layers
+            step = (self.max_bytes - self._held_bytes() - kept_bytes) // (2 * per_region)
+            if step < 1:
+                raise MapsTooLarge(f"hidden layer {level}'s {layer.num_regions} regions and their later layers leave "
+                                   f"no room in max_bytes={self.max_bytes} ({readable_bytes(self.max_bytes)}) for the "
+                                   f"maps of even one region ({readable_bytes(per_region)}); shrink the bounds, use a "
+                                   "smaller model, or raise max_bytes", self._held_bytes() + kept_bytes +
+                                   (layer.num_regions - start) * per_region, self.max_bytes, per_region)
+            index = np.arange(start, min(start + min(step, most), layer.num_regions))
+            chunk = self._region_chunk(index, counts, kept_bytes)
+            try:
+                chunk._span(relu, span)
+                chunk._forget(range(relu, end), end)
+                chunk._run_from(end)
+            except MapsTooLarge:
+                if len(index) == 1:
+                    raise
+                most = len(index) // 2  # its later layers did not fit: half as many regions
+                continue
+            offsets = {level: start} | {later_level: counts[later_level] for later_level in later}
+            for later_level in later:  # parents: from the chunk's rows to the whole layer's
+                piece, kept = chunk.layers[later_level], parts[later_level]
+                kept["pieces"].append(piece.polygons), kept["codes"].append(piece.packed_codes)
+                kept["parent"].append(piece.parent + offsets[later_level - 1])
+                counts[later_level] += piece.num_regions
+                kept_bytes += piece.polygons.vertices.nbytes + piece.parent.nbytes + piece.packed_codes.nbytes
+            if not callable(chunk.output_maps):  # else the output is the last layer's: computed when asked for
+                outputs.append(chunk.output_maps)
+                kept_bytes += chunk.output_maps.nbytes
+            self.output_level = chunk.output_level
+            start += len(index)
+            del chunk
+        for later_level in later:
+            node = self.graph.nodes[self.graph.relu_nodes[later_level]]
+            kept = parts.pop(later_level)
+            self.layers.append(LayerPartition(Polygons.concatenate(kept["pieces"]), np.concatenate(kept["parent"]),
+                                              np.concatenate(kept["codes"]), None, node.slope, node.shape,
+                                              recompute=CodedForward(self.graph, self.input_state, self.layers,
+                                                                     later_level)))
+            self.layer_of[self.graph.relu_nodes[later_level]] = later_level
+        output = self.graph.output
+        if output in self.layer_of:  # a network ending in a ReLU
+            self.output_maps = self.layers[self.layer_of[output]].all_post_activations
+        else:
+            self.output_maps = np.concatenate(outputs) if self.output_level >= level else outputs[0]
+
+    def _region_chunk(self, index: np.ndarray, counts: dict, kept_bytes: int) -> "_GraphCutter":
+        """A cutter for regions ``index`` of the layer just cut, as if they were all of it: earlier layers and maps
+        shared, the layer's pre-activation maps on the regions' parents alone, the regions and bytes of earlier
+        chunks (``counts`` per later layer, ``kept_bytes``) counted against the caps."""
+        layer = self.layers[-1]
+        rows, local_row = np.unique(layer.pre_row[index], return_inverse=True)
+        subset = LayerPartition(layer.polygons.subset(index), layer.parent[index], layer.packed_codes[index],
+                                layer.pre_activation_rows(rows), layer.slope, layer.shape)
+        subset.pre_row = local_row.reshape(-1)
+        chunk = copy.copy(self)
+        chunk.layers = self.layers[:-1] + [subset]
+        chunk.maps, chunk.level, chunk.layer_of = dict(self.maps), dict(self.level), dict(self.layer_of)
+        chunk.producers, chunk.pending = {}, []
+        chunk.regions_before = {later: self.regions_before.get(later, 0) + count for later, count in counts.items()}
+        chunk.outside_bytes = self.outside_bytes + kept_bytes + layer.polygons.vertices.nbytes + \
+            layer.parent.nbytes + layer.packed_codes.nbytes
+        return chunk
 
     def _plan_span_after(self, relu: int, span: list[int]) -> "_SpanPlan | None":
         """:meth:`_plan_span` for the span of a ReLU whose layer is cut in chunks: planned on a stand-in layer."""
@@ -317,8 +432,10 @@ class _GraphCutter:
         """Maps of ``targets`` on regions ``index`` (default: all) of ``level``, by running the span's nodes.
 
         With ``zero_relu`` that ReLU node's output counts as zero (no offset, no slope): the span's part that does
-        not depend on it. Results that do not vary from region to region come back as a single row.
+        not depend on it. Results that do not vary from region to region come back as a single row. Only the nodes
+        that ``targets`` depend on are run.
         """
+        span = _needed_nodes(self.graph, span, targets)
         n_regions = 1 if level < 0 else self.layers[level].num_regions
         index = np.arange(n_regions) if index is None else index
         outside = _outside_inputs(self.graph, span) - {zero_relu}
@@ -435,6 +552,15 @@ def _outside_inputs(graph: Graph, span: list[int]) -> set[int]:
     return {source for index in span for source in graph.nodes[index].inputs} - set(span)
 
 
+def _needed_nodes(graph: Graph, span: list[int], targets: list[int]) -> list[int]:
+    """The nodes of ``span`` (in order) that ``targets`` depend on, the targets included."""
+    needed = set(targets)
+    for index in reversed(span):
+        if index in needed:
+            needed.update(graph.nodes[index].inputs)
+    return [index for index in span if index in needed]
+
+
 def _span_end(graph: Graph, relu: int) -> int:
     """The node after ReLU node ``relu``'s span: the next ReLU node, or the number of nodes if there is none."""
     return next((j for j in range(relu + 1, len(graph.nodes)) if isinstance(graph.nodes[j], ReluNode)),
@@ -468,33 +594,6 @@ def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, 
             np.matmul(post, jacobian, out=maps[first:last].reshape(3 * (last - first), size))
         maps[start:stop] += constant(layer.parent[index[start:stop]])
     return maps
-
-
-def apply_affine(node: AffineNode, sources: list, shapes: list) -> np.ndarray | None:
-    """``node`` on per-region maps (n, 3, size) or single rows (1, 3, size); ``None`` is an exact zero input.
-
-    Returns ``None`` when every input is zero and the node has no offset; a single row when no input varies.
-    """
-    if all(source is None for source in sources):
-        if node.offset is None:
-            return None
-        row = np.zeros((1, 3, math.prod(node.shape)))
-        row[0, 0] = node.offset.reshape(-1).numpy()
-        return row
-    n = max(len(source) for source in sources if source is not None)
-    tensors = [torch.zeros((3 * n, *shape), dtype=torch.float64) if source is None else
-               torch.as_tensor(source).expand(n, *source.shape[1:]).reshape(3 * n, *shape)
-               for source, shape in zip(sources, shapes)]
-    with torch.no_grad():
-        out = node.linear(*tensors).reshape(n, 3, math.prod(node.shape)).numpy().copy()
-    if node.offset is not None:
-        out[:, 0] += node.offset.reshape(-1).numpy()
-    return out
-
-
-def input_of(graph: Graph, index: int) -> tuple:
-    """Per-sample shape of node ``index``'s output (the graph's input shape for node 0)."""
-    return graph.input_shape if index == 0 else graph.nodes[index].shape
 
 
 def _inputs(node) -> tuple[int, ...]:

@@ -5,7 +5,7 @@ layers ``0..l``; it is convex (each layer's pre-activations are affine on a regi
 code adds half-planes). Pieces of it found in different tiles are therefore parts of one convex polygon, and their
 union is the convex hull of their vertices: merging the tiles' pieces with equal codes gives the partition of the
 whole domain exactly, layer by layer. No tile's maps are kept: a merged layer computes its pre-activations again on
-request by running the network with each region's gains fixed (:class:`CodedForward`).
+request by running the network with each region's gains fixed (:class:`~spline_utils.engine.network_maps.CodedForward`).
 """
 from __future__ import annotations
 
@@ -14,19 +14,19 @@ import math
 
 import numpy as np
 
-from spline_utils.engine.graph_partition import apply_affine, graph_partition2d, input_of
+from spline_utils.engine.graph_partition import graph_partition2d
 from spline_utils.engine.hull_kernel import merged_regions
+from spline_utils.engine.network_maps import CodedForward
 from spline_utils.engine.partition import LayerPartition, MapsTooLarge, Partition, readable_bytes
 from spline_utils.engine.polygons import Polygons, rectangle
 from spline_utils.engine.region_bound import PartitionTooLarge, too_large
 from spline_utils.engine.tolerance import Frame
-from spline_utils.reading.graph_ir import Graph, ReluNode
+from spline_utils.reading.graph_ir import Graph
 
 MIN_TILE_REGIONS = 1000  # max_bytes must hold the maps of this many regions for tiles to be worth their overhead
 MAX_TILES = 256  # more tiles than this: refused (each tile pays the per-call cost of every layer)
 MAX_SPLITS = 3  # a tile refused after this many splits (1/8 of the domain's side or less at 2x2): refused
 TILE_HEADROOM = 2  # a refused tile is cut into about this many times (maps needed / max_bytes) tiles
-CODED_FORWARD_BYTES = 2**27  # maps of one chunk of regions while pre-activations are computed again
 
 
 def partition_in_tiles(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, frame: Frame,
@@ -139,49 +139,3 @@ def merge_pieces(pieces: Polygons, region: np.ndarray, n_regions: int, frame: Fr
     vertices, counts = merged_regions(pieces.vertices, pieces.starts, pieces.counts, piece_order, region_first,
                                       1e-12 * frame.half**2)
     return Polygons(vertices, counts)
-
-
-class CodedForward:
-    """Pre-activation maps of layer ``level`` on chosen regions of layer ``level - 1``, from the network itself.
-
-    On a region every ReLU's gains are fixed by the region's codes, so the network is affine there: running it on
-    the input's affine map (rows offset, d/da, d/db) with those gains gives the layer's maps exactly. Used for a
-    merged layer, whose tiles' maps were not kept.
-    """
-
-    def __init__(self, graph: Graph, input_state: np.ndarray, layers: list[LayerPartition], level: int):
-        self.graph, self.input_state, self.level = graph, input_state, level
-        # the older layers only: holding the list that will hold this layer would close a reference cycle
-        self.layers = layers[:level]
-        relu = graph.nodes[graph.relu_nodes[level]]
-        self.n_parents = 1 if level == 0 else None
-        widest = max(math.prod(node.shape) for node in graph.nodes[1:graph.relu_nodes[level]] or [relu])
-        self.step = max(1, CODED_FORWARD_BYTES // (3 * 8 * widest * 4))  # about four tensors alive at once
-
-    def __call__(self, parent_index: np.ndarray) -> np.ndarray:
-        """Maps of the layer's pre-activations on regions ``parent_index`` of layer ``level - 1``: (n, 3, n_nodes)."""
-        gains, index = {}, np.asarray(parent_index, dtype=np.int64)
-        for level in range(self.level - 1, -1, -1):
-            layer = self.layers[level]
-            gains[self.graph.relu_nodes[level]] = np.where(layer.codes_of(index), 1.0, layer.slope)
-            index = layer.parent[index]
-        target = self.graph.nodes[self.graph.relu_nodes[self.level]].input
-        last_reader = {source: reader for reader in range(1, target + 1)
-                       for source in _sources(self.graph.nodes[reader])}
-        values = {0: self.input_state.reshape(1, 3, -1)}
-        for node_index in range(1, target + 1):
-            node = self.graph.nodes[node_index]
-            if isinstance(node, ReluNode):
-                values[node_index] = values[node.input] * gains[node_index][:, None, :]
-            else:
-                values[node_index] = apply_affine(node, [values[source] for source in node.inputs],
-                                                  [input_of(self.graph, source) for source in node.inputs])
-            for source in _sources(node):
-                if last_reader[source] == node_index and source != target:
-                    del values[source]
-        maps = values[target]
-        return np.broadcast_to(maps, (len(parent_index), *maps.shape[1:])).copy() if len(maps) == 1 else maps
-
-
-def _sources(node) -> tuple[int, ...]:
-    return (node.input,) if isinstance(node, ReluNode) else node.inputs

@@ -1,0 +1,89 @@
+"""Region chunks: when a span's maps on every region of a layer would not fit in ``max_bytes``, the engine computes
+the span and every later layer a chunk of that layer's regions at a time
+(``_GraphCutter._continue_in_region_chunks``). The result must be the whole partition itself: the same regions in
+the same order, the same codes and parents, the same maps up to rounding, checked against the model's own forward.
+
+A cap that makes every layer's span too large for ``max_bytes`` forces chunks of a few regions at every layer, so
+the chunks nest (a chunk's later layers are chunked again).
+"""
+import numpy as np
+import pytest
+import torch
+
+import spline_utils as su
+from spline_utils.engine import graph_partition
+from spline_utils.engine.network_maps import CodedForward
+from tests.helpers import random_interior_points
+from tests.test_partition import stream_every_layer
+from tests.test_tiling import cases
+
+REGIONS_PER_CHUNK = 8
+
+
+def chunk_every_span(monkeypatch, max_bytes: int = 2**30) -> list[int]:
+    """Count each region's span maps as ``max_bytes / (2 * REGIONS_PER_CHUNK)`` bytes, so that every layer with a
+    span read later is continued in chunks of about ``REGIONS_PER_CHUNK`` regions; returns the list that records the
+    number of regions of each layer that was."""
+    continued = []
+    run = graph_partition._GraphCutter._continue_in_region_chunks
+
+    def recording(cutter, relu, span, end):
+        continued.append(cutter.layers[-1].num_regions)
+        return run(cutter, relu, span, end)
+
+    monkeypatch.setattr(graph_partition._GraphCutter, "_span_bytes_per_region",
+                        lambda cutter, relu, streamed: max_bytes // (2 * REGIONS_PER_CHUNK))
+    monkeypatch.setattr(graph_partition._GraphCutter, "_continue_in_region_chunks", recording)
+    return continued
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["held", "streamed"])
+@pytest.mark.parametrize("name", ["mlp", "residual", "maxpool-cnn"])
+def test_a_partition_continued_in_region_chunks_is_the_whole_partition(monkeypatch, name, streamed):
+    model, bounds, plane = cases()[name]
+    whole = su.partition2d(model, bounds, plane=plane)
+    if streamed:
+        stream_every_layer(monkeypatch)
+    continued = chunk_every_span(monkeypatch)
+    chunked = su.partition2d(model, bounds, plane=plane)
+    assert len(continued) > len(whole.layers)  # chunks were chunked again
+    assert max(continued) > 10 * REGIONS_PER_CHUNK
+    for layer, whole_layer in zip(chunked.layers, whole.layers, strict=True):
+        np.testing.assert_array_equal(layer.packed_codes, whole_layer.packed_codes)
+        np.testing.assert_array_equal(layer.parent, whole_layer.parent)
+        np.testing.assert_array_equal(layer.polygons.counts, whole_layer.polygons.counts)
+        np.testing.assert_allclose(layer.polygons.vertices, whole_layer.polygons.vertices, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(layer.pre_activations, whole_layer.pre_activations, rtol=0, atol=1e-12)
+    assert isinstance(chunked.layers[-1]._recompute, CodedForward)  # the chunks' maps were not kept
+    np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
+    # the model's own forward at points inside every region
+    generator = np.random.default_rng(0)
+    points = np.concatenate([random_interior_points(region, 2, generator) for region in chunked.regions])
+    region = np.repeat(np.arange(chunked.num_regions), 2)
+    inputs = torch.as_tensor(points) if plane is None else plane(points)
+    np.testing.assert_array_equal(su.activation_codes(model, inputs).numpy(), chunked.codes[region])
+    slopes, offsets = chunked.affine_maps()
+    with torch.no_grad():
+        outputs = model.double()(inputs.double()).numpy()
+    np.testing.assert_allclose(np.einsum("rok,rk->ro", slopes[region], points) + offsets[region], outputs,
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_the_region_cap_counts_the_regions_of_every_chunk(monkeypatch):
+    model, bounds, plane = cases()["maxpool-cnn"]
+    whole = su.partition2d(model, bounds, plane=plane)
+    chunk_every_span(monkeypatch)
+    assert su.partition2d(model, bounds, plane=plane, max_regions=whole.num_regions).num_regions == whole.num_regions
+    with pytest.raises(su.PartitionTooLarge, match=f"more than max_regions={whole.num_regions - 1}"):
+        su.partition2d(model, bounds, plane=plane, max_regions=whole.num_regions - 1)
+
+
+def test_a_network_ending_in_a_relu_continued_in_chunks_has_its_last_layers_outputs(monkeypatch):
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 4), torch.nn.ReLU())
+    whole = su.partition2d(model, (-3.0, 3.0, -3.0, 3.0))
+    chunk_every_span(monkeypatch)
+    chunked = su.partition2d(model, (-3.0, 3.0, -3.0, 3.0))
+    np.testing.assert_array_equal(chunked.codes, whole.codes)
+    np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
