@@ -18,6 +18,7 @@ from helpers import held_bytes, random_interior_points
 import spline_utils as su
 from spline_utils.training import nets
 from spline_utils.engine.cut_kernel import CUT_DONE, cut_parents
+from spline_utils.engine.partition import LayerPartition
 from spline_utils.engine.polygons import Polygons, clip_lines, rectangle
 
 
@@ -427,6 +428,33 @@ def test_sibling_corrections_equal_the_product_with_each_regions_own_gains(slope
     add_corrections(maps, packed, regions, head, pre, pre_row, slope, jacobian)
     np.testing.assert_allclose(maps, direct(regions), rtol=1e-12, atol=1e-12)
     assert np.abs(direct(regions) - direct(regions[head])).max() > 0.1  # the corrections did something
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1, -0.5])
+def test_a_layers_outputs_are_its_pre_activations_times_each_regions_gains(slope):
+    """The compiled gains (:func:`gated_maps`) against unpacked codes and ``np.where``, regions out of order, and a
+    layer that keeps no maps (computed again for the parents asked for)."""
+    rng = np.random.default_rng(8)
+    n_regions, n_nodes = 40, 13  # 13 nodes: the last code byte has unused bits
+    codes = rng.random((n_regions, n_nodes)) < 0.5
+    pre = rng.normal(size=(5, 3, n_nodes))
+    parent = rng.integers(0, 5, n_regions)
+    kept = LayerPartition(None, parent, np.packbits(codes, axis=1), pre, slope, (n_nodes,))
+    index = rng.permutation(n_regions)[:25]
+    expected = pre[parent[index]] * np.where(codes[index], 1.0, slope)[:, None, :]
+    np.testing.assert_array_equal(kept.post_activations(index), expected)
+
+    class Recompute:
+        asked = []
+
+        def __call__(self, parents):
+            self.asked.append(parents)
+            return pre[parents]
+
+    recompute = Recompute()
+    computed = LayerPartition(None, parent, np.packbits(codes, axis=1), None, slope, (n_nodes,), recompute)
+    np.testing.assert_array_equal(computed.post_activations(index), expected)
+    np.testing.assert_array_equal(recompute.asked[0], np.unique(parent[index]))
 
 
 def streamed_and_whole(monkeypatch, model, bounds, plane=None):

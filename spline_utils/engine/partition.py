@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from spline_utils.engine.cutting import lines_near_boxes
+from spline_utils.engine.gain_kernel import gated_maps
 from spline_utils.engine.polygons import Polygons, clip_lines, join_segments
 from spline_utils.engine.region_bound import PartitionTooLarge
 from spline_utils.engine.tolerance import Frame
@@ -128,8 +129,12 @@ class LayerPartition:
 
     def post_activations(self, index: np.ndarray) -> np.ndarray:
         """This layer's output as an affine map on regions ``index``, shape (len(index), 3, n_nodes)."""
-        gain = np.where(self.codes_of(index), 1.0, self.slope)
-        return self.pre_activation_rows(self.pre_row[index]) * gain[:, None, :]
+        index = np.asarray(index, dtype=np.int64)
+        rows = self.pre_row[index]
+        if self._pre_activations is None:  # computed again for the parents asked for only
+            rows, inverse = np.unique(rows, return_inverse=True)
+            return gated_maps(self._recompute(rows), inverse.reshape(-1), self.packed_codes, index, float(self.slope))
+        return gated_maps(self._pre_activations, rows, self.packed_codes, index, float(self.slope))
 
 
 class Partition:
