@@ -36,8 +36,8 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
         ``direct(index)`` gives the exact maps (len(index), 3, size) of regions ``index`` of ``layer``.
     """
     n_regions = layer.num_regions
-    if jacobian is None or n_regions < 4 * RESTART:
-        return direct(np.arange(n_regions))
+    if jacobian is None or n_regions < 4 * RESTART or 2 * _head_count(layer.parent) > n_regions:
+        return direct(np.arange(n_regions))  # no corrections to gain, or most regions would be heads anyway
     order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
     position = position_in_group(layer.parent[order]) % RESTART
     is_head = position == 0
@@ -55,6 +55,12 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
                         layer.pre_row, float(layer.slope), jacobian)
         result[regions] = chunk
     return result
+
+
+def _head_count(parent: np.ndarray) -> int:
+    """How many head regions the blocks have: each parent's children in blocks of :data:`RESTART`."""
+    children = np.unique(parent, return_counts=True)[1]
+    return int((-(-children // RESTART)).sum())
 
 
 def position_in_group(sorted_groups: np.ndarray) -> np.ndarray:
