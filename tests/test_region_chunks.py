@@ -6,6 +6,8 @@ the same order, the same codes and parents, the same maps up to rounding, checke
 A cap that makes every layer's span too large for ``max_bytes`` forces chunks of a few regions at every layer, so
 the chunks nest (a chunk's later layers are chunked again).
 """
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,8 @@ import spline_utils as su
 from spline_utils.engine import graph_partition
 from spline_utils.engine.network_maps import CodedForward
 from tests.helpers import random_interior_points
-from tests.test_partition import stream_every_layer
+from spline_utils.engine.tolerance import ResolutionWarning
+from tests.test_partition import random_mlp, stream_every_layer
 from tests.test_tiling import cases
 
 REGIONS_PER_CHUNK = 8
@@ -87,3 +90,21 @@ def test_a_network_ending_in_a_relu_continued_in_chunks_has_its_last_layers_outp
     chunked = su.partition2d(model, (-3.0, 3.0, -3.0, 3.0))
     np.testing.assert_array_equal(chunked.codes, whole.codes)
     np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
+
+
+def test_resolution_warnings_come_once_a_layer_with_the_whole_runs_counts(monkeypatch):
+    """Each chunk's cut counts the lines that came within the resolution of a corner; the partition warns once a
+    layer with the sums, the same warnings as the whole run (at +-1e9 the resolution is 0.1 and regions merge)."""
+    model, bounds = random_mlp((2, 16, 16, 16, 2), final_activation=False), (-1e9, 1e9, -1e9, 1e9)
+
+    def warned():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            su.partition2d(model, bounds)
+        return [str(warning.message) for warning in caught if warning.category is ResolutionWarning]
+
+    whole = warned()
+    assert whole
+    continued = chunk_every_span(monkeypatch)
+    assert warned() == whole
+    assert continued

@@ -125,8 +125,9 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     :func:`~spline_utils.engine.cut_kernel.crossing_pairs` (:func:`_crossing_lines`); the compiled loop
     :func:`~spline_utils.engine.cut_kernel.cut_parents` then cuts each parent's pieces by them in node order.
 
-    Returns the pieces (grouped by parent, parents in order), each piece's parent index and its layer code, packed 8
-    nodes a byte as ``np.packbits(codes, axis=1)`` (uint8, shape (n_pieces, ceil(n_nodes / 8))). Raises
+    Returns the pieces (grouped by parent, parents in order), each piece's parent index, its layer code, packed 8
+    nodes a byte as ``np.packbits(codes, axis=1)`` (uint8, shape (n_pieces, ceil(n_nodes / 8))), and how many times
+    a line came within the resolution of a corner without measurably crossing (:func:`warn_unresolved`). Raises
     :class:`PartitionTooLarge` past ``max_regions`` pieces, and :class:`OutOfRoom` past ``room`` pieces.
     """
     room = max_regions if room is None else room
@@ -141,14 +142,17 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
         raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
     if status == CUT_PAST_ROOM:
         raise OutOfRoom()
-    unresolved += crossing_lines.unresolved
+    pieces = Polygons(vertices, counts)
+    codes = piece_codes(vertices, pieces.starts, counts, parent, np.packbits(above, axis=1), crossing_lines.first,
+                        crossing_lines.count, lines, crossing_lines.node)
+    return pieces, parent, codes, unresolved + crossing_lines.unresolved
+
+
+def warn_unresolved(layer_index: int, unresolved: int, frame: Frame) -> None:
+    """The :class:`ResolutionWarning` for ``unresolved`` places in hidden layer ``layer_index`` (none when 0)."""
     if unresolved:
         warnings.warn(f"hidden layer {layer_index}: {unresolved} times a node's line came within the "
                       f"engine's resolution ({RELATIVE_TOLERANCE:g} of the domain's half-width, {frame.half:.3g}) of "
                       "a region's corner without measurably crossing the region: it passes through the corner, or "
                       "it cuts off a sliver thinner than that, which is merged into its neighbour; partition a "
                       "smaller rectangle to resolve it", ResolutionWarning, stacklevel=2)
-    pieces = Polygons(vertices, counts)
-    codes = piece_codes(vertices, pieces.starts, counts, parent, np.packbits(above, axis=1), crossing_lines.first,
-                        crossing_lines.count, lines, crossing_lines.node)
-    return pieces, parent, codes

@@ -16,9 +16,13 @@ then take their maps from a head region of the same parent plus a sparse correct
 (:func:`spline_utils.engine.propagate.maps_from_heads`): siblings share every older input, so they differ only by
 rank-one terms in the nodes whose gains differ, whatever the skips.
 
-Everything a partition holds (maps, codes, polygons) is counted against ``max_bytes``; past it the engine raises
-:class:`~spline_utils.engine.partition.MapsTooLarge`, and :mod:`spline_utils.engine.tiling` computes the domain in
-tiles instead.
+Everything a partition holds (maps, codes, polygons) is counted against ``max_bytes``. A ReLU input too large to hold
+is formed, cut and dropped a chunk of parent regions at a time (:meth:`_GraphCutter._cut_streamed`). A span whose
+maps on every region of the layer would not fit (a skip connection or a MaxPool's running maximum, read again layers
+later) is computed, with every later layer, a chunk of the layer's regions at a time
+(:meth:`_GraphCutter._continue_in_region_chunks`). Past the cap even so (the codes and polygons alone do not fit) the
+engine raises :class:`~spline_utils.engine.partition.MapsTooLarge`, and :mod:`spline_utils.engine.tiling` computes
+the domain in tiles instead.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import math
 import numpy as np
 import torch
 
-from spline_utils.engine.cutting import cut_by_layer
+from spline_utils.engine.cutting import cut_by_layer, warn_unresolved
 from spline_utils.engine.network_maps import CodedForward, apply_affine, input_of
 from spline_utils.engine.partition import (LayerPartition, MapsTooLarge, Partition, ancestors, check_memory,
                                           readable_bytes)
@@ -50,6 +54,7 @@ PRODUCT_CHUNK_BYTES = 2**20  # a chunk's layer outputs, formed in cache (L2) jus
 # slow (the paper CNN's 766 MB of layer-1 maps cost a fresh process about 1 s on the 2-core machine)
 STREAM_BYTES = 2**26
 STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents, at most a sixteenth of max_bytes
+REGION_CHUNK_BYTES = 2**28  # the span maps of one chunk of a layer's regions continued apart (at most half the room)
 POLYGON_BYTES = 8 * 16  # a region's polygon (about six vertices, its vertex count and start) and parent index
 
 
@@ -82,6 +87,7 @@ class _GraphCutter:
         self.outside_bytes = 0  # bytes held for this partition outside the cutter (earlier region chunks' results)
         self.output_maps, self.output_level = None, -1
         self.input_state = None
+        self.unresolved: dict[int, int] = {}  # layer -> lines within the resolution of a corner (region chunks add)
         self.last_reader = {}
         for index, node in enumerate(graph.nodes[1:], start=1):
             for source in _inputs(node):
@@ -92,6 +98,8 @@ class _GraphCutter:
         self.input_state = input_state
         self.maps[0] = input_state.reshape(1, 3, -1)
         self._run_from(1)
+        for layer, unresolved in sorted(self.unresolved.items()):  # once a layer, not once a chunk
+            warn_unresolved(layer, unresolved, self.frame)
         return Partition(self.graph, bounds, plane, self.domain, self.layers, self.output_maps, self.output_level)
 
     def _run_from(self, index: int) -> None:
@@ -147,8 +155,9 @@ class _GraphCutter:
         room = max(0, self.max_bytes - self._held_bytes()) // per_region
         regions_so_far += self.regions_before.get(len(self.layers), 0)
         try:
-            pieces, parent, codes = cut_by_layer(parents, pre, self.frame, self.max_regions - regions_so_far,
-                                                 len(self.layers), room)
+            pieces, parent, codes, unresolved = cut_by_layer(parents, pre, self.frame,
+                                                             self.max_regions - regions_so_far, len(self.layers), room)
+            self.unresolved[len(self.layers)] = self.unresolved.get(len(self.layers), 0) + unresolved
             if regions_so_far + len(pieces) > self.max_regions:  # parents that no line cuts are not counted there
                 raise too_large(len(self.layers), f"already has more than max_regions={self.max_regions} regions")
             return pieces, parent, codes
@@ -313,8 +322,10 @@ class _GraphCutter:
         parts = {later_level: {"pieces": [], "parent": [], "codes": []} for later_level in later}
         counts, outputs, kept_bytes, start, most = dict.fromkeys(later, 0), [], 0, 0, layer.num_regions
         while start < layer.num_regions:
-            # half the room left for the chunk's span maps, half for its later layers
-            step = (self.max_bytes - self._held_bytes() - kept_bytes) // (2 * per_region)
+            # half the room left for the chunk's span maps, half for its later layers; temporaries grow with a
+            # chunk's maps, so never more than REGION_CHUNK_BYTES of them
+            room = self.max_bytes - self._held_bytes() - kept_bytes
+            step = min(room // 2, REGION_CHUNK_BYTES) // per_region
             if step < 1:
                 raise MapsTooLarge(f"hidden layer {level}'s {layer.num_regions} regions and their later layers leave "
                                    f"no room in max_bytes={self.max_bytes} ({readable_bytes(self.max_bytes)}) for the "

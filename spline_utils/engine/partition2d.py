@@ -50,8 +50,10 @@ def partition2d(model: nn.Module, bounds=(-1.0, 1.0, -1.0, 1.0), plane: Plane | 
         layer is cut, a lower bound on its region count (from where its lines cross) is checked, so a partition far
         above the cap stops within seconds. A whole number: ``None``, NaN or infinity do not turn the cap off.
     max_bytes : int
-        The most bytes of per-region affine maps, codes and polygons the engine holds at once. A partition that
-        needs more is computed in tiles of the rectangle, each within this budget, and merged exactly
+        The most bytes of per-region affine maps, codes and polygons the engine holds at once. Maps that would need
+        more are computed a chunk of regions at a time (the later layers of a chunk of a layer's regions, exactly
+        as in one piece; :mod:`spline_utils.engine.graph_partition`); a partition whose codes and polygons alone
+        need more is computed in tiles of the rectangle, each within this budget, and merged exactly
         (:mod:`spline_utils.engine.tiling`); :class:`PartitionTooLarge` when even that is not possible (the budget
         holds fewer than 1,000 regions, or the regions crowd so closely around a point that smaller tiles do not
         help). The process's peak is higher: the result and the cut's temporaries come on top (see the README for
