@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import spline_utils as su
-from spline_utils.engine import graph_partition
+from spline_utils.engine import graph_partition, tiling
 from spline_utils.engine.network_maps import CodedForward
 from tests.helpers import random_interior_points
 from spline_utils.engine.tolerance import ResolutionWarning
@@ -107,4 +107,19 @@ def test_resolution_warnings_come_once_a_layer_with_the_whole_runs_counts(monkey
     assert whole
     continued = chunk_every_span(monkeypatch)
     assert warned() == whole
+    assert continued
+
+
+def test_a_partition_larger_than_max_bytes_itself_is_refused_without_tiles(monkeypatch):
+    """The chunks' later layers are the result: once they (and at least one region a later layer for each region
+    still to do) exceed ``max_bytes``, neither chunks nor tiles can help, so the engine stops, saying so."""
+    model, bounds, plane = cases()["maxpool-cnn"]
+    whole = su.partition2d(model, bounds, plane=plane)
+    result_bytes = sum(layer.polygons.vertices.nbytes + layer.polygons.counts.nbytes + layer.parent.nbytes +
+                       layer.packed_codes.nbytes for layer in whole.layers) + whole.output_maps().nbytes
+    max_bytes = result_bytes // 3
+    continued = chunk_every_span(monkeypatch, max_bytes)
+    monkeypatch.setattr(tiling, "_split", lambda *args: pytest.fail("tiles cannot hold a result that does not fit"))
+    with pytest.raises(su.PartitionTooLarge, match=f"the partition itself needs more than max_bytes={max_bytes}"):
+        su.partition2d(model, bounds, plane=plane, max_bytes=max_bytes)
     assert continued

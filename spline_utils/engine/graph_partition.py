@@ -56,6 +56,7 @@ STREAM_BYTES = 2**26
 STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents, at most a sixteenth of max_bytes
 REGION_CHUNK_BYTES = 2**28  # the span maps of one chunk of a layer's regions continued apart (at most half the room)
 POLYGON_BYTES = 8 * 16  # a region's polygon (about six vertices, its vertex count and start) and parent index
+LEAST_POLYGON_BYTES = 3 * 16 + 2 * 8  # a region's fewest bytes in a layer: a triangle, its vertex count, its parent
 
 
 def graph_partition2d(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, domain: Polygons,
@@ -321,7 +322,9 @@ class _GraphCutter:
         later = range(level + 1, len(self.graph.relu_nodes))
         parts = {later_level: {"pieces": [], "parent": [], "codes": []} for later_level in later}
         counts, outputs, kept_bytes, start, most = dict.fromkeys(later, 0), [], 0, 0, layer.num_regions
+        least_later = self._least_later_bytes(level)
         while start < layer.num_regions:
+            self._check_result_fits(level, kept_bytes + (layer.num_regions - start) * least_later)
             # half the room left for the chunk's span maps, half for its later layers; temporaries grow with a
             # chunk's maps, so never more than REGION_CHUNK_BYTES of them
             room = self.max_bytes - self._held_bytes() - kept_bytes
@@ -369,6 +372,27 @@ class _GraphCutter:
             self.output_maps = self.layers[self.layer_of[output]].all_post_activations
         else:
             self.output_maps = np.concatenate(outputs) if self.output_level >= level else outputs[0]
+
+    def _least_later_bytes(self, level: int) -> int:
+        """The fewest bytes the result holds for each region of layer ``level``: one region (a triangle, its code
+        and parent) in every later layer, and its output maps where the output is not a ReLU's."""
+        nodes, output = self.graph.nodes, self.graph.output
+        later = sum(math.ceil(math.prod(nodes[relu].shape) / 8) + LEAST_POLYGON_BYTES
+                    for relu in self.graph.relu_nodes[level + 1:])
+        return later + (0 if isinstance(nodes[output], ReluNode) else 3 * 8 * math.prod(nodes[output].shape))
+
+    def _check_result_fits(self, level: int, later_bytes: int) -> None:
+        """:class:`PartitionTooLarge` when layers ``0 .. level`` and ``later_bytes`` more of the result exceed
+        ``max_bytes``: the partition itself does not fit, so neither chunks nor tiles can help."""
+        result = self.outside_bytes + later_bytes + sum(
+            layer.polygons.vertices.nbytes + layer.polygons.counts.nbytes + layer.parent.nbytes +
+            layer.packed_codes.nbytes for layer in self.layers[:level + 1])
+        if result > self.max_bytes:
+            raise PartitionTooLarge(
+                f"the partition itself needs more than max_bytes={self.max_bytes} ({readable_bytes(self.max_bytes)}): "
+                f"hidden layer {level} has {self.layers[level].num_regions} regions, and with at least one region "
+                f"each in every later layer its polygons, codes and output maps take at least "
+                f"{readable_bytes(result)}; raise max_bytes (the process needs more than that) or shrink the bounds")
 
     def _region_chunk(self, index: np.ndarray, counts: dict, kept_bytes: int) -> "_GraphCutter":
         """A cutter for regions ``index`` of the layer just cut, as if they were all of it: earlier layers and maps
