@@ -40,7 +40,7 @@ def cases():
             "maxpool-cnn": (cnn, (-1.0, 2.0, -1.0, 2.0), plane)}
 
 
-def whole_and_tiled(monkeypatch, model, bounds, plane, shrink=3):
+def whole_and_tiled(monkeypatch, model, bounds, plane, shrink=2):
     """The partition computed whole, and again with ``max_bytes`` a ``shrink``-th of what the whole one held."""
     whole = su.partition2d(model, bounds, plane=plane)
     held = held_bytes(whole)
