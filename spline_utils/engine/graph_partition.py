@@ -476,7 +476,8 @@ class _GraphCutter:
         outside = _outside_inputs(self.graph, span) - {zero_relu}
         if zero_relu is not None and not outside:  # nothing varies from region to region: one row does
             index = index[:1]
-        widest = max([1] + [math.prod(self.graph.nodes[i].shape) for i in span])
+        # the nodes' outputs and the tensors they read (a ReLU's output as wide as its layer) are formed per chunk
+        widest = max([1] + [math.prod(input_of(self.graph, i)) for i in set(span) | outside])
         step = max(1, CHUNK_BYTES // (3 * 8 * widest * max(1, len(span))))
         parts: dict[int, list] = {target: [] for target in targets}
         for start in range(0, max(len(index), 1), step):
