@@ -36,8 +36,8 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
         ``direct(index)`` gives the exact maps (len(index), 3, size) of regions ``index`` of ``layer``.
     """
     n_regions = layer.num_regions
-    if jacobian is None or n_regions < 4 * RESTART or 2 * _head_count(layer.parent) > n_regions:
-        return direct(np.arange(n_regions))  # no corrections to gain, or most regions would be heads anyway
+    if jacobian is None or n_regions < 4 * RESTART or 10 * _head_count(layer.parent) > 9 * n_regions:
+        return direct(np.arange(n_regions))  # no corrections to gain, or nine in ten regions would be heads
     order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
     position = position_in_group(layer.parent[order]) % RESTART
     is_head = position == 0
