@@ -29,3 +29,20 @@ def held_bytes(partition) -> int:
     below this forces tiles."""
     return sum(layer.pre_activations.nbytes + layer.packed_codes.nbytes + layer.polygons.vertices.nbytes
                for layer in partition.layers)
+
+
+def assert_agrees_with_the_models_forward(partition, model, plane, points_per_region: int = 2) -> None:
+    """The oracle: at random points inside every region, the model's own codes equal the region's codes, and its
+    float64 output equals the region's affine map."""
+    import spline_utils as su
+    generator = np.random.default_rng(0)
+    points = np.concatenate([random_interior_points(region, points_per_region, generator)
+                             for region in partition.regions])
+    region = np.repeat(np.arange(partition.num_regions), points_per_region)
+    inputs = torch.as_tensor(points) if plane is None else plane(points)
+    np.testing.assert_array_equal(su.activation_codes(model, inputs).numpy(), partition.codes[region])
+    slopes, offsets = partition.affine_maps()
+    with torch.no_grad():
+        outputs = model.double()(inputs.double()).numpy()
+    np.testing.assert_allclose(np.einsum("rok,rk->ro", slopes[region], points) + offsets[region], outputs,
+                               rtol=1e-9, atol=1e-9)

@@ -15,7 +15,7 @@ import torch
 import spline_utils as su
 from spline_utils.engine import graph_partition, tiling
 from spline_utils.engine.network_maps import CodedForward
-from tests.helpers import random_interior_points
+from tests.helpers import assert_agrees_with_the_models_forward
 from spline_utils.engine.tolerance import ResolutionWarning
 from tests.test_partition import random_mlp, stream_every_layer
 from tests.test_tiling import cases
@@ -59,17 +59,7 @@ def test_a_partition_continued_in_region_chunks_is_the_whole_partition(monkeypat
         np.testing.assert_allclose(layer.pre_activations, whole_layer.pre_activations, rtol=0, atol=1e-12)
     assert isinstance(chunked.layers[-1]._recompute, CodedForward)  # the chunks' maps were not kept
     np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
-    # the model's own forward at points inside every region
-    generator = np.random.default_rng(0)
-    points = np.concatenate([random_interior_points(region, 2, generator) for region in chunked.regions])
-    region = np.repeat(np.arange(chunked.num_regions), 2)
-    inputs = torch.as_tensor(points) if plane is None else plane(points)
-    np.testing.assert_array_equal(su.activation_codes(model, inputs).numpy(), chunked.codes[region])
-    slopes, offsets = chunked.affine_maps()
-    with torch.no_grad():
-        outputs = model.double()(inputs.double()).numpy()
-    np.testing.assert_allclose(np.einsum("rok,rk->ro", slopes[region], points) + offsets[region], outputs,
-                               rtol=1e-9, atol=1e-9)
+    assert_agrees_with_the_models_forward(chunked, model, plane)
 
 
 def test_the_region_cap_counts_the_regions_of_every_chunk(monkeypatch):

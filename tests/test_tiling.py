@@ -11,7 +11,7 @@ import torch.nn as nn
 
 import spline_utils as su
 from spline_utils.engine import graph_partition, hull_kernel, tiling
-from tests.helpers import held_bytes, randomize_batchnorm, random_interior_points
+from tests.helpers import assert_agrees_with_the_models_forward, held_bytes, randomize_batchnorm
 
 
 class Residual(nn.Module):
@@ -86,16 +86,7 @@ def test_a_partition_in_tiles_equals_the_whole_partition(monkeypatch, name):
                                        whole.layers[layer].pre_activations[parent_match], atol=1e-12)
     np.testing.assert_allclose(tiled.areas().sum(), np.prod(np.diff(np.reshape(bounds, (2, 2))), axis=None),
                                rtol=1e-12)
-    generator = np.random.default_rng(0)
-    points = np.concatenate([random_interior_points(region, 2, generator) for region in tiled.regions])
-    region = np.repeat(np.arange(tiled.num_regions), 2)
-    inputs = torch.as_tensor(points) if plane is None else plane(points)
-    np.testing.assert_array_equal(su.activation_codes(model, inputs).numpy(), tiled.codes[region])
-    slopes, offsets = tiled.affine_maps()
-    with torch.no_grad():
-        outputs = model.double()(inputs.double()).numpy()
-    np.testing.assert_allclose(np.einsum("rok,rk->ro", slopes[region], points) + offsets[region], outputs,
-                               rtol=1e-9, atol=1e-9)
+    assert_agrees_with_the_models_forward(tiled, model, plane)
     np.testing.assert_allclose(np.abs(tiled.layer_spline_segments(1)[:, 1] - tiled.layer_spline_segments(1)[:, 0])
                                .sum(), np.abs(whole.layer_spline_segments(1)[:, 1] -
                                               whole.layer_spline_segments(1)[:, 0]).sum(), rtol=1e-9)
