@@ -113,3 +113,19 @@ def test_a_partition_larger_than_max_bytes_itself_is_refused_without_tiles(monke
     with pytest.raises(su.PartitionTooLarge, match=f"the partition itself needs more than max_bytes={max_bytes}"):
         su.partition2d(model, bounds, plane=plane, max_bytes=max_bytes)
     assert continued
+
+
+def test_chunks_with_no_working_room_fall_back_to_single_regions_with_all_the_room(monkeypatch):
+    """A chunk whose maps do not fit its working room is halved down to one region, which then gets all the room
+    left: the result is still the whole partition."""
+    model, bounds, plane = cases()["maxpool-cnn"]
+    whole = su.partition2d(model, bounds, plane=plane)
+    chunk_every_span(monkeypatch)
+    monkeypatch.setattr(graph_partition, "REGION_WORKING_BYTES", 1)
+    rooms, make_chunk = [], graph_partition._GraphCutter._region_chunk
+    monkeypatch.setattr(graph_partition._GraphCutter, "_region_chunk", lambda cutter, index, counts, kept, whole_room:
+                        rooms.append((len(index), whole_room)) or make_chunk(cutter, index, counts, kept, whole_room))
+    chunked = su.partition2d(model, bounds, plane=plane)
+    assert (1, True) in rooms and any(size > 1 for size, _ in rooms)
+    np.testing.assert_array_equal(chunked.codes, whole.codes)
+    np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)

@@ -55,6 +55,7 @@ PRODUCT_CHUNK_BYTES = 2**20  # a chunk's layer outputs, formed in cache (L2) jus
 STREAM_BYTES = 2**26
 STREAM_CHUNK_BYTES = 2**28  # the ReLU input maps of one chunk of parents, at most a sixteenth of max_bytes
 REGION_CHUNK_BYTES = 2**28  # the span maps of one chunk of a layer's regions continued apart (at most half the room)
+REGION_WORKING_BYTES = 2**29  # the maps a region chunk and its own chunks may hold beyond its start
 POLYGON_BYTES = 8 * 16  # a region's polygon (about six vertices, its vertex count and start) and parent index
 LEAST_POLYGON_BYTES = 3 * 16 + 2 * 8  # a region's fewest bytes in a layer: a triangle, its vertex count, its parent
 
@@ -78,6 +79,7 @@ class _GraphCutter:
                  jacobians: dict):
         self.graph, self.domain, self.frame, self.jacobian_cache = graph, domain, frame, jacobians
         self.max_regions, self.max_bytes = max_regions, max_bytes
+        self.result_cap = max_bytes  # the user's max_bytes, for the result (a region chunk's max_bytes is smaller)
         self.layers: list[LayerPartition] = []
         self.maps: dict[int, np.ndarray] = {}
         self.level: dict[int, int] = {0: -1}
@@ -322,6 +324,7 @@ class _GraphCutter:
         later = range(level + 1, len(self.graph.relu_nodes))
         parts = {later_level: {"pieces": [], "parent": [], "codes": []} for later_level in later}
         counts, outputs, kept_bytes, start, most = dict.fromkeys(later, 0), [], 0, 0, layer.num_regions
+        whole_room = False
         least_later = self._least_later_bytes(level)
         while start < layer.num_regions:
             self._check_result_fits(level, kept_bytes + (layer.num_regions - start) * least_later)
@@ -336,16 +339,18 @@ class _GraphCutter:
                                    "smaller model, or raise max_bytes", self._held_bytes() + kept_bytes +
                                    (layer.num_regions - start) * per_region, self.max_bytes, per_region)
             index = np.arange(start, min(start + min(step, most), layer.num_regions))
-            chunk = self._region_chunk(index, counts, kept_bytes)
+            chunk = self._region_chunk(index, counts, kept_bytes, whole_room)
             try:
                 chunk._span(relu, span)
                 chunk._forget(range(relu, end), end)
                 chunk._run_from(end)
             except MapsTooLarge:
-                if len(index) == 1:
+                if len(index) == 1 and whole_room:
                     raise
-                most = len(index) // 2  # its later layers did not fit: half as many regions
+                # its later layers did not fit: half as many regions; one region gets all the room left
+                most, whole_room = max(1, len(index) // 2), len(index) == 1
                 continue
+            most, whole_room = 2 * most, False  # it fitted: twice as many may again
             offsets = {level: start} | {later_level: counts[later_level] for later_level in later}
             for later_level in later:  # parents: from the chunk's rows to the whole layer's
                 piece, kept = chunk.layers[later_level], parts[later_level]
@@ -387,17 +392,19 @@ class _GraphCutter:
         result = self.outside_bytes + later_bytes + sum(
             layer.polygons.vertices.nbytes + layer.polygons.counts.nbytes + layer.parent.nbytes +
             layer.packed_codes.nbytes for layer in self.layers[:level + 1])
-        if result > self.max_bytes:
+        if result > self.result_cap:
             raise PartitionTooLarge(
-                f"the partition itself needs more than max_bytes={self.max_bytes} ({readable_bytes(self.max_bytes)}): "
+                f"the partition itself needs more than max_bytes={self.result_cap} ({readable_bytes(self.result_cap)}): "
                 f"hidden layer {level} has {self.layers[level].num_regions} regions, and with at least one region "
                 f"each in every later layer its polygons, codes and output maps take at least "
                 f"{readable_bytes(result)}; raise max_bytes (the process needs more than that) or shrink the bounds")
 
-    def _region_chunk(self, index: np.ndarray, counts: dict, kept_bytes: int) -> "_GraphCutter":
+    def _region_chunk(self, index: np.ndarray, counts: dict, kept_bytes: int, whole_room: bool) -> "_GraphCutter":
         """A cutter for regions ``index`` of the layer just cut, as if they were all of it: earlier layers and maps
         shared, the layer's pre-activation maps on the regions' parents alone, the regions and bytes of earlier
-        chunks (``counts`` per later layer, ``kept_bytes``) counted against the caps."""
+        chunks (``counts`` per later layer, ``kept_bytes``) counted against the caps. Its maps may take
+        :data:`REGION_WORKING_BYTES` beyond what it holds at the start (all the room left with ``whole_room``):
+        temporaries grow with the maps, and the chunk's later layers chunk again past that."""
         layer = self.layers[-1]
         rows, local_row = np.unique(layer.pre_row[index], return_inverse=True)
         subset = LayerPartition(layer.polygons.subset(index), layer.parent[index], layer.packed_codes[index],
@@ -410,6 +417,8 @@ class _GraphCutter:
         chunk.regions_before = {later: self.regions_before.get(later, 0) + count for later, count in counts.items()}
         chunk.outside_bytes = self.outside_bytes + kept_bytes + layer.polygons.vertices.nbytes + \
             layer.parent.nbytes + layer.packed_codes.nbytes
+        if not whole_room:
+            chunk.max_bytes = min(self.max_bytes, chunk._held_bytes() + REGION_WORKING_BYTES)
         return chunk
 
     def _plan_span_after(self, relu: int, span: list[int]) -> "_SpanPlan | None":
