@@ -357,7 +357,7 @@ class _GraphCutter:
                 kept["pieces"].append(piece.polygons), kept["codes"].append(piece.packed_codes)
                 kept["parent"].append(piece.parent + offsets[later_level - 1])
                 counts[later_level] += piece.num_regions
-                kept_bytes += piece.polygons.vertices.nbytes + piece.parent.nbytes + piece.packed_codes.nbytes
+                kept_bytes += _result_bytes(piece)
             if not callable(chunk.output_maps):  # else the output is the last layer's: computed when asked for
                 outputs.append(chunk.output_maps)
                 kept_bytes += chunk.output_maps.nbytes
@@ -389,9 +389,7 @@ class _GraphCutter:
     def _check_result_fits(self, level: int, later_bytes: int) -> None:
         """:class:`PartitionTooLarge` when layers ``0 .. level`` and ``later_bytes`` more of the result exceed
         ``max_bytes``: the partition itself does not fit, so neither chunks nor tiles can help."""
-        result = self.outside_bytes + later_bytes + sum(
-            layer.polygons.vertices.nbytes + layer.polygons.counts.nbytes + layer.parent.nbytes +
-            layer.packed_codes.nbytes for layer in self.layers[:level + 1])
+        result = self.outside_bytes + later_bytes + sum(_result_bytes(layer) for layer in self.layers[:level + 1])
         if result > self.result_cap:
             raise PartitionTooLarge(
                 f"the partition itself needs more than max_bytes={self.result_cap} ({readable_bytes(self.result_cap)}): "
@@ -415,8 +413,7 @@ class _GraphCutter:
         chunk.maps, chunk.level, chunk.layer_of = dict(self.maps), dict(self.level), dict(self.layer_of)
         chunk.producers, chunk.pending = {}, []
         chunk.regions_before = {later: self.regions_before.get(later, 0) + count for later, count in counts.items()}
-        chunk.outside_bytes = self.outside_bytes + kept_bytes + layer.polygons.vertices.nbytes + \
-            layer.parent.nbytes + layer.packed_codes.nbytes
+        chunk.outside_bytes = self.outside_bytes + kept_bytes + _result_bytes(layer)
         if not whole_room:
             chunk.max_bytes = min(self.max_bytes, chunk._held_bytes() + REGION_WORKING_BYTES)
         return chunk
@@ -595,6 +592,12 @@ class _Producer:
 def _outside_inputs(graph: Graph, span: list[int]) -> set[int]:
     """The tensors the nodes ``span`` read that they do not compute themselves."""
     return {source for index in span for source in graph.nodes[index].inputs} - set(span)
+
+
+def _result_bytes(layer: LayerPartition) -> int:
+    """Bytes of what the result keeps of a layer: its polygons (vertices and counts), parents and packed codes."""
+    return layer.polygons.vertices.nbytes + layer.polygons.counts.nbytes + layer.parent.nbytes + \
+        layer.packed_codes.nbytes
 
 
 def _needed_nodes(graph: Graph, span: list[int], targets: list[int]) -> list[int]:

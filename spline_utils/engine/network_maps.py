@@ -40,7 +40,6 @@ def input_of(graph: Graph, index: int) -> tuple:
     return graph.input_shape if index == 0 else graph.nodes[index].shape
 
 
-
 class CodedForward:
     """Pre-activation maps of layer ``level`` on chosen regions of layer ``level - 1``, from the network itself.
 
