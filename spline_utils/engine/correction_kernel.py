@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row, slope, jacobian):
     """Add to ``maps[i]`` its difference from its head's maps, in place.
 

@@ -23,7 +23,7 @@ from spline_utils.engine.tolerance import RELATIVE_TOLERANCE, ROUNDING_TOLERANCE
 CUT_DONE, CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM = 0, 1, 2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _grown(array, needed):
     """``array`` itself if it has ``needed`` rows, else a copy with at least twice as many rows."""
     if needed <= array.shape[0]:
@@ -33,7 +33,7 @@ def _grown(array, needed):
     return grown
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _box(vertices, start, count, box, index):
     """Write the bounding box ``(xmin, xmax, ymin, ymax)`` of ``vertices[start:start + count]`` to ``box[index]``."""
     xmin, xmax = vertices[start, 0], vertices[start, 0]
@@ -45,8 +45,9 @@ def _box(vertices, start, count, box, index):
     box[index, 0], box[index, 1], box[index, 2], box[index, 3] = xmin, xmax, ymin, ymax
 
 
-@numba.njit(cache=True)
-def cut_parents(vertices, starts, counts, line_first, line_count, lines, tolerance, rounding, max_regions, room):
+@numba.njit(cache=True, nogil=True)
+def cut_parents(vertices, starts, counts, line_first, line_count, lines, tolerance, rounding, max_regions, room,
+                other_regions=0):
     """Cut each parent polygon by its crossing lines.
 
     Parameters
@@ -63,6 +64,9 @@ def cut_parents(vertices, starts, counts, line_first, line_count, lines, toleran
         Each line's on-line tolerance and the round-off part of it (see ``tolerance.py``).
     max_regions, room : int
         Stop once more pieces than either exist (all parents, cut or not, count as pieces).
+    other_regions : int
+        Regions counted against ``max_regions`` and ``room`` besides these parents' pieces (the other parents',
+        when the parents are cut in blocks).
 
     Returns
     -------
@@ -87,7 +91,7 @@ def cut_parents(vertices, starts, counts, line_first, line_count, lines, toleran
     piece_box = np.empty((64, 4))
     values = np.empty(64)
     sides = np.empty(64, dtype=np.int8)
-    unresolved, n_alive = 0, n_parents
+    unresolved, n_alive = 0, n_parents + other_regions
     for parent in range(n_parents):
         count = counts[parent]
         arena = _grown(arena, count)
@@ -170,7 +174,7 @@ def cut_parents(vertices, starts, counts, line_first, line_count, lines, toleran
         CUT_DONE
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def crossing_pairs(pre, vertices, starts, counts, centre_x, centre_y, half):
     """Which node lines cut each parent region's interior, and on which side the others leave it.
 
@@ -236,7 +240,7 @@ def crossing_pairs(pre, vertices, starts, counts, centre_x, centre_y, half):
     return above, pair_parent[:n_pairs].copy(), pair_node[:n_pairs].copy(), unresolved
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def piece_codes(vertices, starts, counts, parent, above, line_first, line_count, lines, line_node):
     """Each piece's code for the layer's nodes, read at its vertex mean (strictly inside it), packed 8 nodes a byte.
 

@@ -11,14 +11,21 @@ import warnings
 
 import numpy as np
 
-from spline_utils.engine.cut_kernel import (CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM, crossing_pairs, cut_parents,
-                                           piece_codes)
+from spline_utils.engine.cut_kernel import (CUT_DONE, CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM, crossing_pairs,
+                                           cut_parents, piece_codes)
+from spline_utils.engine.kernel_threads import run_blocks, work_blocks
 from spline_utils.engine.polygons import Polygons
 from spline_utils.engine.region_bound import OutOfRoom, check_growth, too_large
+from spline_utils.engine.thread_pools import kernel_threads
 from spline_utils.engine.tolerance import (RELATIVE_TOLERANCE, ROUNDING_TOLERANCE, Frame, ResolutionWarning,
                                           line_tolerance, rounding_tolerance)
 
 PAIRS_PER_CHUNK = 2**16  # (parent, node) pairs whose nearness is tested in one vectorized step (cache-sized)
+# the least work a thread of the compiled loops gets (about a millisecond each; kernel_threads.py)
+BLOCK_PAIRS = 2**18  # (parent, node) pairs tested for crossing
+BLOCK_LINES = 2**12  # lines cut into parents
+BLOCK_CODE_LINES = 2**16  # lines read at pieces' vertex means
+SPLIT_LEAST_LINES, SPLIT_LINES = 64, 16  # a parent crossed by 64 lines or more: its pieces after 16 cut on their own
 
 
 def lines_near_boxes(pre: np.ndarray, box: np.ndarray, frame: Frame,
@@ -91,9 +98,23 @@ def _crossing_lines(parents: Polygons, pre: np.ndarray, frame: Frame) -> tuple["
     above : bool (n_parents, n_nodes)
         Some vertex is strictly above the line and none strictly below: the node is active on the whole region.
     """
-    above, parent, node, unresolved = crossing_pairs(pre, parents.vertices, parents.starts, parents.counts,
-                                                     frame.centre_x, frame.centre_y, frame.half)
-    return _CrossingLines(pre, parent, node, unresolved), above
+    n_parents, _, n_nodes = pre.shape
+    starts, counts = parents.starts, parents.counts
+
+    def block(start: int, stop: int):
+        return crossing_pairs(pre[start:stop], parents.vertices, starts[start:stop], counts[start:stop],
+                              frame.centre_x, frame.centre_y, frame.half)
+
+    blocks = work_blocks(np.full(n_parents, n_nodes), kernel_threads(), BLOCK_PAIRS)
+    results = run_blocks(block, blocks)
+    above = _joined([result[0] for result in results])
+    parent = _joined([result[1] + start for result, (start, _) in zip(results, blocks)])
+    node = _joined([result[2] for result in results])
+    return _CrossingLines(pre, parent, node, sum(result[3] for result in results)), above
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 class _CrossingLines:
@@ -134,18 +155,92 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     crossing_lines, above = _crossing_lines(parents, pre, frame)
     check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
     lines = crossing_lines.all_lines()
-    vertices, counts, parent, unresolved, status = cut_parents(
-        parents.vertices, parents.starts, parents.counts, crossing_lines.first, crossing_lines.count,
-        lines, line_tolerance(lines, frame), rounding_tolerance(lines, frame),
-        max_regions, room)
+    vertices, counts, parent, unresolved, status = _cut_parents(parents, crossing_lines, lines, frame, max_regions,
+                                                                room)
     if status == CUT_PAST_MAX_REGIONS:
         raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
     if status == CUT_PAST_ROOM:
         raise OutOfRoom()
     pieces = Polygons(vertices, counts)
-    codes = piece_codes(vertices, pieces.starts, counts, parent, np.packbits(above, axis=1), crossing_lines.first,
-                        crossing_lines.count, lines, crossing_lines.node)
+    codes = _piece_codes(pieces, parent, np.packbits(above, axis=1), crossing_lines, lines)
     return pieces, parent, codes, unresolved + crossing_lines.unresolved
+
+
+def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.ndarray, frame: Frame,
+                 max_regions: int, room: int):
+    """:func:`~spline_utils.engine.cut_kernel.cut_parents` on every parent, in threads.
+
+    A parent crossed by :data:`SPLIT_LEAST_LINES` lines or more (the first layer's one parent, the domain) is cut by
+    its first :data:`SPLIT_LINES` lines first, and each piece then by the rest as a parent of its own: the same cuts in
+    the same order on each piece, so the same pieces, listed a first piece's at a time. Each line is then tested
+    against the pieces of one first piece rather than all of the parent's (the tests grow as lines x pieces: 0.1 s
+    of the paper CNN's canvas), and the first pieces share the threads.
+    """
+    starts, counts, first, count = parents.starts, parents.counts, crossing_lines.first, crossing_lines.count
+    tolerance, rounding = line_tolerance(lines, frame), rounding_tolerance(lines, frame)
+    large = count >= SPLIT_LEAST_LINES
+    if not large.any():
+        return _cut_in_blocks(parents, first, count, lines, tolerance, rounding, max_regions, room, 0)
+    large_parents = parents.subset(np.flatnonzero(large))
+    vertices, piece_counts, piece_parent, unresolved, status = cut_parents(
+        large_parents.vertices, large_parents.starts, large_parents.counts, first[large],
+        np.full(len(large_parents), SPLIT_LINES), lines, tolerance, rounding, max_regions, room,
+        len(parents) - len(large_parents))
+    if status != CUT_DONE:
+        return None, None, None, unresolved, status
+    owner = np.r_[np.flatnonzero(~large), np.flatnonzero(large)[piece_parent]]
+    order = np.argsort(owner, kind="stable")  # each first piece where its parent stood
+    work = Polygons.concatenate([parents.subset(np.flatnonzero(~large)), Polygons(vertices, piece_counts)]
+                                ).subset(order)
+    work_first = np.r_[first[~large], first[large][piece_parent] + SPLIT_LINES][order]
+    work_count = np.r_[count[~large], count[large][piece_parent] - SPLIT_LINES][order]
+    vertices, piece_counts, piece_parent, more_unresolved, status = _cut_in_blocks(
+        work, work_first, work_count, lines, tolerance, rounding, max_regions, room, 0)
+    if status != CUT_DONE:
+        return None, None, None, unresolved + more_unresolved, status
+    return vertices, piece_counts, owner[order][piece_parent], unresolved + more_unresolved, CUT_DONE
+
+
+def _cut_in_blocks(parents: Polygons, first: np.ndarray, count: np.ndarray, lines: np.ndarray, tolerance: np.ndarray,
+                   rounding: np.ndarray, max_regions: int, room: int, other_regions: int):
+    """:func:`~spline_utils.engine.cut_kernel.cut_parents` on blocks of parents in threads, joined in order.
+
+    Each block counts the other blocks' parents against the caps, so a block that stops early has found the whole
+    layer past them; when all finish, the joined count decides, and the status names the smaller cap, as one call
+    over all parents would.
+    """
+    starts, counts, n_parents = parents.starts, parents.counts, len(parents)
+
+    def block(start: int, stop: int):
+        first_vertex = int(starts[start]) if stop > start else 0
+        last_vertex = int(starts[stop - 1] + counts[stop - 1]) if stop > start else 0
+        return cut_parents(parents.vertices[first_vertex:last_vertex], starts[start:stop] - first_vertex,
+                           counts[start:stop], first[start:stop], count[start:stop], lines, tolerance, rounding,
+                           max_regions, room, other_regions + n_parents - (stop - start))
+
+    blocks = work_blocks(count + 1, kernel_threads(), BLOCK_LINES)
+    results = run_blocks(block, blocks)
+    if len(results) == 1:
+        return results[0]
+    unresolved = sum(result[3] for result in results)
+    n_pieces = other_regions + sum(len(result[1]) for result in results)
+    if any(result[4] != CUT_DONE for result in results) or n_pieces > min(max_regions, room):
+        status = CUT_PAST_MAX_REGIONS if max_regions <= room else CUT_PAST_ROOM
+        return None, None, None, unresolved, status
+    return (np.concatenate([result[0] for result in results]), np.concatenate([result[1] for result in results]),
+            np.concatenate([result[2] + start for result, (start, _) in zip(results, blocks)]), unresolved, CUT_DONE)
+
+
+def _piece_codes(pieces: Polygons, parent: np.ndarray, packed_above: np.ndarray, crossing_lines: "_CrossingLines",
+                 lines: np.ndarray) -> np.ndarray:
+    """:func:`~spline_utils.engine.cut_kernel.piece_codes` on blocks of pieces in threads, joined in order."""
+    starts, counts, first, count = pieces.starts, pieces.counts, crossing_lines.first, crossing_lines.count
+
+    def block(start: int, stop: int) -> np.ndarray:
+        return piece_codes(pieces.vertices, starts[start:stop], counts[start:stop], parent[start:stop], packed_above,
+                           first, count, lines, crossing_lines.node)
+
+    return _joined(run_blocks(block, work_blocks(count[parent] + 1, kernel_threads(), BLOCK_CODE_LINES)))
 
 
 def warn_unresolved(layer_index: int, unresolved: int, frame: Frame) -> None:

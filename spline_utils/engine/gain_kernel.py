@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def gated_maps(pre_activations, rows, packed_codes, regions, slope):
     """The layer's output maps on ``regions``: ``pre_activations[rows[i]] * gains(regions[i])``.
 

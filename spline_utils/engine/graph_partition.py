@@ -33,12 +33,14 @@ import numpy as np
 import torch
 
 from spline_utils.engine.cutting import cut_by_layer, warn_unresolved
+from spline_utils.engine.kernel_threads import run_blocks, work_blocks
 from spline_utils.engine.network_maps import CodedForward, apply_affine, input_of
 from spline_utils.engine.partition import (LayerPartition, MapsTooLarge, Partition, ancestors, check_memory,
                                           readable_bytes)
 from spline_utils.engine.polygons import Polygons
 from spline_utils.engine.propagate import RESTART, maps_from_heads
 from spline_utils.engine.region_bound import OutOfRoom, PartitionTooLarge, too_large
+from spline_utils.engine.thread_pools import product_threads
 from spline_utils.engine.tolerance import Frame
 from spline_utils.reading.graph_ir import AffineNode, Graph, ReluNode
 
@@ -50,6 +52,7 @@ SMALL_PRODUCT = 2**26  # multiply-adds of a dense product that runs faster than 
 # the paper CNN's output span, 7,680 a region, 3.5x faster direct; 2-64-64-64's hidden spans, 12,288, slower)
 DIRECT_REGION_PRODUCT = 2**13
 PRODUCT_CHUNK_BYTES = 2**20  # a chunk's layer outputs, formed in cache (L2) just before their dense product
+BLOCK_MULTIPLY_ADDS = 2**22  # the least work of a thread forming outputs and their products (about a millisecond)
 # a tensor read only by the next ReLU and larger than this is formed a chunk at a time: first touching fresh memory is
 # slow (the paper CNN's 766 MB of layer-1 maps cost a fresh process about 1 s on the 2-core machine)
 STREAM_BYTES = 2**26
@@ -634,12 +637,20 @@ def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, 
     maps = np.empty((len(index), 3, size))
     step = max(1, CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)))
     product_step = max(1, PRODUCT_CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)), -(-size // 3))
-    for start in range(0, len(index), step):
-        stop = min(start + step, len(index))
-        for first in range(start, stop, product_step):
+    # layer outputs formed from kept maps are safe to form in threads (recomputed ones are formed by the cutter)
+    threads = product_threads() if layer._pre_activations is not None else 1
+
+    def products(first_chunk: int, last_chunk: int) -> None:
+        for first in firsts[first_chunk:last_chunk]:
             last = min(first + product_step, stop)
             post = layer.post_activations(index[first:last]).reshape(3 * (last - first), n_nodes)
             np.matmul(post, jacobian, out=maps[first:last].reshape(3 * (last - first), size))
+
+    for start in range(0, len(index), step):
+        stop = min(start + step, len(index))
+        firsts = range(start, stop, product_step)
+        run_blocks(products, work_blocks(np.full(len(firsts), min(product_step, stop - start) * n_nodes * size),
+                                         threads, BLOCK_MULTIPLY_ADDS))
         maps[start:stop] += constant(layer.parent[index[start:stop]])
     return maps
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from spline_utils.engine.correction_kernel import add_corrections
+from spline_utils.engine.kernel_threads import run_blocks, work_blocks
 from spline_utils.engine.polygons import z_order_keys
+from spline_utils.engine.thread_pools import kernel_threads
 
 RESTART = 32
 BUFFER_BYTES = 2**22  # maps corrected in one cache-sized chunk before they are scattered into the result
@@ -25,7 +27,8 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
     The tensor is ``T(r) = z(r) J + C(parent(r))`` for the layer's output ``z`` (``jacobian`` is ``J``, shape
     (n_nodes, size)). Regions are visited in sorted (parent, Morton) order, whole restart blocks at a time: each
     chunk's maps start as copies of their head's map (``direct(index)``, computed without corrections) in a reusable
-    cache-sized buffer, get their sparse corrections there, and are scattered into the result once.
+    cache-sized buffer, get their sparse corrections there, and are scattered into the result once. Runs of chunks go
+    to threads (:mod:`~spline_utils.engine.kernel_threads`), each with its own buffer.
 
     Parameters
     ----------
@@ -46,14 +49,18 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct) -> np.ndarray:
     packed_codes, pre_activations = layer.packed_codes, layer.pre_activations
     result = np.empty((n_regions, 3, jacobian.shape[1]))
     heads_per_chunk = max(1, BUFFER_BYTES // (RESTART * result[0].nbytes))
-    buffer = np.empty((heads_per_chunk * RESTART, 3, jacobian.shape[1]))
     bounds = np.r_[np.flatnonzero(is_head)[::heads_per_chunk], n_regions]
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        regions, chunk = order[start:stop], buffer[:stop - start]
-        np.take(head_maps, head_of[start:stop], axis=0, out=chunk, mode="clip")  # in range: clip avoids a copy
-        add_corrections(chunk, packed_codes, regions, np.arange(stop - start) - position[start:stop], pre_activations,
-                        layer.pre_row, float(layer.slope), jacobian)
-        result[regions] = chunk
+
+    def correct(first_chunk: int, last_chunk: int) -> None:  # chunks first_chunk to last_chunk - 1, own buffer
+        buffer = np.empty((heads_per_chunk * RESTART, 3, jacobian.shape[1]))
+        for start, stop in zip(bounds[first_chunk:last_chunk], bounds[first_chunk + 1:last_chunk + 1]):
+            regions, chunk = order[start:stop], buffer[:stop - start]
+            np.take(head_maps, head_of[start:stop], axis=0, out=chunk, mode="clip")  # in range: clip avoids a copy
+            add_corrections(chunk, packed_codes, regions, np.arange(stop - start) - position[start:stop],
+                            pre_activations, layer.pre_row, float(layer.slope), jacobian)
+            result[regions] = chunk
+
+    run_blocks(correct, work_blocks(np.ones(len(bounds) - 1), kernel_threads(), 2))
     return result
 
 

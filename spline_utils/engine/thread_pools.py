@@ -7,6 +7,9 @@ and small numpy products on MLP-sized networks, and the two pools then spin agai
 Networks with a layer wider than :data:`SMALL_LAYER` nodes (convolutional slices) keep the caller's pools: their
 large convolutions and products use the cores.
 
+The compiled loops run in as many threads as the caller lets torch use (:func:`kernel_threads`): set
+``torch.set_num_threads(1)`` to keep the engine on one core.
+
 The limits are process-wide (that is how both libraries work); while any partition of a small network runs, other
 threads' torch and numpy calls run on one thread too, and the caller's settings come back when the last one ends.
 """
@@ -50,3 +53,19 @@ def engine_thread_pools(widest_layer: int) -> Iterator[None]:
             if _state["users"] == 0:
                 _state["blas_limits"].restore_original_limits()
                 torch.set_num_threads(_state["torch_threads"])
+
+
+def kernel_threads() -> int:
+    """Threads for the engine's compiled loops: torch's intra-op thread count as the caller set it (while a small
+    network runs on one torch thread, the count it had before), at least 1."""
+    with _LOCK:
+        callers = _state["torch_threads"] if _state["users"] else None
+    return max(1, callers or torch.get_num_threads())
+
+
+def product_threads() -> int:
+    """Threads for forming layer outputs and their dense products: :func:`kernel_threads` while the engine holds BLAS
+    to one thread (a small network), else 1 (BLAS's own threads share each product)."""
+    with _LOCK:
+        limited = _state["users"] > 0
+    return kernel_threads() if limited else 1
