@@ -15,7 +15,7 @@ import torch
 import spline_utils as su
 from spline_utils.engine import graph_partition, tiling
 from spline_utils.engine.network_maps import CodedForward
-from tests.helpers import assert_agrees_with_the_models_forward
+from tests.helpers import assert_agrees_with_the_models_forward, held_bytes
 from spline_utils.engine.tolerance import ResolutionWarning
 from tests.test_partition import random_mlp, stream_every_layer
 from tests.test_tiling import cases
@@ -58,6 +58,7 @@ def test_a_partition_continued_in_region_chunks_is_the_whole_partition(monkeypat
         np.testing.assert_allclose(layer.polygons.vertices, whole_layer.polygons.vertices, rtol=0, atol=1e-12)
         np.testing.assert_allclose(layer.pre_activations, whole_layer.pre_activations, rtol=0, atol=1e-12)
     assert isinstance(chunked.layers[-1]._recompute, CodedForward)  # the chunks' maps were not kept
+    assert callable(chunked._level_output_maps)  # nor the output maps: formed from the codes when asked for
     np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
     assert_agrees_with_the_models_forward(chunked, model, plane)
 
@@ -129,3 +130,22 @@ def test_chunks_with_no_working_room_fall_back_to_single_regions_with_all_the_ro
     assert (1, True) in rooms and any(size > 1 for size, _ in rooms)
     np.testing.assert_array_equal(chunked.codes, whole.codes)
     np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
+
+
+def test_a_tiles_region_chunks_keep_their_output_maps(monkeypatch):
+    """The merge of tiles reads every tile's output maps at once: a tile continued in region chunks keeps them
+    rather than computing them again from the codes (a forward pass of the network per region)."""
+    model, bounds, plane = cases()["maxpool-cnn"]
+    whole = su.partition2d(model, bounds, plane=plane)
+    whole_and_tiled_budget = held_bytes(whole) // 2
+    continued = chunk_every_span(monkeypatch, whole_and_tiled_budget)
+    monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
+    tiles = []
+    run = tiling.graph_partition2d
+    monkeypatch.setattr(tiling, "graph_partition2d", lambda graph, tile, *rest, **options: tiles.append(tile) or
+                        run(graph, tile, *rest, **options))
+    monkeypatch.setattr(CodedForward, "on_every_region", lambda coded: pytest.fail("a tile's outputs were dropped"))
+    tiled = su.partition2d(model, bounds, plane=plane, max_bytes=whole_and_tiled_budget)
+    assert len(tiles) > 1 and continued  # tiles, and region chunks in them
+    assert tiled.num_regions == whole.num_regions
+    assert_agrees_with_the_models_forward(tiled, model, plane)

@@ -47,8 +47,8 @@ def whole_and_tiled(monkeypatch, model, bounds, plane, shrink=2):
     monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
     tiles = []
     run = graph_partition.graph_partition2d
-    monkeypatch.setattr(tiling, "graph_partition2d", lambda graph, tile, *rest: tiles.append(tile) or
-                        run(graph, tile, *rest))
+    monkeypatch.setattr(tiling, "graph_partition2d", lambda graph, tile, *rest, **options: tiles.append(tile) or
+                        run(graph, tile, *rest, **options))
     tiled = su.partition2d(model, bounds, plane=plane, max_bytes=max(1, held // shrink))
     return whole, tiled, tiles
 

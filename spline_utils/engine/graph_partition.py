@@ -64,14 +64,18 @@ LEAST_POLYGON_BYTES = 3 * 16 + 2 * 8  # a region's fewest bytes in a layer: a tr
 
 
 def graph_partition2d(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, domain: Polygons,
-                      frame: Frame, max_regions: int, max_bytes: int, jacobians: dict | None = None) -> Partition:
+                      frame: Frame, max_regions: int, max_bytes: int, jacobians: dict | None = None,
+                      chunk_outputs_kept: bool = False) -> Partition:
     """The engine behind :func:`spline_utils.partition2d`.
 
     ``input_state`` is the input as an affine map of the 2-D coordinates, shape ``(1, 3, *input_shape)``.
     ``jacobians`` keeps the spans' Jacobians (they depend on the graph alone) for later calls on the same graph, such
-    as the tiles of one domain.
+    as the tiles of one domain. Layers continued in region chunks keep their output maps with
+    ``chunk_outputs_kept`` (a tile's: the merge reads them at once); else the output maps on them are computed again
+    from the codes when asked for, a forward pass of the network for each region.
     """
     cutter = _GraphCutter(graph, domain, frame, max_regions, max_bytes, {} if jacobians is None else jacobians)
+    cutter.chunk_outputs_kept = chunk_outputs_kept
     return cutter.run(input_state, bounds, plane)
 
 
@@ -92,6 +96,8 @@ class _GraphCutter:
         self.regions_before: dict[int, int] = {}  # layer -> its regions in earlier region chunks (the cap counts all)
         self.outside_bytes = 0  # bytes held for this partition outside the cutter (earlier region chunks' results)
         self.output_maps, self.output_level = None, -1
+        self.keep_output = True  # whether the output maps are formed (:meth:`_plan_span`; see chunk_outputs_kept)
+        self.chunk_outputs_kept = False  # whether region chunks form and keep theirs (graph_partition2d)
         self.input_state = None
         self.unresolved: dict[int, int] = {}  # layer -> lines within the resolution of a corner (region chunks add)
         self.last_reader = {}
@@ -133,9 +139,12 @@ class _GraphCutter:
                 self._forget([index], index + 1)
                 index += 1
         output = self.graph.output
-        # a network ending in a ReLU: its output maps are the last layer's outputs, computed when first asked for
-        self.output_maps = self.maps[output] if output in self.maps else \
-            self.layers[self.layer_of[output]].all_post_activations
+        if output in self.maps:
+            self.output_maps = self.maps[output]
+        elif output in self.layer_of:  # a network ending in a ReLU: the last layer's outputs, computed when asked for
+            self.output_maps = self.layers[self.layer_of[output]].all_post_activations
+        else:  # not formed by a region chunk (keep_output)
+            self.output_maps = None
         self.output_level = self.level[output]
 
     def _held_bytes(self) -> int:
@@ -238,6 +247,8 @@ class _GraphCutter:
         dependent = [index for index in span if self.level[index] == level]
         end = _span_end(self.graph, relu)
         stored = [index for index in dependent if self.last_reader.get(index, -1) >= end]  # unread nodes: none
+        if not self.keep_output and end == len(self.graph.nodes) == self.graph.output + 1:
+            stored = [index for index in stored if index != self.graph.output]
         if not stored:
             return None
         jacobians = self._jacobians(relu, dependent, stored) if _worth_a_jacobian(self.layers[level]) else None
@@ -318,8 +329,10 @@ class _GraphCutter:
         Used when the span's maps on every region of the layer would not fit in ``max_bytes`` (a MaxPool's running
         maximum or a skip connection, as wide as the layer, read again layers later). The regions of later layers
         descend from one region of this layer each, so each chunk of its regions runs the rest of the network alone,
-        and the chunks' later layers, joined in order, are exactly the whole run's. Their maps are not kept: they are
-        computed again from the codes when asked for (:class:`~spline_utils.engine.network_maps.CodedForward`).
+        and the chunks' later layers, joined in order, are exactly the whole run's. Their maps are not kept, nor are
+        the output maps on them unless :attr:`chunk_outputs_kept` (240 B a region on the MaxPool CNN's canvas,
+        0.42 GB): they are computed again from the codes when asked for
+        (:class:`~spline_utils.engine.network_maps.CodedForward`).
         """
         layer, level = self.layers[-1], len(self.layers) - 1
         self._older_span_nodes(span, level)
@@ -361,7 +374,9 @@ class _GraphCutter:
                 kept["parent"].append(piece.parent + offsets[later_level - 1])
                 counts[later_level] += piece.num_regions
                 kept_bytes += _result_bytes(piece)
-            if not callable(chunk.output_maps):  # else the output is the last layer's: computed when asked for
+            # an older level's maps are the same in every chunk; a ReLU's outputs are formed when asked for
+            keep = not outputs if chunk.output_level < level else self.chunk_outputs_kept
+            if keep and not callable(chunk.output_maps):
                 outputs.append(chunk.output_maps)
                 kept_bytes += chunk.output_maps.nbytes
             self.output_level = chunk.output_level
@@ -378,16 +393,23 @@ class _GraphCutter:
         output = self.graph.output
         if output in self.layer_of:  # a network ending in a ReLU
             self.output_maps = self.layers[self.layer_of[output]].all_post_activations
+        elif self.output_level < level:
+            self.output_maps = outputs[0]
+        elif self.chunk_outputs_kept:
+            self.output_maps = np.concatenate(outputs)
         else:
-            self.output_maps = np.concatenate(outputs) if self.output_level >= level else outputs[0]
+            self.output_maps = CodedForward(self.graph, self.input_state, self.layers, self.output_level + 1,
+                                            target=output).on_every_region
 
     def _least_later_bytes(self, level: int) -> int:
-        """The fewest bytes the result holds for each region of layer ``level``: one region (a triangle, its code
-        and parent) in every later layer, and its output maps where the output is not a ReLU's."""
+        """The fewest bytes the result holds for each region of layer ``level`` continued in region chunks: one
+        region (a triangle, its code and parent) in every later layer, and its output maps where they are kept and
+        are not a ReLU's outputs."""
         nodes, output = self.graph.nodes, self.graph.output
         later = sum(math.ceil(math.prod(nodes[relu].shape) / 8) + LEAST_POLYGON_BYTES
                     for relu in self.graph.relu_nodes[level + 1:])
-        return later + (0 if isinstance(nodes[output], ReluNode) else 3 * 8 * math.prod(nodes[output].shape))
+        kept = self.chunk_outputs_kept and not isinstance(nodes[output], ReluNode)
+        return later + (3 * 8 * math.prod(nodes[output].shape) if kept else 0)
 
     def _check_result_fits(self, level: int, later_bytes: int) -> None:
         """:class:`PartitionTooLarge` when layers ``0 .. level`` and ``later_bytes`` more of the result exceed
@@ -414,7 +436,7 @@ class _GraphCutter:
         chunk = copy.copy(self)
         chunk.layers = self.layers[:-1] + [subset]
         chunk.maps, chunk.level, chunk.layer_of = dict(self.maps), dict(self.level), dict(self.layer_of)
-        chunk.producers, chunk.pending = {}, []
+        chunk.producers, chunk.pending, chunk.keep_output = {}, [], self.chunk_outputs_kept
         chunk.regions_before = {later: self.regions_before.get(later, 0) + count for later, count in counts.items()}
         chunk.outside_bytes = self.outside_bytes + kept_bytes + _result_bytes(layer)
         if not whole_room:

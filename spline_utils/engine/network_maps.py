@@ -45,26 +45,35 @@ class CodedForward:
 
     On a region every ReLU's gains are fixed by the region's codes, so the network is affine there: running it on
     the input's affine map (rows offset, d/da, d/db) with those gains gives the layer's maps exactly. Used for a
-    merged layer, whose tiles' maps were not kept.
+    merged layer, whose tiles' maps were not kept, and (with ``target`` the network's output, ``level`` one past the
+    output's layer) for output maps that a run in region chunks did not keep.
     """
 
-    def __init__(self, graph: Graph, input_state: np.ndarray, layers: list[LayerPartition], level: int):
+    def __init__(self, graph: Graph, input_state: np.ndarray, layers: list[LayerPartition], level: int,
+                 target: int | None = None):
         self.graph, self.input_state, self.level = graph, input_state, level
         # the older layers only: holding the list that will hold this layer would close a reference cycle
         self.layers = layers[:level]
-        relu = graph.nodes[graph.relu_nodes[level]]
+        self.target = graph.nodes[graph.relu_nodes[level]].input if target is None else target
         self.n_parents = 1 if level == 0 else None
-        widest = max(math.prod(node.shape) for node in graph.nodes[1:graph.relu_nodes[level]] or [relu])
+        widest = max(math.prod(input_of(graph, index)) for index in range(self.target + 1))
         self.step = max(1, CODED_FORWARD_BYTES // (3 * 8 * widest * 4))  # about four tensors alive at once
 
+    def on_every_region(self) -> np.ndarray:
+        """The maps on every region of layer ``level - 1``, a chunk of :attr:`step` regions at a time."""
+        n_regions = self.layers[-1].num_regions if self.layers else 1
+        return np.concatenate([self(np.arange(start, min(start + self.step, n_regions)))
+                               for start in range(0, n_regions, self.step)])
+
     def __call__(self, parent_index: np.ndarray) -> np.ndarray:
-        """Maps of the layer's pre-activations on regions ``parent_index`` of layer ``level - 1``: (n, 3, n_nodes)."""
+        """Maps of the target (the layer's pre-activations) on regions ``parent_index`` of layer ``level - 1``:
+        (n, 3, size)."""
         gains, index = {}, np.asarray(parent_index, dtype=np.int64)
         for level in range(self.level - 1, -1, -1):
             layer = self.layers[level]
             gains[self.graph.relu_nodes[level]] = np.where(layer.codes_of(index), 1.0, layer.slope)
             index = layer.parent[index]
-        target = self.graph.nodes[self.graph.relu_nodes[self.level]].input
+        target = self.target
         last_reader = {source: reader for reader in range(1, target + 1)
                        for source in _sources(self.graph.nodes[reader])}
         values = {0: self.input_state.reshape(1, 3, -1)}

@@ -41,9 +41,9 @@ def partition_in_tiles(graph: Graph, bounds: tuple, plane, input_state: np.ndarr
     """
     jacobians = {}  # the same for every tile
 
-    def run(tile):
+    def run(tile):  # a tile's output maps are merged at once: kept even where its layers run in region chunks
         return graph_partition2d(graph, tile, plane, input_state, rectangle(tile), frame, max_regions, max_bytes,
-                                 jacobians)
+                                 jacobians, chunk_outputs_kept=tile is not bounds)
 
     try:
         return run(bounds)
