@@ -114,7 +114,7 @@ def test_a_parent_cut_first_by_a_few_lines_then_piece_by_piece_gives_the_same_pi
         one_call = cut_parents(parents.vertices, parents.starts, parents.counts, Lines(line_count).first, line_count,
                                lines, tolerance, rounding, 10**9, 10**9)
         split = cutting._cut_parents(parents, Lines(line_count), lines, frame, 10**9, 10**9)
-        assert split[3:] == one_call[3:]
+        assert split[3:5] == one_call[3:]
         np.testing.assert_array_equal(split[2], one_call[2])  # pieces stay grouped by parent, in parent order
         assert pieces_by_parent(*split[:3]) == pieces_by_parent(*one_call[:3])
     assert split_runs > 10
@@ -172,3 +172,25 @@ def test_a_blocks_error_is_raised_in_the_caller_after_every_block_ended():
     with pytest.raises(ValueError, match="block two"):
         kernel_threads.run_blocks(block, [(0, 2), (2, 4), (4, 6)])
     assert sorted(ended[3:]) == [0, 4]
+
+
+def test_codes_read_inside_first_pieces_equal_codes_read_against_every_line(monkeypatch):
+    """After the split, a piece's code takes the side of each line that leaves its first piece strictly on one side
+    from that first piece and evaluates only the others at its vertex mean: the codes equal those read against every
+    line of the parent, piece for piece (lines through vertices included, as on-line cases)."""
+    generator, frame = np.random.default_rng(3), Frame(0.5, 0.5, 1.5)
+    angles = np.sort(generator.random(7) * 2 * np.pi)
+    domain = Polygons(np.stack([np.cos(angles), np.sin(angles)], 1) + 0.5, np.array([7]))
+    pre = generator.normal(size=(1, 3, 200))
+    vertex = domain.vertices[generator.integers(7, size=60)]
+    pre[0, 0, :60] = -(pre[0, 1, :60] * vertex[:, 0] + pre[0, 2, :60] * vertex[:, 1])  # through a corner
+
+    def codes_by_piece():
+        pieces, parent, codes, unresolved = cutting.cut_by_layer(domain, pre, frame, 10**9, 0)
+        return dict(zip((piece.tobytes() for piece in pieces.split()), (code.tobytes() for code in codes))), \
+            unresolved
+
+    split = codes_by_piece()
+    monkeypatch.setattr(cutting, "SPLIT_LEAST_LINES", 10**9)
+    assert codes_by_piece() == split
+    assert len(split[0]) > 3000

@@ -269,3 +269,62 @@ def piece_codes(vertices, starts, counts, parent, above, line_first, line_count,
             else:
                 codes[piece, node >> 3] &= np.uint8(255 - bit)
     return codes
+
+
+@numba.njit(cache=True, nogil=True)
+def lines_left_on_pieces(vertices, starts, counts, owner, above, line_first, line_count, lines, line_node, tolerance):
+    """Which of its parent's lines leave each piece strictly on one side, for codes read inside the piece.
+
+    A line farther than its tolerance from every vertex of a convex piece has one sign on all of it, so every point
+    inside (a smaller piece's vertex mean) reads that side; only the other lines need evaluating there.
+
+    Parameters
+    ----------
+    vertices : float64 ndarray, shape (n_vertices, 2)
+    starts, counts, owner : int64 ndarray, shape (n_pieces,)
+        Each piece's vertices and its parent.
+    above : uint8 ndarray, shape (n_parents, n_bytes)
+        The parents' codes, packed as in :func:`piece_codes`.
+    line_first, line_count : int64 ndarray, shape (n_parents,)
+    lines : float64 ndarray, shape (n_lines, 3)
+    line_node : int64 ndarray, shape (n_lines,)
+    tolerance : float64 ndarray, shape (n_lines,)
+        Each line's on-line tolerance.
+
+    Returns
+    -------
+    piece_above : uint8 ndarray, shape (n_pieces, n_bytes)
+        The parent's code with the bits of the lines that leave the piece on one side set to that side.
+    left : int64 ndarray, shape (n_left,)
+        The other lines (rows of ``lines``), piece after piece, in the parent's order.
+    left_first, left_count : int64 ndarray, shape (n_pieces,)
+        Each piece's share of ``left``.
+    """
+    n_pieces = len(counts)
+    piece_above = np.empty((n_pieces, above.shape[1]), dtype=np.uint8)
+    left = np.empty(max(16, n_pieces), dtype=np.int64)
+    left_first, left_count = np.empty(n_pieces, dtype=np.int64), np.zeros(n_pieces, dtype=np.int64)
+    n_left = 0
+    for piece in range(n_pieces):
+        parent = owner[piece]
+        piece_above[piece] = above[parent]
+        left_first[piece] = n_left
+        for line in range(line_first[parent], line_first[parent] + line_count[parent]):
+            c, a1, a2, tol = lines[line, 0], lines[line, 1], lines[line, 2], tolerance[line]
+            all_above, all_below = True, True
+            for k in range(starts[piece], starts[piece] + counts[piece]):
+                value = c + a1 * vertices[k, 0] + a2 * vertices[k, 1]
+                all_above &= value > tol
+                all_below &= value < -tol
+            node = line_node[line]
+            bit = 128 >> (node & 7)
+            if all_above:
+                piece_above[piece, node >> 3] |= np.uint8(bit)
+            elif all_below:
+                piece_above[piece, node >> 3] &= np.uint8(255 - bit)
+            else:
+                left = _grown(left, n_left + 1)
+                left[n_left] = line
+                n_left += 1
+        left_count[piece] = n_left - left_first[piece]
+    return piece_above, left[:n_left].copy(), left_first, left_count

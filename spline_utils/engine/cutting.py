@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from spline_utils.engine.cut_kernel import (CUT_DONE, CUT_PAST_MAX_REGIONS, CUT_PAST_ROOM, crossing_pairs,
-                                           cut_parents, piece_codes)
+                                           cut_parents, lines_left_on_pieces, piece_codes)
 from spline_utils.engine.kernel_threads import run_blocks, work_blocks
 from spline_utils.engine.polygons import Polygons
 from spline_utils.engine.region_bound import OutOfRoom, check_growth, too_large
@@ -155,20 +155,32 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     crossing_lines, above = _crossing_lines(parents, pre, frame)
     check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
     lines = crossing_lines.all_lines()
-    vertices, counts, parent, unresolved, status = _cut_parents(parents, crossing_lines, lines, frame, max_regions,
-                                                                room)
+    vertices, counts, parent, unresolved, status, split = _cut_parents(parents, crossing_lines, lines, frame,
+                                                                       max_regions, room)
     if status == CUT_PAST_MAX_REGIONS:
         raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
     if status == CUT_PAST_ROOM:
         raise OutOfRoom()
     pieces = Polygons(vertices, counts)
-    codes = _piece_codes(pieces, parent, np.packbits(above, axis=1), crossing_lines, lines)
+    packed_above = np.packbits(above, axis=1)
+    if split is None:
+        codes = _piece_codes(pieces, parent, packed_above, crossing_lines.first, crossing_lines.count, lines,
+                             crossing_lines.node)
+    else:  # read inside the first pieces: only the lines that do not leave a first piece on one side
+        work, work_owner, piece_work = split
+        work_above, left, left_first, left_count = lines_left_on_pieces(
+            work.vertices, work.starts, work.counts, work_owner, packed_above, crossing_lines.first,
+            crossing_lines.count, lines, crossing_lines.node, line_tolerance(lines, frame))
+        codes = _piece_codes(pieces, piece_work, work_above, left_first, left_count, lines[left],
+                             crossing_lines.node[left])
     return pieces, parent, codes, unresolved + crossing_lines.unresolved
 
 
 def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.ndarray, frame: Frame,
                  max_regions: int, room: int):
-    """:func:`~spline_utils.engine.cut_kernel.cut_parents` on every parent, in threads.
+    """:func:`~spline_utils.engine.cut_kernel.cut_parents` on every parent, in threads; returns its five results and
+    the split: ``None``, or the parents the pieces were cut from (:class:`Polygons`), each one's parent, and each
+    piece's.
 
     A parent crossed by :data:`SPLIT_LEAST_LINES` lines or more (the first layer's one parent, the domain) is cut by
     its first :data:`SPLIT_LINES` lines first, and each piece then by the rest as a parent of its own: the same cuts in
@@ -180,14 +192,14 @@ def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.
     tolerance, rounding = line_tolerance(lines, frame), rounding_tolerance(lines, frame)
     large = count >= SPLIT_LEAST_LINES
     if not large.any():
-        return _cut_in_blocks(parents, first, count, lines, tolerance, rounding, max_regions, room, 0)
+        return *_cut_in_blocks(parents, first, count, lines, tolerance, rounding, max_regions, room, 0), None
     large_parents = parents.subset(np.flatnonzero(large))
     vertices, piece_counts, piece_parent, unresolved, status = cut_parents(
         large_parents.vertices, large_parents.starts, large_parents.counts, first[large],
         np.full(len(large_parents), SPLIT_LINES), lines, tolerance, rounding, max_regions, room,
         len(parents) - len(large_parents))
     if status != CUT_DONE:
-        return None, None, None, unresolved, status
+        return None, None, None, unresolved, status, None
     owner = np.r_[np.flatnonzero(~large), np.flatnonzero(large)[piece_parent]]
     order = np.argsort(owner, kind="stable")  # each first piece where its parent stood
     work = Polygons.concatenate([parents.subset(np.flatnonzero(~large)), Polygons(vertices, piece_counts)]
@@ -197,8 +209,10 @@ def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.
     vertices, piece_counts, piece_parent, more_unresolved, status = _cut_in_blocks(
         work, work_first, work_count, lines, tolerance, rounding, max_regions, room, 0)
     if status != CUT_DONE:
-        return None, None, None, unresolved + more_unresolved, status
-    return vertices, piece_counts, owner[order][piece_parent], unresolved + more_unresolved, CUT_DONE
+        return None, None, None, unresolved + more_unresolved, status, None
+    owner = owner[order]
+    return vertices, piece_counts, owner[piece_parent], unresolved + more_unresolved, CUT_DONE, \
+        (work, owner, piece_parent)
 
 
 def _cut_in_blocks(parents: Polygons, first: np.ndarray, count: np.ndarray, lines: np.ndarray, tolerance: np.ndarray,
@@ -231,14 +245,14 @@ def _cut_in_blocks(parents: Polygons, first: np.ndarray, count: np.ndarray, line
             np.concatenate([result[2] + start for result, (start, _) in zip(results, blocks)]), unresolved, CUT_DONE)
 
 
-def _piece_codes(pieces: Polygons, parent: np.ndarray, packed_above: np.ndarray, crossing_lines: "_CrossingLines",
-                 lines: np.ndarray) -> np.ndarray:
+def _piece_codes(pieces: Polygons, parent: np.ndarray, packed_above: np.ndarray, first: np.ndarray,
+                 count: np.ndarray, lines: np.ndarray, node: np.ndarray) -> np.ndarray:
     """:func:`~spline_utils.engine.cut_kernel.piece_codes` on blocks of pieces in threads, joined in order."""
-    starts, counts, first, count = pieces.starts, pieces.counts, crossing_lines.first, crossing_lines.count
+    starts, counts = pieces.starts, pieces.counts
 
     def block(start: int, stop: int) -> np.ndarray:
         return piece_codes(pieces.vertices, starts[start:stop], counts[start:stop], parent[start:stop], packed_above,
-                           first, count, lines, crossing_lines.node)
+                           first, count, lines, node)
 
     return _joined(run_blocks(block, work_blocks(count[parent] + 1, kernel_threads(), BLOCK_CODE_LINES)))
 
