@@ -416,10 +416,11 @@ class _GraphCutter:
         ``max_bytes``: the partition itself does not fit, so neither chunks nor tiles can help."""
         result = self.outside_bytes + later_bytes + sum(_result_bytes(layer) for layer in self.layers[:level + 1])
         if result > self.result_cap:
+            held = "polygons, codes and output maps" if self.chunk_outputs_kept else "polygons and codes"
             raise PartitionTooLarge(
                 f"the partition itself needs more than max_bytes={self.result_cap} ({readable_bytes(self.result_cap)}): "
                 f"hidden layer {level} has {self.layers[level].num_regions} regions, and with at least one region "
-                f"each in every later layer its polygons, codes and output maps take at least "
+                f"each in every later layer its {held} take at least "
                 f"{readable_bytes(result)}; raise max_bytes (the process needs more than that) or shrink the bounds")
 
     def _region_chunk(self, index: np.ndarray, counts: dict, kept_bytes: int, whole_room: bool) -> "_GraphCutter":
