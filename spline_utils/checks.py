@@ -13,6 +13,7 @@ import math
 import numbers
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 
@@ -141,6 +142,13 @@ def check_string_choice(name: str, value, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` if it is a ``bool`` (or a numpy bool); a ``TypeError`` otherwise (1, "yes", None are not flags)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_got(value)}")
+    return bool(value)
 
 
 def check_string(name: str, value, example: str | None = None) -> str:

@@ -58,9 +58,29 @@ def test_a_partition_continued_in_region_chunks_is_the_whole_partition(monkeypat
         np.testing.assert_allclose(layer.polygons.vertices, whole_layer.polygons.vertices, rtol=0, atol=1e-12)
         np.testing.assert_allclose(layer.pre_activations, whole_layer.pre_activations, rtol=0, atol=1e-12)
     assert isinstance(chunked.layers[-1]._recompute, CodedForward)  # the chunks' maps were not kept
-    assert callable(chunked._level_output_maps)  # nor the output maps: formed from the codes when asked for
+    assert not callable(chunked._level_output_maps)  # their output maps were
     np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
     assert_agrees_with_the_models_forward(chunked, model, plane)
+
+
+@pytest.mark.parametrize("name", ["mlp", "residual", "maxpool-cnn"])
+def test_output_maps_not_kept_are_computed_from_the_codes_when_asked_for(monkeypatch, name):
+    """``keep_output_maps=False``: the chunks do not form their output maps; the partition computes them from the
+    codes when first asked for, equal to the whole run's."""
+    model, bounds, plane = cases()[name]
+    whole = su.partition2d(model, bounds, plane=plane)
+    continued = chunk_every_span(monkeypatch)
+    formed = []
+    plan_maps = graph_partition._SpanPlan.maps
+    monkeypatch.setattr(graph_partition._SpanPlan, "maps", lambda plan, layer, target: formed.append(target) or
+                        plan_maps(plan, layer, target))
+    chunked = su.partition2d(model, bounds, plane=plane, keep_output_maps=False)
+    assert continued and callable(chunked._level_output_maps)
+    assert chunked.network.output not in formed  # no chunk formed them
+    np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
+    assert_agrees_with_the_models_forward(chunked, model, plane)
+    with pytest.raises(TypeError, match="keep_output_maps must be True or False"):
+        su.partition2d(model, bounds, plane=plane, keep_output_maps=0)
 
 
 def test_the_region_cap_counts_the_regions_of_every_chunk(monkeypatch):
@@ -145,7 +165,7 @@ def test_a_tiles_region_chunks_keep_their_output_maps(monkeypatch):
     monkeypatch.setattr(tiling, "graph_partition2d", lambda graph, tile, *rest, **options: tiles.append(tile) or
                         run(graph, tile, *rest, **options))
     monkeypatch.setattr(CodedForward, "on_every_region", lambda coded: pytest.fail("a tile's outputs were dropped"))
-    tiled = su.partition2d(model, bounds, plane=plane, max_bytes=whole_and_tiled_budget)
+    tiled = su.partition2d(model, bounds, plane=plane, max_bytes=whole_and_tiled_budget, keep_output_maps=False)
     assert len(tiles) > 1 and continued  # tiles, and region chunks in them
     assert tiled.num_regions == whole.num_regions
     assert_agrees_with_the_models_forward(tiled, model, plane)

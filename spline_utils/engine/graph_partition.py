@@ -65,7 +65,7 @@ LEAST_POLYGON_BYTES = 3 * 16 + 2 * 8  # a region's fewest bytes in a layer: a tr
 
 def graph_partition2d(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, domain: Polygons,
                       frame: Frame, max_regions: int, max_bytes: int, jacobians: dict | None = None,
-                      chunk_outputs_kept: bool = False) -> Partition:
+                      chunk_outputs_kept: bool = True) -> Partition:
     """The engine behind :func:`spline_utils.partition2d`.
 
     ``input_state`` is the input as an affine map of the 2-D coordinates, shape ``(1, 3, *input_shape)``.
@@ -97,7 +97,7 @@ class _GraphCutter:
         self.outside_bytes = 0  # bytes held for this partition outside the cutter (earlier region chunks' results)
         self.output_maps, self.output_level = None, -1
         self.keep_output = True  # whether the output maps are formed (:meth:`_plan_span`; see chunk_outputs_kept)
-        self.chunk_outputs_kept = False  # whether region chunks form and keep theirs (graph_partition2d)
+        self.chunk_outputs_kept = True  # whether region chunks form and keep theirs (graph_partition2d)
         self.input_state = None
         self.unresolved: dict[int, int] = {}  # layer -> lines within the resolution of a corner (region chunks add)
         self.last_reader = {}

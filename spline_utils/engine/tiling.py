@@ -30,20 +30,21 @@ TILE_HEADROOM = 2  # a refused tile is cut into about this many times (maps need
 
 
 def partition_in_tiles(graph: Graph, bounds: tuple, plane, input_state: np.ndarray, frame: Frame,
-                       max_regions: int, max_bytes: int) -> Partition:
+                       max_regions: int, max_bytes: int, keep_output_maps: bool = True) -> Partition:
     """The partition of the rectangle ``bounds``, in tiles when its maps would hold more than ``max_bytes`` at once.
 
     The whole rectangle is tried first; when the memory cap stops it, the rectangle is cut into tiles, and a tile
     that the cap stops again into smaller ones, at most :data:`MAX_SPLITS` times. Raises :class:`PartitionTooLarge`
     when ``max_bytes`` holds the maps of fewer than :data:`MIN_TILE_REGIONS` regions, when a tile split
     :data:`MAX_SPLITS` times is still too large (regions that crowd around a point: a smaller tile would not hold
-    fewer of them), or when more than :data:`MAX_TILES` tiles would be needed.
+    fewer of them), or when more than :data:`MAX_TILES` tiles would be needed. Without ``keep_output_maps`` the
+    whole rectangle's region chunks leave their output maps to be computed when asked; tiles keep theirs.
     """
     jacobians = {}  # the same for every tile
 
     def run(tile):  # a tile's output maps are merged at once: kept even where its layers run in region chunks
         return graph_partition2d(graph, tile, plane, input_state, rectangle(tile), frame, max_regions, max_bytes,
-                                 jacobians, chunk_outputs_kept=tile is not bounds)
+                                 jacobians, chunk_outputs_kept=keep_output_maps or tile is not bounds)
 
     try:
         return run(bounds)
