@@ -3,6 +3,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+import spline_utils as su
+
 
 def randomize_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every BatchNorm non-trivial scales, shifts and running statistics (as after training); eval mode."""
@@ -34,7 +36,6 @@ def held_bytes(partition) -> int:
 def assert_agrees_with_the_models_forward(partition, model, plane, points_per_region: int = 2) -> None:
     """The oracle: at random points inside every region, the model's own codes equal the region's codes, and its
     float64 output equals the region's affine map."""
-    import spline_utils as su
     generator = np.random.default_rng(0)
     points = np.concatenate([random_interior_points(region, points_per_region, generator)
                              for region in partition.regions])

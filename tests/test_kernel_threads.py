@@ -113,7 +113,7 @@ def test_a_parent_cut_first_by_a_few_lines_then_piece_by_piece_gives_the_same_pi
         tolerance, rounding = cutting.line_tolerance(lines, frame), cutting.rounding_tolerance(lines, frame)
         one_call = cut_parents(parents.vertices, parents.starts, parents.counts, Lines(line_count).first, line_count,
                                lines, tolerance, rounding, 10**9, 10**9)
-        split = cutting._cut_parents(parents, Lines(line_count), lines, frame, 10**9, 10**9)
+        split = cutting._cut_parents(parents, Lines(line_count), lines, tolerance, rounding, 10**9, 10**9)
         assert split[3:5] == one_call[3:]
         np.testing.assert_array_equal(split[2], one_call[2])  # pieces stay grouped by parent, in parent order
         assert pieces_by_parent(*split[:3]) == pieces_by_parent(*one_call[:3])
@@ -135,7 +135,8 @@ def test_the_caps_stop_cuts_in_blocks_as_one_call_would(monkeypatch, torch_threa
     for max_regions, room in [(limit, 10**9), (10**9, limit), (limit, limit), (limit, limit + 1), (limit + 1, limit)]:
         one_call = cut_parents(parents.vertices, parents.starts, parents.counts, Lines(line_count).first, line_count,
                                lines, tolerance, rounding, max_regions, room)
-        blocks = cutting._cut_parents(parents, Lines(line_count), lines, frame, max_regions, room)
+        blocks = cutting._cut_parents(parents, Lines(line_count), lines, tolerance, rounding, max_regions,
+                                      room)
         assert blocks[4] == one_call[4]
         if one_call[4] == CUT_DONE:  # parents crossed by 4 lines or more were split: their pieces' order differs
             assert pieces_by_parent(*blocks[:3]) == pieces_by_parent(*one_call[:3])

@@ -18,7 +18,7 @@ from spline_utils.engine.network_maps import CodedForward
 from tests.helpers import assert_agrees_with_the_models_forward, held_bytes
 from spline_utils.engine.tolerance import ResolutionWarning
 from tests.test_partition import random_mlp, stream_every_layer
-from tests.test_tiling import cases
+from tests.test_tiling import cases, record_tiles
 
 REGIONS_PER_CHUNK = 8
 
@@ -159,11 +159,7 @@ def test_a_tiles_region_chunks_keep_their_output_maps(monkeypatch):
     whole = su.partition2d(model, bounds, plane=plane)
     whole_and_tiled_budget = held_bytes(whole) // 2
     continued = chunk_every_span(monkeypatch, whole_and_tiled_budget)
-    monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
-    tiles = []
-    run = tiling.graph_partition2d
-    monkeypatch.setattr(tiling, "graph_partition2d", lambda graph, tile, *rest, **options: tiles.append(tile) or
-                        run(graph, tile, *rest, **options))
+    tiles = record_tiles(monkeypatch)
     monkeypatch.setattr(CodedForward, "on_every_region", lambda coded: pytest.fail("a tile's outputs were dropped"))
     tiled = su.partition2d(model, bounds, plane=plane, max_bytes=whole_and_tiled_budget, keep_output_maps=False)
     assert len(tiles) > 1 and continued  # tiles, and region chunks in them

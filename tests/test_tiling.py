@@ -44,13 +44,19 @@ def whole_and_tiled(monkeypatch, model, bounds, plane, shrink=2):
     """The partition computed whole, and again with ``max_bytes`` a ``shrink``-th of what the whole one held."""
     whole = su.partition2d(model, bounds, plane=plane)
     held = held_bytes(whole)
+    tiles = record_tiles(monkeypatch)
+    tiled = su.partition2d(model, bounds, plane=plane, max_bytes=max(1, held // shrink))
+    return whole, tiled, tiles
+
+
+def record_tiles(monkeypatch) -> list:
+    """Let tiles hold as few as one region's maps; returns the list that records each rectangle the engine runs."""
     monkeypatch.setattr(tiling, "MIN_TILE_REGIONS", 1)
     tiles = []
     run = graph_partition.graph_partition2d
     monkeypatch.setattr(tiling, "graph_partition2d", lambda graph, tile, *rest, **options: tiles.append(tile) or
                         run(graph, tile, *rest, **options))
-    tiled = su.partition2d(model, bounds, plane=plane, max_bytes=max(1, held // shrink))
-    return whole, tiled, tiles
+    return tiles
 
 
 def by_code(partition, layer):

@@ -155,8 +155,9 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
     crossing_lines, above = _crossing_lines(parents, pre, frame)
     check_growth(parents, crossing_lines.count, crossing_lines.of_parent, frame, max_regions, layer_index)
     lines = crossing_lines.all_lines()
-    vertices, counts, parent, unresolved, status, split = _cut_parents(parents, crossing_lines, lines, frame,
-                                                                       max_regions, room)
+    tolerance = line_tolerance(lines, frame)
+    vertices, counts, parent, unresolved, status, split = _cut_parents(
+        parents, crossing_lines, lines, tolerance, rounding_tolerance(lines, frame), max_regions, room)
     if status == CUT_PAST_MAX_REGIONS:
         raise too_large(layer_index, f"already has more than max_regions={max_regions} regions")
     if status == CUT_PAST_ROOM:
@@ -170,14 +171,14 @@ def cut_by_layer(parents: Polygons, pre: np.ndarray, frame: Frame, max_regions: 
         work, work_owner, piece_work = split
         work_above, left, left_first, left_count = lines_left_on_pieces(
             work.vertices, work.starts, work.counts, work_owner, packed_above, crossing_lines.first,
-            crossing_lines.count, lines, crossing_lines.node, line_tolerance(lines, frame))
+            crossing_lines.count, lines, crossing_lines.node, tolerance)
         codes = _piece_codes(pieces, piece_work, work_above, left_first, left_count, lines[left],
                              crossing_lines.node[left])
     return pieces, parent, codes, unresolved + crossing_lines.unresolved
 
 
-def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.ndarray, frame: Frame,
-                 max_regions: int, room: int):
+def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.ndarray, tolerance: np.ndarray,
+                 rounding: np.ndarray, max_regions: int, room: int):
     """:func:`~spline_utils.engine.cut_kernel.cut_parents` on every parent, in threads; returns its five results and
     the split: ``None``, or the parents the pieces were cut from (:class:`Polygons`), each one's parent, and each
     piece's.
@@ -188,11 +189,10 @@ def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.
     against the pieces of one first piece rather than all of the parent's (the tests grow as lines x pieces: 0.1 s
     of the paper CNN's canvas), and the first pieces share the threads.
     """
-    starts, counts, first, count = parents.starts, parents.counts, crossing_lines.first, crossing_lines.count
-    tolerance, rounding = line_tolerance(lines, frame), rounding_tolerance(lines, frame)
+    first, count = crossing_lines.first, crossing_lines.count
     large = count >= SPLIT_LEAST_LINES
     if not large.any():
-        return *_cut_in_blocks(parents, first, count, lines, tolerance, rounding, max_regions, room, 0), None
+        return *_cut_in_blocks(parents, first, count, lines, tolerance, rounding, max_regions, room), None
     large_parents = parents.subset(np.flatnonzero(large))
     vertices, piece_counts, piece_parent, unresolved, status = cut_parents(
         large_parents.vertices, large_parents.starts, large_parents.counts, first[large],
@@ -207,7 +207,7 @@ def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.
     work_first = np.r_[first[~large], first[large][piece_parent] + SPLIT_LINES][order]
     work_count = np.r_[count[~large], count[large][piece_parent] - SPLIT_LINES][order]
     vertices, piece_counts, piece_parent, more_unresolved, status = _cut_in_blocks(
-        work, work_first, work_count, lines, tolerance, rounding, max_regions, room, 0)
+        work, work_first, work_count, lines, tolerance, rounding, max_regions, room)
     if status != CUT_DONE:
         return None, None, None, unresolved + more_unresolved, status, None
     owner = owner[order]
@@ -216,7 +216,7 @@ def _cut_parents(parents: Polygons, crossing_lines: "_CrossingLines", lines: np.
 
 
 def _cut_in_blocks(parents: Polygons, first: np.ndarray, count: np.ndarray, lines: np.ndarray, tolerance: np.ndarray,
-                   rounding: np.ndarray, max_regions: int, room: int, other_regions: int):
+                   rounding: np.ndarray, max_regions: int, room: int):
     """:func:`~spline_utils.engine.cut_kernel.cut_parents` on blocks of parents in threads, joined in order.
 
     Each block counts the other blocks' parents against the caps, so a block that stops early has found the whole
@@ -230,14 +230,14 @@ def _cut_in_blocks(parents: Polygons, first: np.ndarray, count: np.ndarray, line
         last_vertex = int(starts[stop - 1] + counts[stop - 1]) if stop > start else 0
         return cut_parents(parents.vertices[first_vertex:last_vertex], starts[start:stop] - first_vertex,
                            counts[start:stop], first[start:stop], count[start:stop], lines, tolerance, rounding,
-                           max_regions, room, other_regions + n_parents - (stop - start))
+                           max_regions, room, n_parents - (stop - start))
 
     blocks = work_blocks(count + 1, kernel_threads(), BLOCK_LINES)
     results = run_blocks(block, blocks)
     if len(results) == 1:
         return results[0]
     unresolved = sum(result[3] for result in results)
-    n_pieces = other_regions + sum(len(result[1]) for result in results)
+    n_pieces = sum(len(result[1]) for result in results)
     if any(result[4] != CUT_DONE for result in results) or n_pieces > min(max_regions, room):
         status = CUT_PAST_MAX_REGIONS if max_regions <= room else CUT_PAST_ROOM
         return None, None, None, unresolved, status

@@ -74,8 +74,8 @@ def graph_partition2d(graph: Graph, bounds: tuple, plane, input_state: np.ndarra
     ``chunk_outputs_kept`` (a tile's: the merge reads them at once); else the output maps on them are computed again
     from the codes when asked for, a forward pass of the network for each region.
     """
-    cutter = _GraphCutter(graph, domain, frame, max_regions, max_bytes, {} if jacobians is None else jacobians)
-    cutter.chunk_outputs_kept = chunk_outputs_kept
+    cutter = _GraphCutter(graph, domain, frame, max_regions, max_bytes, {} if jacobians is None else jacobians,
+                          chunk_outputs_kept)
     return cutter.run(input_state, bounds, plane)
 
 
@@ -83,7 +83,7 @@ class _GraphCutter:
     """The state of one partition: maps of stored tensors, each tensor's level, the layers cut so far."""
 
     def __init__(self, graph: Graph, domain: Polygons, frame: Frame, max_regions: int, max_bytes: int,
-                 jacobians: dict):
+                 jacobians: dict, chunk_outputs_kept: bool):
         self.graph, self.domain, self.frame, self.jacobian_cache = graph, domain, frame, jacobians
         self.max_regions, self.max_bytes = max_regions, max_bytes
         self.result_cap = max_bytes  # the user's max_bytes, for the result (a region chunk's max_bytes is smaller)
@@ -97,7 +97,7 @@ class _GraphCutter:
         self.outside_bytes = 0  # bytes held for this partition outside the cutter (earlier region chunks' results)
         self.output_maps, self.output_level = None, -1
         self.keep_output = True  # whether the output maps are formed (:meth:`_plan_span`; see chunk_outputs_kept)
-        self.chunk_outputs_kept = True  # whether region chunks form and keep theirs (graph_partition2d)
+        self.chunk_outputs_kept = chunk_outputs_kept  # whether region chunks form and keep theirs
         self.input_state = None
         self.unresolved: dict[int, int] = {}  # layer -> lines within the resolution of a corner (region chunks add)
         self.last_reader = {}
