@@ -387,17 +387,33 @@ def test_batchnorm_uses_running_statistics_even_in_train_mode():
     np.testing.assert_allclose(np.einsum("roj,rj->ro", slopes, points) + offsets, expected, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("restart", [32, 4], ids=["one-level-of-heads", "heads-of-heads"])
 @pytest.mark.parametrize("dense_fill", [0.0, 1.1], ids=["heads-through-jacobian", "heads-through-block"])
-def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeypatch, dense_fill):
-    """Each layer's maps on the previous layer's regions, built chunk by chunk (two restart blocks a chunk)."""
+def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeypatch, dense_fill, restart):
+    """Each layer's maps on the previous layer's regions, built chunk by chunk (two restart blocks a chunk); with
+    short blocks, the heads' maps come from blocks of heads in turn."""
     from spline_utils.engine import graph_partition, propagate
     width = 24
     monkeypatch.setattr(graph_partition, "DENSE_FILL", dense_fill)
-    monkeypatch.setattr(graph_partition, "DIRECT_REGION_PRODUCT", 0)  # else a product this small skips the heads
-    monkeypatch.setattr(propagate, "BUFFER_BYTES", 2 * propagate.RESTART * 3 * 8 * width)
+    monkeypatch.setattr(graph_partition, "DIRECT_REGION_PRODUCT", 0)  # else products this small skip the heads
+    monkeypatch.setattr(graph_partition, "SMALL_PRODUCT", 0)
+    monkeypatch.setattr(propagate, "RESTART", restart)
+    monkeypatch.setattr(propagate, "BUFFER_BYTES", 2 * restart * 3 * 8 * width)
+    calls = []  # (levels, regions) of every call, the heads' own included
+    maps_from_heads = propagate.maps_from_heads
+
+    def recorded(layer, jacobian, direct, out=None, levels=propagate.HEAD_LEVELS):
+        calls.append((levels, layer.num_regions))
+        return maps_from_heads(layer, jacobian, direct, out, levels)
+
+    monkeypatch.setattr(propagate, "maps_from_heads", recorded)
+    monkeypatch.setattr(graph_partition, "maps_from_heads", recorded)
     model = random_mlp((2, width, width, width), "leaky_relu", seed=4)
     partition = su.partition2d(model, (-2, 2, -2, 2))
-    assert partition.layers[1].num_regions > 8 * propagate.RESTART, "too few regions for chunks and corrections"
+    assert partition.layers[1].num_regions > 8 * restart, "too few regions for chunks and corrections"
+    assert max(regions for levels, regions in calls if levels == propagate.HEAD_LEVELS) > 8 * restart
+    if restart == 4:  # blocks of heads: a heads' layer with more heads than a block
+        assert max(regions for levels, regions in calls if levels < propagate.HEAD_LEVELS) > 8 * restart
     for layer in (1, 2):
         points = partition.layers[layer - 1].polygons.vertex_means()
         pre = partition.layers[layer].pre_activations
