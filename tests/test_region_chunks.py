@@ -131,9 +131,16 @@ def test_a_partition_larger_than_max_bytes_itself_is_refused_without_tiles(monke
     max_bytes = result_bytes // 3
     continued = chunk_every_span(monkeypatch, max_bytes)
     monkeypatch.setattr(tiling, "_split", lambda *args: pytest.fail("tiles cannot hold a result that does not fit"))
-    with pytest.raises(su.PartitionTooLarge, match=f"the partition itself needs more than max_bytes={max_bytes}"):
+    with pytest.raises(su.PartitionTooLarge, match=f"the partition itself needs more than max_bytes={max_bytes}") \
+            as refused:
         su.partition2d(model, bounds, plane=plane, max_bytes=max_bytes)
     assert continued
+    assert "polygons, codes and output maps" in str(refused.value)
+    assert "or pass keep_output_maps=False, which leaves the output maps" in str(refused.value)
+    with pytest.raises(su.PartitionTooLarge) as refused_lean:  # without output maps: still too large, and it says so
+        su.partition2d(model, bounds, plane=plane, max_bytes=max_bytes // 2, keep_output_maps=False)
+    assert "its polygons and codes take" in str(refused_lean.value)
+    assert "keep_output_maps" not in str(refused_lean.value)
 
 
 def test_chunks_with_no_working_room_fall_back_to_single_regions_with_all_the_room(monkeypatch):

@@ -344,9 +344,10 @@ class _GraphCutter:
         parts = {later_level: {"pieces": [], "parent": [], "codes": []} for later_level in later}
         counts, outputs, kept_bytes, start, most = dict.fromkeys(later, 0), [], 0, 0, layer.num_regions
         whole_room = False
-        least_later = self._least_later_bytes(level)
+        least_later, output_per_region, output_bytes = self._least_later_bytes(level), self._output_bytes(), 0
         while start < layer.num_regions:
-            self._check_result_fits(level, kept_bytes + (layer.num_regions - start) * least_later)
+            self._check_result_fits(level, kept_bytes + (layer.num_regions - start) * least_later,
+                                    output_bytes + (layer.num_regions - start) * output_per_region)
             # half the room left for the chunk's span maps, half for its later layers; temporaries grow with a
             # chunk's maps, so never more than REGION_CHUNK_BYTES of them
             room = self.max_bytes - self._held_bytes() - kept_bytes
@@ -382,6 +383,7 @@ class _GraphCutter:
             if keep and not callable(chunk.output_maps):
                 outputs.append(chunk.output_maps)
                 kept_bytes += chunk.output_maps.nbytes
+                output_bytes += chunk.output_maps.nbytes if chunk.output_level >= level else 0
             self.output_level = chunk.output_level
             start += len(index)
             del chunk
@@ -408,23 +410,34 @@ class _GraphCutter:
         """The fewest bytes the result holds for each region of layer ``level`` continued in region chunks: one
         region (a triangle, its code and parent) in every later layer, and its output maps where they are kept and
         are not a ReLU's outputs."""
-        nodes, output = self.graph.nodes, self.graph.output
+        nodes = self.graph.nodes
         later = sum(math.ceil(math.prod(nodes[relu].shape) / 8) + LEAST_POLYGON_BYTES
                     for relu in self.graph.relu_nodes[level + 1:])
-        kept = self.chunk_outputs_kept and not isinstance(nodes[output], ReluNode)
-        return later + (3 * 8 * math.prod(nodes[output].shape) if kept else 0)
+        return later + self._output_bytes()
 
-    def _check_result_fits(self, level: int, later_bytes: int) -> None:
-        """:class:`PartitionTooLarge` when layers ``0 .. level`` and ``later_bytes`` more of the result exceed
-        ``max_bytes``: the partition itself does not fit, so neither chunks nor tiles can help."""
+    def _output_bytes(self) -> int:
+        """Bytes of output maps the result keeps for each region continued in region chunks: none where they are not
+        kept (:attr:`chunk_outputs_kept`) or are a ReLU's outputs (formed when asked for)."""
+        output = self.graph.nodes[self.graph.output]
+        kept = self.chunk_outputs_kept and not isinstance(output, ReluNode)
+        return 3 * 8 * math.prod(output.shape) if kept else 0
+
+    def _check_result_fits(self, level: int, later_bytes: int, output_bytes: int) -> None:
+        """:class:`PartitionTooLarge` when layers ``0 .. level`` and ``later_bytes`` more of the result (of which
+        ``output_bytes`` are output maps, which ``keep_output_maps=False`` leaves out) exceed ``max_bytes``: the
+        partition itself does not fit, so neither chunks nor tiles can help."""
         result = self.outside_bytes + later_bytes + sum(_result_bytes(layer) for layer in self.layers[:level + 1])
         if result > self.result_cap:
-            held = "polygons, codes and output maps" if self.chunk_outputs_kept else "polygons and codes"
+            held = "polygons, codes and output maps" if output_bytes else "polygons and codes"
+            lean = "" if not output_bytes else (
+                f"; or pass keep_output_maps=False, which leaves the output maps ({readable_bytes(output_bytes)} of "
+                "that) out of the result, to be computed when asked for")
             raise PartitionTooLarge(
                 f"the partition itself needs more than max_bytes={self.result_cap} ({readable_bytes(self.result_cap)}): "
                 f"hidden layer {level} has {self.layers[level].num_regions} regions, and with at least one region "
                 f"each in every later layer its {held} take at least "
-                f"{readable_bytes(result)}; raise max_bytes (the process needs more than that) or shrink the bounds")
+                f"{readable_bytes(result)}; raise max_bytes (the process needs more than that) or shrink the "
+                f"bounds{lean}")
 
     def _region_chunk(self, index: np.ndarray, counts: dict, kept_bytes: int, whole_room: bool) -> "_GraphCutter":
         """A cutter for regions ``index`` of the layer just cut, as if they were all of it: earlier layers and maps
