@@ -31,9 +31,9 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
 
     The tensor is ``T(r) = z(r) J + C(parent(r))`` for the layer's output ``z`` (``jacobian`` is ``J``, shape
     (n_nodes, size)). Regions are visited in sorted (parent, Morton) order, whole restart blocks at a time: each
-    chunk's maps start as copies of their head's map (``direct(index)``, computed without corrections) in a reusable
-    cache-sized buffer, get their sparse corrections there, and are scattered into the result once. Runs of chunks go
-    to threads (:mod:`~spline_utils.engine.kernel_threads`), each with its own buffer.
+    chunk's maps start as copies of their head's map (see ``levels``) in a reusable cache-sized buffer, get their
+    sparse corrections there, and are scattered into the result once. Runs of chunks go to threads
+    (:mod:`~spline_utils.engine.kernel_threads`), each with its own buffer.
 
     Parameters
     ----------
@@ -55,8 +55,9 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
         out[...] = maps
         return out
     order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
-    position = position_in_group(layer.parent[order]) % RESTART
-    head_row = _middle_of_blocks(layer.parent[order], position)  # each sorted region's head, as a sorted row
+    sorted_parent = layer.parent[order]
+    position = position_in_group(sorted_parent) % RESTART
+    head_row = _middle_of_blocks(sorted_parent, position)  # each sorted region's head, as a sorted row
     is_head = head_row == np.arange(n_regions)
     packed_codes, pre_activations = layer.packed_codes, layer.pre_activations
     heads = order[is_head]
