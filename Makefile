@@ -28,7 +28,7 @@ test: setup
 
 # Real MNIST, fetched once into the cache ($SPLINE_UTILS_DATA, else ~/.cache/spline_utils), verified on use.
 data: setup
-	$(PY) -m spline_utils.data.mnist_loader
+	$(PY) -m spline_utils.data
 
 book: setup data
 	$(PY) tools/build_book.py

