@@ -188,6 +188,7 @@ def test_model_that_cannot_take_two_d_points_says_to_pass_a_plane():
     assert "starts with a conv layer" not in str(error.value)
 
 
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning")  # torch, on Linear(4, 0)
 def test_network_without_outputs_has_no_decision_boundary():
     model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 0))
     with pytest.raises(ValueError, match="no outputs"):
