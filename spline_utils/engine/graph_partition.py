@@ -33,11 +33,12 @@ import numpy as np
 import torch
 
 from spline_utils.engine.cutting import cut_by_layer, warn_unresolved
+from spline_utils.engine.free_memory import release_free_memory
 from spline_utils.engine.kernel_threads import run_blocks, work_blocks
 from spline_utils.engine.network_maps import CodedForward, apply_affine, input_of
 from spline_utils.engine.partition import (LayerPartition, MapsTooLarge, Partition, ancestors, check_memory,
                                           readable_bytes)
-from spline_utils.engine.polygons import Polygons
+from spline_utils.engine.polygons import Polygons, concatenate_freeing
 from spline_utils.engine.propagate import RESTART, maps_from_heads, regions_of
 from spline_utils.engine.region_bound import OutOfRoom, PartitionTooLarge, too_large
 from spline_utils.engine.thread_pools import product_threads
@@ -307,14 +308,15 @@ class _GraphCutter:
                     stored_parts[target].append(plan.maps(chunk, target))
                 self.layers.pop()
             self.pending = cut_arrays + [maps for pieces in stored_parts.values() for maps in pieces]
-        self.pending = []
+            release_free_memory()
+        self.pending, cut_arrays = [], None  # the parts are joined freeing each one: the lists hold them alone
         producer.step = step
-        layer = LayerPartition(Polygons.concatenate(parts["pieces"]), np.concatenate(parts["parent"]),
-                               np.concatenate(parts["codes"]), None, node.slope, node.shape, recompute=producer)
+        layer = LayerPartition(Polygons.concatenate_freeing(parts["pieces"]), concatenate_freeing(parts["parent"]),
+                               concatenate_freeing(parts["codes"]), None, node.slope, node.shape, recompute=producer)
         self.layers.append(layer)
         producer.plan.cutter = self._older_layers(level)  # no cycle layer -> producer -> cutter -> layer
-        for target, pieces in stored_parts.items():
-            self.maps[target] = np.concatenate(pieces)
+        for target, maps in stored_parts.items():
+            self.maps[target] = concatenate_freeing(maps)
         return plan is not None or not has_span_maps
 
     def _older_layers(self, n_layers: int) -> "_GraphCutter":
@@ -387,11 +389,13 @@ class _GraphCutter:
             self.output_level = chunk.output_level
             start += len(index)
             del chunk
+            release_free_memory()  # the chunk's temporaries, freed among the parts of the result kept so far
         for later_level in later:
             node = self.graph.nodes[self.graph.relu_nodes[later_level]]
             kept = parts.pop(later_level)
-            self.layers.append(LayerPartition(Polygons.concatenate(kept["pieces"]), np.concatenate(kept["parent"]),
-                                              np.concatenate(kept["codes"]), None, node.slope, node.shape,
+            self.layers.append(LayerPartition(Polygons.concatenate_freeing(kept["pieces"]),
+                                              concatenate_freeing(kept["parent"]),
+                                              concatenate_freeing(kept["codes"]), None, node.slope, node.shape,
                                               recompute=CodedForward(self.graph, self.input_state, self.layers,
                                                                      later_level)))
             self.layer_of[self.graph.relu_nodes[later_level]] = later_level
@@ -401,7 +405,7 @@ class _GraphCutter:
         elif self.output_level < level:
             self.output_maps = outputs[0]
         elif self.chunk_outputs_kept:
-            self.output_maps = np.concatenate(outputs)
+            self.output_maps = concatenate_freeing(outputs)
         else:
             self.output_maps = CodedForward(self.graph, self.input_state, self.layers, self.output_level + 1,
                                             target=output).on_every_region
@@ -511,12 +515,14 @@ class _GraphCutter:
         return source in self.maps and self.level[source] == level
 
     def _evaluate(self, span: list[int], targets: list[int], level: int, index: np.ndarray | None = None,
-                  zero_relu: int | None = None) -> dict[int, np.ndarray]:
+                  zero_relu: int | None = None, out: np.ndarray | None = None) -> dict[int, np.ndarray]:
         """Maps of ``targets`` on regions ``index`` (default: all) of ``level``, by running the span's nodes.
 
         With ``zero_relu`` that ReLU node's output counts as zero (no offset, no slope): the span's part that does
         not depend on it. Results that do not vary from region to region come back as a single row. Only the nodes
-        that ``targets`` depend on are run.
+        that ``targets`` depend on are run. Each chunk's maps are written into the result as they come (into ``out``,
+        shape (len(index), 3, size), where given for a single target), not gathered and joined: that would hold them
+        twice.
         """
         span = _needed_nodes(self.graph, span, targets)
         n_regions = 1 if level < 0 else self.layers[level].num_regions
@@ -527,7 +533,8 @@ class _GraphCutter:
         # the nodes' outputs and the tensors they read (a ReLU's output as wide as its layer) are formed per chunk
         widest = max([1] + [math.prod(input_of(self.graph, i)) for i in set(span) | outside])
         step = max(1, CHUNK_BYTES // (3 * 8 * widest * max(1, len(span))))
-        parts: dict[int, list] = {target: [] for target in targets}
+        result: dict[int, np.ndarray | None] = {}
+        whole = set()  # targets whose first chunk is their result: all regions at once, a row that does not vary, zero
         for start in range(0, max(len(index), 1), step):
             chunk = index[start:start + step]
             values: dict[int, np.ndarray | None] = {}
@@ -537,16 +544,23 @@ class _GraphCutter:
                            else self._source(source, level, chunk) for source in node.inputs]
                 values[node_index] = apply_affine(node, sources, [input_of(self.graph, s) for s in node.inputs])
             for target in targets:
-                parts[target].append(values[target])
-        result = {}
+                value = values[target]
+                if start == 0:
+                    if value is None or (len(value) == len(index) and out is None) or \
+                            zero_relu is not None and len(value) == 1 < len(chunk):
+                        result[target] = value
+                        whole.add(target)
+                        continue
+                    result[target] = np.empty((len(index), *value.shape[1:])) if out is None else out
+                if target not in whole:
+                    result[target][start:start + len(chunk)] = value
+            del values
         for target in targets:
-            pieces = parts[target]
-            if pieces[0] is None:  # exactly zero
+            if result[target] is None:  # exactly zero
                 result[target] = np.zeros((1, 3, math.prod(self.graph.nodes[target].shape)))
-            elif len(pieces) == 1 or zero_relu is not None and len(pieces[0]) == 1 < min(step, len(index)):
-                result[target] = pieces[0]  # all regions at once, or a row that does not vary
-            else:
-                result[target] = np.concatenate(pieces)
+            if out is not None and result[target] is not out:  # a row that does not vary, asked for on every region
+                out[...] = result[target]
+                result[target] = out
         return result
 
 
@@ -592,14 +606,16 @@ class _SpanPlan:
                                   or 3 * layer.num_regions * dense.size <= SMALL_PRODUCT):
             return _dense_maps(layer, np.arange(layer.num_regions), dense,
                                lambda parents: self.constant(target, parents))
-        return maps_from_heads(layer, self.jacobian(target), lambda index: self.direct(layer, target, index))
+        return maps_from_heads(layer, self.jacobian(target), lambda index, out: self.direct(layer, target, index, out))
 
-    def direct(self, layer: LayerPartition, target: int, index: np.ndarray) -> np.ndarray:
-        """Maps of ``target`` on regions ``index`` of ``layer`` without corrections."""
+    def direct(self, layer: LayerPartition, target: int, index: np.ndarray,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """Maps of ``target`` on regions ``index`` of ``layer`` without corrections (written into ``out`` where
+        given)."""
         dense = self.dense_jacobian(target)
         if dense is None:
-            return self.cutter._evaluate(self.dependent, [target], self.level, index)[target]
-        return _dense_maps(layer, index, dense, lambda parents: self.constant(target, parents))
+            return self.cutter._evaluate(self.dependent, [target], self.level, index, out=out)[target]
+        return _dense_maps(layer, index, dense, lambda parents: self.constant(target, parents), out)
 
 
 class _Producer:
@@ -626,7 +642,7 @@ class _Producer:
     def _maps(self, index: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         layer = self.layer
         return maps_from_heads(regions_of(layer, index, layer._pre_activations), self.plan.jacobian(self.target),
-                               lambda local: self.plan.direct(layer, self.target, index[local]), out)
+                               lambda local, into: self.plan.direct(layer, self.target, index[local], into), out)
 
 
 def _outside_inputs(graph: Graph, span: list[int]) -> set[int]:
@@ -661,7 +677,8 @@ def _worth_a_jacobian(layer: LayerPartition) -> bool:
     return layer.num_regions >= 4 * RESTART and 3 * layer.num_regions >= layer.num_nodes
 
 
-def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, constant) -> np.ndarray:
+def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, constant,
+                out: np.ndarray | None = None) -> np.ndarray:
     """``z(r) J + C(parent(r))`` on regions ``index`` of ``layer`` through the dense Jacobian, in bounded chunks;
     ``constant(parents)`` gives ``C`` on those parents (:meth:`_SpanPlan.constant`).
 
@@ -671,7 +688,7 @@ def _dense_maps(layer: LayerPartition, index: np.ndarray, jacobian: np.ndarray, 
     :data:`PRODUCT_CHUNK_BYTES` that stay in cache, but never read fewer bytes of ``z`` than of ``J``.
     """
     n_nodes, size = jacobian.shape
-    maps = np.empty((len(index), 3, size))
+    maps = np.empty((len(index), 3, size)) if out is None else out
     step = max(1, CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)))
     product_step = max(1, PRODUCT_CHUNK_BYTES // (3 * 8 * max(n_nodes, 1)), -(-size // 3))
     # layer outputs formed from kept maps are safe to form in threads (recomputed ones are formed by the cutter)

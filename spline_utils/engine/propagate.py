@@ -41,7 +41,8 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
     jacobian : ndarray, shape (n_nodes, size), or None
         Without a Jacobian every region is computed by ``direct``.
     direct : callable
-        ``direct(index)`` gives the exact maps (len(index), 3, size) of regions ``index`` of ``layer``.
+        ``direct(index, out)`` gives the exact maps (len(index), 3, size) of regions ``index`` of ``layer``, written
+        into ``out`` where it is not ``None``.
     out : ndarray, shape (n_regions, 3, size), optional
         Where to write the maps (returned): a buffer used again chunk after chunk touches no fresh memory.
     levels : int
@@ -49,11 +50,7 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
     """
     n_regions = layer.num_regions
     if jacobian is None or n_regions < 4 * RESTART or 10 * _head_count(layer.parent) > 9 * n_regions:
-        maps = direct(np.arange(n_regions))  # no corrections to gain, or nine in ten regions would be heads
-        if out is None:
-            return maps
-        out[...] = maps
-        return out
+        return direct(np.arange(n_regions), out)  # no corrections to gain, or nine in ten regions would be heads
     order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
     sorted_parent = layer.parent[order]
     position = position_in_group(sorted_parent) % RESTART
@@ -63,9 +60,9 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
     heads = order[is_head]
     if levels > 1:
         head_maps = maps_from_heads(regions_of(layer, heads, pre_activations), jacobian,
-                                    lambda local: direct(heads[local]), levels=levels - 1)
+                                    lambda local, out: direct(heads[local], out), levels=levels - 1)
     else:
-        head_maps = direct(heads)
+        head_maps = direct(heads, None)
     head_of = (np.cumsum(is_head) - 1)[head_row]  # each sorted region's head, as a row of head_maps
     result = np.empty((n_regions, 3, jacobian.shape[1])) if out is None else out
     heads_per_chunk = max(1, BUFFER_BYTES // (RESTART * result[0].nbytes))

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from spline_utils.engine.free_memory import release_free_memory
 from spline_utils.engine.graph_partition import graph_partition2d
 from spline_utils.engine.hull_kernel import merged_regions
 from spline_utils.engine.network_maps import CodedForward
@@ -58,6 +59,7 @@ def partition_in_tiles(graph: Graph, bounds: tuple, plane, input_state: np.ndarr
         tile, splits = pending.pop()
         try:
             done.append(_TilePieces(run(tile)))
+            release_free_memory()  # the tile's maps and temporaries, freed among the tiles kept
         except MapsTooLarge as error:
             if splits == MAX_SPLITS or len(done) + len(pending) > MAX_TILES:
                 raise PartitionTooLarge(
