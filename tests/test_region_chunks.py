@@ -189,7 +189,7 @@ def test_parts_joined_freeing_each_one_equal_numpys_concatenation(shapes):
               if part.size % 4 == 0]
     expected_polygons = polygons.Polygons.concatenate(pieces)
     given = list(pieces)
-    joined_polygons = polygons.Polygons.concatenate_freeing(given)
+    joined_polygons = graph_partition._join_polygons(given)
     assert given == [] and np.array_equal(joined_polygons.vertices, expected_polygons.vertices)
     assert np.array_equal(joined_polygons.counts, expected_polygons.counts)
 

@@ -1,15 +1,7 @@
-"""Giving freed memory back to the system while a large partition runs (glibc's ``malloc_trim``).
+"""Freed heap memory given back to the system between chunks (glibc's ``malloc_trim``; elsewhere nothing).
 
-Arrays below glibc's mmap threshold (up to 32 MiB once large arrays have been freed) come from the heap. A
-partition computed in chunks interleaves short-lived chunk temporaries with the long-lived parts of its result there,
-so the heap fragments: memory the engine has freed stays counted in the process's RSS. Measured on the MaxPool CNN's
-0.5 window at ``max_bytes`` = 1 GiB: after the call the heap held 656 MiB free against a 128 MiB result, and one
-``malloc_trim(0)`` took the process from 1,257 MiB to 538 MiB. The engine calls :func:`release_free_memory` after
-each chunk of regions or parents (and each tile); it trims when the heap holds more than :data:`FREE_BYTES_TO_TRIM`
-free. A trim walks the heap: on that window 729 trims took 2.3 s of an 85-98 s call.
-
-This is an action, not a setting: the allocator's thresholds are left as they are. Where the C library is not glibc
-(macOS, Windows, musl) it does nothing.
+A chunked run frees small temporaries among its result's long-lived parts, and the heap keeps that memory (656 MiB
+after a 128 MiB result, README). An action, not a setting: the allocator's thresholds stay as they are.
 """
 from __future__ import annotations
 

@@ -311,7 +311,7 @@ class _GraphCutter:
             release_free_memory()
         self.pending, cut_arrays = [], None  # the parts are joined freeing each one: the lists hold them alone
         producer.step = step
-        layer = LayerPartition(Polygons.concatenate_freeing(parts["pieces"]), concatenate_freeing(parts["parent"]),
+        layer = LayerPartition(_join_polygons(parts["pieces"]), concatenate_freeing(parts["parent"]),
                                concatenate_freeing(parts["codes"]), None, node.slope, node.shape, recompute=producer)
         self.layers.append(layer)
         producer.plan.cutter = self._older_layers(level)  # no cycle layer -> producer -> cutter -> layer
@@ -393,7 +393,7 @@ class _GraphCutter:
         for later_level in later:
             node = self.graph.nodes[self.graph.relu_nodes[later_level]]
             kept = parts.pop(later_level)
-            self.layers.append(LayerPartition(Polygons.concatenate_freeing(kept["pieces"]),
+            self.layers.append(LayerPartition(_join_polygons(kept["pieces"]),
                                               concatenate_freeing(kept["parent"]),
                                               concatenate_freeing(kept["codes"]), None, node.slope, node.shape,
                                               recompute=CodedForward(self.graph, self.input_state, self.layers,
@@ -643,6 +643,15 @@ class _Producer:
         layer = self.layer
         return maps_from_heads(regions_of(layer, index, layer._pre_activations), self.plan.jacobian(self.target),
                                lambda local, into: self.plan.direct(layer, self.target, index[local], into), out)
+
+
+def _join_polygons(parts: list[Polygons]) -> Polygons:
+    """:meth:`Polygons.concatenate` through :func:`concatenate_freeing`: ``parts`` is emptied."""
+    if not parts:
+        return Polygons.concatenate(parts)
+    vertices, counts = [part.vertices for part in parts], [part.counts for part in parts]
+    parts.clear()
+    return Polygons(concatenate_freeing(vertices), concatenate_freeing(counts))
 
 
 def _outside_inputs(graph: Graph, span: list[int]) -> set[int]:

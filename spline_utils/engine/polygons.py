@@ -82,16 +82,6 @@ class Polygons:
         return Polygons(np.concatenate([p.vertices for p in parts]) if parts else np.zeros((0, 2)),
                         np.concatenate([p.counts for p in parts]) if parts else np.zeros(0, np.int64))
 
-    @staticmethod
-    def concatenate_freeing(parts: list["Polygons"]) -> "Polygons":
-        """:meth:`concatenate` that empties ``parts`` and frees each part once copied
-        (:func:`concatenate_freeing`)."""
-        if not parts:
-            return Polygons.concatenate(parts)
-        vertices, counts = [part.vertices for part in parts], [part.counts for part in parts]
-        parts.clear()
-        return Polygons(concatenate_freeing(vertices), concatenate_freeing(counts))
-
 
     def bounding_boxes(self) -> np.ndarray:
         """``(xmin, xmax, ymin, ymax)`` of every polygon, shape (n_polygons, 4)."""
@@ -231,16 +221,9 @@ def join_segments(segments: np.ndarray, decimals: int = 9) -> list[np.ndarray]:
 
 
 def concatenate_freeing(parts: list[np.ndarray]) -> np.ndarray:
-    """``np.concatenate(parts)`` (along the first axis) that empties the list ``parts`` as it copies.
-
-    Each part is released as soon as it is copied, so where the list held the only references the memory peaks at the
-    result and one part, not at twice the parts. Parts below glibc's mmap threshold go back to the heap, not the
-    system, when freed: every :data:`~spline_utils.engine.free_memory.FREE_BYTES_TO_TRIM` bytes copied, the heap's
-    free memory is released (:func:`~spline_utils.engine.free_memory.release_free_memory`). The engine's results
-    gathered a chunk at a time (a layer's span maps, the layers continued in region chunks, the output maps) are
-    joined this way: on the MaxPool CNN's full canvas (1.5 GB of parts, thousands of chunks) the process's memory
-    otherwise grew by the whole result while the last layers were joined.
-    """
+    """``np.concatenate(parts)`` that empties the list ``parts``, freeing each part once copied and giving the heap's
+    free memory back every :data:`~spline_utils.engine.free_memory.FREE_BYTES_TO_TRIM` bytes copied: the peak is the
+    result and about one part, not twice the parts."""
     if len(parts) == 1:
         return parts.pop()
     result = np.empty((sum(len(part) for part in parts), *parts[0].shape[1:]), dtype=np.result_type(*parts))
