@@ -183,7 +183,7 @@ def test_parts_joined_freeing_each_one_equal_numpys_concatenation(shapes):
     parts = [generator.normal(size=shape) for shape in shapes]
     expected = np.concatenate(parts)
     given = list(parts)
-    joined = polygons.concatenate_freeing(given)
+    joined = free_memory.concatenate_freeing(given)
     assert given == [] and joined.shape == expected.shape and np.array_equal(joined, expected)
     pieces = [polygons.Polygons(part.reshape(-1, 2), np.full(len(part.reshape(-1, 2)) // 2, 2)) for part in parts
               if part.size % 4 == 0]
@@ -205,7 +205,6 @@ def test_joining_small_parts_gives_their_memory_back_as_it_goes(monkeypatch):
     FREE_BYTES_TO_TRIM bytes copied (16 MiB here), so 160 MiB of parts are joined within a fraction of their size
     more, where np.concatenate takes all of it (a region-chunked layer's thousands of parts)."""
     monkeypatch.setattr(free_memory, "FREE_BYTES_TO_TRIM", 2**24)
-    monkeypatch.setattr(polygons, "FREE_BYTES_TO_TRIM", 2**24)
     n_parts, part_values = 1706, 96 * 128
 
     def peak_above_the_parts(join) -> int:
@@ -220,7 +219,7 @@ def test_joining_small_parts_gives_their_memory_back_as_it_goes(monkeypatch):
 
     total = n_parts * part_values * 8
     assert peak_above_the_parts(np.concatenate) >= 0.9 * total
-    assert peak_above_the_parts(polygons.concatenate_freeing) <= 0.4 * total
+    assert peak_above_the_parts(free_memory.concatenate_freeing) <= 0.4 * total
 
 
 def test_joining_parts_freeing_each_one_peaks_at_the_result_and_one_part(monkeypatch):
@@ -230,7 +229,6 @@ def test_joining_parts_freeing_each_one_peaks_at_the_result_and_one_part(monkeyp
     in the whole test session they were not (three parts above, the cause not found), and the join's trims every
     FREE_BYTES_TO_TRIM bytes copied, set here to 16 MiB, are what keeps the peak within two parts there."""
     monkeypatch.setattr(free_memory, "FREE_BYTES_TO_TRIM", 2**24)
-    monkeypatch.setattr(polygons, "FREE_BYTES_TO_TRIM", 2**24)
     part_bytes, n_parts = 36 * 2**20, 6
 
     def peak_above_the_parts(join) -> int:
@@ -244,7 +242,7 @@ def test_joining_parts_freeing_each_one_peaks_at_the_result_and_one_part(monkeyp
         return peak
 
     assert peak_above_the_parts(np.concatenate) >= 0.9 * n_parts * part_bytes
-    assert peak_above_the_parts(polygons.concatenate_freeing) <= 2.5 * part_bytes
+    assert peak_above_the_parts(free_memory.concatenate_freeing) <= 2.5 * part_bytes
 
 
 def test_the_engine_offers_freed_memory_back_after_every_region_chunk_and_streamed_chunk(monkeypatch):

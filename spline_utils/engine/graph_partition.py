@@ -33,12 +33,12 @@ import numpy as np
 import torch
 
 from spline_utils.engine.cutting import cut_by_layer, warn_unresolved
-from spline_utils.engine.free_memory import release_free_memory
+from spline_utils.engine.free_memory import concatenate_freeing, release_free_memory
 from spline_utils.engine.kernel_threads import run_blocks, work_blocks
 from spline_utils.engine.network_maps import CodedForward, apply_affine, input_of
 from spline_utils.engine.partition import (LayerPartition, MapsTooLarge, Partition, ancestors, check_memory,
                                           readable_bytes)
-from spline_utils.engine.polygons import Polygons, concatenate_freeing
+from spline_utils.engine.polygons import Polygons
 from spline_utils.engine.propagate import RESTART, maps_from_heads, regions_of
 from spline_utils.engine.region_bound import OutOfRoom, PartitionTooLarge, too_large
 from spline_utils.engine.thread_pools import product_threads
@@ -546,7 +546,7 @@ class _GraphCutter:
             for target in targets:
                 value = values[target]
                 if start == 0:
-                    if value is None or (len(value) == len(index) and out is None) or \
+                    if value is None or len(value) == len(index) or \
                             zero_relu is not None and len(value) == 1 < len(chunk):
                         result[target] = value
                         whole.add(target)
@@ -558,7 +558,7 @@ class _GraphCutter:
         for target in targets:
             if result[target] is None:  # exactly zero
                 result[target] = np.zeros((1, 3, math.prod(self.graph.nodes[target].shape)))
-            if out is not None and result[target] is not out:  # a row that does not vary, asked for on every region
+            if out is not None and result[target] is not out:  # one chunk, or a row that does not vary
                 out[...] = result[target]
                 result[target] = out
         return result

@@ -10,7 +10,6 @@ from functools import cached_property
 
 import numpy as np
 
-from spline_utils.engine.free_memory import FREE_BYTES_TO_TRIM, release_free_memory
 from spline_utils.engine.tolerance import Frame, line_tolerance, min_segment_length
 
 
@@ -81,7 +80,6 @@ class Polygons:
         """Stack several :class:`Polygons` into one."""
         return Polygons(np.concatenate([p.vertices for p in parts]) if parts else np.zeros((0, 2)),
                         np.concatenate([p.counts for p in parts]) if parts else np.zeros(0, np.int64))
-
 
     def bounding_boxes(self) -> np.ndarray:
         """``(xmin, xmax, ymin, ymax)`` of every polygon, shape (n_polygons, 4)."""
@@ -218,23 +216,3 @@ def join_segments(segments: np.ndarray, decimals: int = 9) -> list[np.ndarray]:
         head = segments[index, end]
         polylines.append(np.vstack([head[None], np.array(walk(index, end))]))
     return polylines
-
-
-def concatenate_freeing(parts: list[np.ndarray]) -> np.ndarray:
-    """``np.concatenate(parts)`` that empties the list ``parts``, freeing each part once copied and giving the heap's
-    free memory back every :data:`~spline_utils.engine.free_memory.FREE_BYTES_TO_TRIM` bytes copied: the peak is the
-    result and about one part, not twice the parts."""
-    if len(parts) == 1:
-        return parts.pop()
-    result = np.empty((sum(len(part) for part in parts), *parts[0].shape[1:]), dtype=np.result_type(*parts))
-    start, copied = 0, 0
-    parts.reverse()
-    while parts:
-        part = parts.pop()
-        result[start:start + len(part)] = part
-        start, copied = start + len(part), copied + part.nbytes
-        del part
-        if copied >= FREE_BYTES_TO_TRIM:
-            release_free_memory()
-            copied = 0
-    return result
