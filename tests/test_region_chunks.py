@@ -146,6 +146,35 @@ def test_a_partition_larger_than_max_bytes_itself_is_refused_without_tiles(monke
     assert "keep_output_maps" not in str(refused_lean.value)
 
 
+@pytest.mark.parametrize("name, streamed, first", [("residual", False, 0), ("maxpool-cnn", False, 0),
+                                                   ("maxpool-cnn", True, 3)], ids=["residual", "maxpool", "streamed"])
+def test_span_maps_that_would_take_most_of_the_room_are_formed_a_region_chunk_at_a_time(monkeypatch, name, streamed,
+                                                                                          first):
+    """Span maps on every region of a layer that would fill three quarters of the room are not formed: they would
+    stay held while every later layer squeezed into the quarter left. The layer continues in region chunks, each
+    forming its own regions' span maps, and the result is still the whole partition. Streamed (the earlier
+    layers' spans made to fit), the MaxPool CNN's fourth layer is cut a chunk of parents at a time and stops forming
+    its span maps (the running maximum) once they pass half the room."""
+    model, bounds, plane = cases()[name]
+    whole = su.partition2d(model, bounds, plane=plane)
+    max_bytes = 2**30
+    if streamed:
+        stream_every_layer(monkeypatch)
+    monkeypatch.setattr(graph_partition._GraphCutter, "_span_bytes_per_region", lambda cutter, relu, streamed: 0 if
+                        cutter.graph.relu_nodes.index(relu) < first else
+                        3 * max_bytes // (4 * whole.layers[cutter.graph.relu_nodes.index(relu)].num_regions))
+    continued = []  # (layer, whether it was cut a chunk of parents at a time) of each layer continued in chunks
+    run = graph_partition._GraphCutter._continue_in_region_chunks
+    monkeypatch.setattr(graph_partition._GraphCutter, "_continue_in_region_chunks", lambda cutter, relu, *rest:
+                        continued.append((len(cutter.layers) - 1, cutter.layers[-1]._pre_activations is None)) or
+                        run(cutter, relu, *rest))
+    chunked = su.partition2d(model, bounds, plane=plane, max_bytes=max_bytes)
+    assert continued[0] == (first, streamed)
+    np.testing.assert_array_equal(chunked.codes, whole.codes)
+    np.testing.assert_allclose(chunked.output_maps(), whole.output_maps(), rtol=0, atol=1e-12)
+    assert_agrees_with_the_models_forward(chunked, model, plane)
+
+
 def test_chunks_with_no_working_room_fall_back_to_single_regions_with_all_the_room(monkeypatch):
     """A chunk whose maps do not fit its working room is halved down to one region, which then gets all the room
     left: the result is still the whole partition."""

@@ -192,10 +192,18 @@ class _GraphCutter:
                    if self.last_reader.get(target, -1) >= end and (streamed or not self._streamable(target, end)))
 
     def _span_fits(self, relu: int) -> bool:
-        """Whether the span maps of the layer just cut, on every region, fit in ``max_bytes`` with what is held."""
+        """Whether the span maps of the layer just cut, on every region, fit in half the room ``max_bytes`` leaves
+        (:meth:`_span_room`)."""
         layer = self.layers[-1]
         needed = layer.num_regions * self._span_bytes_per_region(relu, layer._pre_activations is None)
-        return self._held_bytes() + needed <= self.max_bytes
+        return needed <= self._span_room()
+
+    def _span_room(self) -> int:
+        """The most bytes a layer's span maps on every region may take: half the room ``max_bytes`` leaves, the
+        other half for the later layers. Span maps that filled the room (a MaxPool's running maximum, a skip) would
+        stay held, mostly unread, while every later layer ran in region chunks squeezed into what is left;
+        :meth:`_continue_in_region_chunks` forms them a chunk of regions at a time instead."""
+        return max(0, self.max_bytes - self._held_bytes()) // 2
 
     def _streamable(self, target: int, end: int) -> bool:
         """Whether span tensor ``target`` is read by the next ReLU node (``end``) alone, as its input."""
@@ -271,7 +279,8 @@ class _GraphCutter:
         The ReLU's input maps on every parent would not fit: each chunk's are formed, cut, used for the chunk's
         children's span maps, and dropped. The layer keeps no maps; :attr:`LayerPartition.pre_activations`
         computes them again when asked. Returns whether the span was computed: not when its maps on every region
-        would not fit in ``max_bytes`` (:meth:`_continue_in_region_chunks` then computes it).
+        would take more than half the room left (:meth:`_span_room`; :meth:`_continue_in_region_chunks` then
+        computes it).
         """
         node, level = self.graph.nodes[relu], len(self.layers)
         producer, parents = self.producers.pop(node.input), self.layers[level - 1]
@@ -281,6 +290,7 @@ class _GraphCutter:
         parts: dict = {"pieces": [], "parent": [], "codes": []}
         stored_parts: dict = {target: [] for target in (plan.stored if plan else [])}
         has_span_maps, cut_arrays, total = plan is not None, [], 0
+        span_room, span_bytes = self._span_room(), 0
         # one buffer for every chunk's maps, none of which outlives its chunk: writing fresh memory costs a page fault
         # every 4 KiB (about 5 ms for each of the paper CNN's 64 MB chunks)
         buffer = np.empty((min(step, parents.num_regions), 3, math.prod(node.shape)))
@@ -299,8 +309,8 @@ class _GraphCutter:
             chunk.pre_row = local_parent
             parts["pieces"].append(pieces), parts["parent"].append(chunk.parent), parts["codes"].append(codes)
             cut_arrays += [pieces.vertices, chunk.parent, codes]
-            if plan is not None and self._held_bytes() + len(pieces) * self._span_bytes_per_region(relu, True) > \
-                    self.max_bytes:  # the span's maps do not fit: the layer is cut first, its span in region chunks
+            span_bytes += len(pieces) * self._span_bytes_per_region(relu, True)
+            if plan is not None and span_bytes > span_room:  # the layer is cut first, its span in region chunks
                 plan, stored_parts = None, {}
             if plan is not None:
                 self.layers.append(chunk)
@@ -331,8 +341,9 @@ class _GraphCutter:
     def _continue_in_region_chunks(self, relu: int, span: list[int], end: int) -> None:
         """Compute the span of the layer just cut, and every later layer, a chunk of the layer's regions at a time.
 
-        Used when the span's maps on every region of the layer would not fit in ``max_bytes`` (a MaxPool's running
-        maximum or a skip connection, as wide as the layer, read again layers later). The regions of later layers
+        Used when the span's maps on every region of the layer would take more than half the room ``max_bytes``
+        leaves (:meth:`_span_room`; a MaxPool's running maximum or a skip connection, as wide as the layer, read
+        again layers later). The regions of later layers
         descend from one region of this layer each, so each chunk of its regions runs the rest of the network alone,
         and the chunks' later layers, joined in order, are exactly the whole run's. Their maps are not kept, nor are
         the output maps on them unless :attr:`chunk_outputs_kept` (240 B a region on the MaxPool CNN's canvas,
