@@ -441,9 +441,50 @@ def test_sibling_corrections_equal_the_product_with_each_regions_own_gains(slope
         return np.einsum("rck,rk,ko->rco", pre[pre_row[index]], gains, jacobian)
 
     maps = direct(regions[head])
-    add_corrections(maps, packed, regions, head, pre, pre_row, slope, jacobian)
+    add_corrections(maps, packed, regions, head, pre, pre_row, slope, jacobian, np.abs(jacobian).max(axis=1))
     np.testing.assert_allclose(maps, direct(regions), rtol=1e-12, atol=1e-12)
     assert np.abs(direct(regions) - direct(regions[head])).max() > 0.1  # the corrections did something
+
+
+def test_sibling_corrections_leave_a_map_that_is_exactly_zero_at_zero():
+    """A sibling with every node off (slope 0) has the map 0 exactly; its head's terms, subtracted again, leave a
+    rounding residue (checked here: nonzero in the kernel's own order of sums) whose sign would decide a code. The
+    kernel sets entries within the round-off of their terms to 0, and keeps a small map that is not zero."""
+    from spline_utils.engine.correction_kernel import add_corrections
+    rng = np.random.default_rng(3)
+    n_nodes, size = 24, 6
+    codes = np.zeros((3, n_nodes), dtype=bool)
+    codes[0] = True  # the head: every node on
+    codes[2, 5] = True  # one node on: a small map, not zero
+    pre = rng.normal(size=(1, 3, n_nodes))
+    pre[0, :, 5] *= 1e-6
+    jacobian = rng.normal(size=(n_nodes, size))
+    regions, head, pre_row = np.arange(3), np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64)
+    head_map = np.einsum("ck,ko->co", pre[0], jacobian)
+    residue = head_map.copy()
+    for node in range(n_nodes):
+        residue -= pre[0, :, node][:, None] * jacobian[node]
+    assert np.abs(residue).max() > 0  # without the rounding test the off sibling's map would be this residue
+    maps = np.repeat(head_map[None], 3, axis=0)
+    add_corrections(maps, np.packbits(codes, axis=1), regions, head, pre, pre_row, 0.0, jacobian,
+                    np.abs(jacobian).max(axis=1))
+    assert (maps[1] == 0).all()
+    np.testing.assert_allclose(maps[2], pre[0, :, 5][:, None] * jacobian[5], rtol=1e-6)
+    assert np.abs(maps[2]).min() > 0
+
+
+def test_a_maxpool_whose_pooled_units_are_both_off_has_the_codes_of_the_models_forward():
+    """Where both pooled units are off, ``relu(b - a)`` reads exactly 0; corrected from a head where one is on, its
+    map was a rounding residue, and 77 of this network's 77,273 regions had a code the model's own forward
+    contradicts (the MaxPool CNN's canvas: 412 of 7,684 regions of its first pooling layer on a 0.2 window)."""
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 2), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(36, 3))
+    plane = su.image_canvas(torch.rand(1, 11, 11), torch.rand(1, 11, 11))
+    partition = su.partition2d(cnn, (-3.0, 3.0, -3.0, 3.0), plane=plane)
+    assert partition.num_regions > 70_000
+    inside = partition.layers[-1].polygons.vertex_means()
+    np.testing.assert_array_equal(partition.codes, su.activation_codes(cnn, plane(inside)).numpy())
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.1, -0.5])

@@ -5,15 +5,28 @@ A region and the head of its block share a parent, so their maps differ only thr
 ``unpackbits``, their terms gathered into a sparse matrix and multiplied by the Jacobian: four passes over memory
 and a matrix built per chunk. This loop reads each region's packed code against its head's byte by byte and adds
 each term where it finds it, in the same order (node by node, for each component), so the sums round as before.
+
+A sum that is zero in exact arithmetic is not zero in floating point: a MaxPool's ``relu(b - a)`` where both pooled
+units are off is exactly 0 on a region, but its head, where one is on, gives it a nonzero map, and the corrections
+leave a rounding residue of about 1e-17 whose sign then decided the node's code (on the MaxPool CNN's canvas 412 of
+7,684 regions of its first pooling layer had a code the model's own forward contradicts). A corrected entry within
+the round-off of the terms it was summed from (:data:`ROUNDING_STEPS` ulp for each term, against the sizes of the
+head's entry and of the terms) is that residue, and is set to 0.
 """
 from __future__ import annotations
 
 import numba
+import numpy as np
+
+#: Rounding steps allowed for each term a corrected entry sums (and for the head's own entry): its round-off bound.
+ROUNDING_STEPS = 8
+UNIT_ROUNDOFF = 2.0**-53
 
 
 @numba.njit(cache=True, nogil=True)
-def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row, slope, jacobian):
-    """Add to ``maps[i]`` its difference from its head's maps, in place.
+def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row, slope, jacobian, jacobian_size):
+    """Add to ``maps[i]`` its difference from its head's maps, in place; entries within the round-off of the sum set
+    to 0.
 
     Parameters
     ----------
@@ -29,11 +42,16 @@ def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row,
         The gain of an inactive node (1 for an active one).
     jacobian : ndarray, shape (n_nodes, size)
         The tensor's Jacobian with respect to the layer's output.
+    jacobian_size : ndarray, shape (n_nodes,)
+        The largest absolute value of each row of ``jacobian``: bounds the size of each term.
     """
     n_bytes, size = packed_codes.shape[1], jacobian.shape[1]
+    term_size = np.empty(3)
     for i in range(len(regions)):
         region, head_region = regions[i], regions[head[i]]
         row = pre_row[region]
+        term_size[:] = 0.0
+        n_terms = 0
         for byte in range(n_bytes):
             own = packed_codes[region, byte]
             difference = own ^ packed_codes[head_region, byte]
@@ -45,7 +63,17 @@ def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row,
                     continue
                 node = 8 * byte + bit
                 gain_change = 1.0 - slope if own & mask else slope - 1.0
+                n_terms += 1
                 for component in range(3):
                     change = pre_activations[row, component, node] * gain_change
+                    term_size[component] += abs(change) * jacobian_size[node]
                     for output in range(size):
                         maps[i, component, output] += change * jacobian[node, output]
+        if n_terms == 0:
+            continue
+        steps = ROUNDING_STEPS * (n_terms + 1) * UNIT_ROUNDOFF
+        for component in range(3):
+            for output in range(size):
+                value = maps[i, component, output]
+                if abs(value) <= steps * (abs(maps[head[i], component, output]) + term_size[component]):
+                    maps[i, component, output] = 0.0

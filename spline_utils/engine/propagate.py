@@ -65,6 +65,7 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
         head_maps = direct(heads, None)
     head_of = (np.cumsum(is_head) - 1)[head_row]  # each sorted region's head, as a row of head_maps
     result = np.empty((n_regions, 3, jacobian.shape[1])) if out is None else out
+    jacobian_size = np.abs(jacobian).max(axis=1) if jacobian.shape[1] else np.zeros(len(jacobian))
     heads_per_chunk = max(1, BUFFER_BYTES // (RESTART * result[0].nbytes))
     bounds = np.r_[np.flatnonzero(position == 0)[::heads_per_chunk], n_regions]
 
@@ -74,7 +75,7 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
             regions, chunk = order[start:stop], buffer[:stop - start]
             np.take(head_maps, head_of[start:stop], axis=0, out=chunk, mode="clip")  # in range: clip avoids a copy
             add_corrections(chunk, packed_codes, regions, head_row[start:stop] - start,
-                            pre_activations, layer.pre_row, float(layer.slope), jacobian)
+                            pre_activations, layer.pre_row, float(layer.slope), jacobian, jacobian_size)
             result[regions] = chunk
 
     run_blocks(correct, work_blocks(np.ones(len(bounds) - 1), kernel_threads(), 2))
