@@ -487,6 +487,25 @@ def test_a_maxpool_whose_pooled_units_are_both_off_has_the_codes_of_the_models_f
     np.testing.assert_array_equal(partition.codes, su.activation_codes(cnn, plane(inside)).numpy())
 
 
+def test_a_maxpool_over_a_flat_background_finds_equal_elements_tied_as_the_models_forward_does():
+    """Below a digit, MNIST's background is one constant, so a pooling window's lower elements are the same function
+    of the canvas. The running maximum is ``m + relu(x - m)``, equal to the winning element only up to round-off, so
+    the next equal element differed from it by a residue whose sign decided the comparison (2,559 of this network's
+    10,947 regions; 15,912 of 65,137 of the MaxPool CNN's 0.5 window); the model's own forward finds them tied."""
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(64, 3))
+    cnn[1].running_mean.uniform_(-0.3, 0.3)
+    cnn[1].running_var.uniform_(0.5, 2.0)
+    images = torch.full((2, 1, 11, 11), -0.42421296)  # MNIST's normalized background
+    images[:, :, :7] = torch.rand(2, 1, 7, 11)  # the top rows vary; a window's lower elements read only background
+    plane = su.image_canvas(images[0], images[1])
+    partition = su.partition2d(cnn.eval(), (0.0, 2.0, 0.0, 2.0), plane=plane)
+    assert partition.num_regions > 10_000
+    inside = partition.layers[-1].polygons.vertex_means()
+    np.testing.assert_array_equal(partition.codes, su.activation_codes(cnn, plane(inside)).numpy())
+
+
 @pytest.mark.parametrize("slope", [0.0, 0.1, -0.5])
 def test_a_layers_outputs_are_its_pre_activations_times_each_regions_gains(slope):
     """The compiled gains (:func:`gated_maps`) against unpacked codes and ``np.where``, regions out of order, and a

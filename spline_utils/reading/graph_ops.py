@@ -37,6 +37,9 @@ ADDITIVE_METHODS = {"add", "sub", "add_", "sub_"}
 SCALING_FUNCTIONS = {operator.mul, operator.truediv, operator.neg, torch.mul, torch.div, torch.neg}
 SCALING_METHODS = {"mul", "div", "neg", "mul_", "div_"}
 IN_PLACE_METHODS = {"relu_", "add_", "sub_", "mul_", "div_"}
+#: A pooled element and the running maximum closer than this fraction of their sizes are tied (256 ulp): the
+#: running maximum is a sum of differences, so an element equal to it carries its round-off, not a real difference.
+TIE_TOLERANCE = 2.0**-44
 
 SUPPORTED_OPERATIONS = (
     "Linear, Conv2d, BatchNorm1d/2d (eval), ReLU/LeakyReLU (module, functional or method, in-place allowed), "
@@ -130,6 +133,19 @@ def max_pool_windows(input_shape: tuple, kernel, stride, padding, dilation) -> t
     index = (flat[None] + channel_offset).reshape(-1, flat.shape[1]).T
     valid = np.broadcast_to(valid[None], (channels,) + valid.shape).reshape(-1, valid.shape[1]).T
     return np.ascontiguousarray(index), np.ascontiguousarray(valid), (channels, out_h, out_w)
+
+
+def pooled_difference(element: torch.Tensor, running: torch.Tensor) -> torch.Tensor:
+    """``element - running`` for a max pooling's comparison, exactly 0 where the two are tied up to round-off.
+
+    The lowering forms the running maximum as ``m + relu(x - m)``, which is ``x`` up to round-off, not exactly. An
+    element equal to an earlier one (a flat background pooled with itself) would then differ from the running
+    maximum by a residue of about 1e-17 whose sign decides the comparison's code; the model's own forward compares
+    the equal elements and finds them tied (the comparison is off). Entries within :data:`TIE_TOLERANCE` of
+    ``|element| + |running|`` are set to 0, so the engine finds the same.
+    """
+    difference = element - running
+    return difference.masked_fill(difference.abs() <= TIE_TOLERANCE * (element.abs() + running.abs()), 0.0)
 
 
 def max_pool_comparisons(x: torch.Tensor, kernel, stride, padding, dilation) -> list[torch.Tensor]:

@@ -357,8 +357,8 @@ class _Builder:
         running = self._append(AffineNode((source,), gathers[0], None, out_shape, f"{node.name}.window0"))
         for k in range(1, len(gathers)):
             difference = self._append(AffineNode(
-                (source, running), lambda x, m, g=gathers[k], mask=masks[k]: (g(x) - m) * mask, None, out_shape,
-                f"{node.name}.difference{k}"))
+                (source, running), lambda x, m, g=gathers[k], mask=masks[k]: ops.pooled_difference(g(x), m) * mask,
+                None, out_shape, f"{node.name}.difference{k}"))
             beats = self._append(ReluNode(difference, 0.0, out_shape, f"{node.name}.comparison{k}"))
             running = self._append(AffineNode((running, beats), lambda m, r: m + r, None, out_shape,
                                               f"{node.name}.max{k}"))
