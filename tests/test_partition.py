@@ -402,9 +402,9 @@ def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeyp
     calls = []  # (levels, regions) of every call, the heads' own included
     maps_from_heads = propagate.maps_from_heads
 
-    def recorded(layer, jacobian, direct, out=None, levels=propagate.HEAD_LEVELS):
+    def recorded(layer, jacobian, direct, out=None, levels=propagate.HEAD_LEVELS, slack_out=None):
         calls.append((levels, layer.num_regions))
-        return maps_from_heads(layer, jacobian, direct, out, levels)
+        return maps_from_heads(layer, jacobian, direct, out, levels, slack_out)
 
     monkeypatch.setattr(propagate, "maps_from_heads", recorded)
     monkeypatch.setattr(graph_partition, "maps_from_heads", recorded)
@@ -419,6 +419,11 @@ def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeyp
         pre = partition.layers[layer].pre_activations
         values = pre[:, 0] + pre[:, 1] * points[:, :1] + pre[:, 2] * points[:, 1:]
         np.testing.assert_allclose(values, hidden_pre_activations(model, points)[layer], rtol=1e-9, atol=1e-9)
+
+
+def no_slack(maps: np.ndarray) -> tuple:
+    """``add_corrections``'s slack arguments for heads computed directly, the bounds not written out."""
+    return np.zeros((1, 3, maps.shape[2])), np.zeros(len(maps), dtype=np.int64), np.empty((0, 3, maps.shape[2]))
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.1, -0.5])
@@ -441,7 +446,8 @@ def test_sibling_corrections_equal_the_product_with_each_regions_own_gains(slope
         return np.einsum("rck,rk,ko->rco", pre[pre_row[index]], gains, jacobian)
 
     maps = direct(regions[head])
-    add_corrections(maps, packed, regions, head, pre, pre_row, slope, jacobian, np.abs(jacobian).max(axis=1))
+    add_corrections(maps, *no_slack(maps), packed, regions, head, pre, pre_row, slope, jacobian,
+                    np.abs(jacobian).max(axis=1))
     np.testing.assert_allclose(maps, direct(regions), rtol=1e-12, atol=1e-12)
     assert np.abs(direct(regions) - direct(regions[head])).max() > 0.1  # the corrections did something
 
@@ -466,11 +472,37 @@ def test_sibling_corrections_leave_a_map_that_is_exactly_zero_at_zero():
         residue -= pre[0, :, node][:, None] * jacobian[node]
     assert np.abs(residue).max() > 0  # without the rounding test the off sibling's map would be this residue
     maps = np.repeat(head_map[None], 3, axis=0)
-    add_corrections(maps, np.packbits(codes, axis=1), regions, head, pre, pre_row, 0.0, jacobian,
-                    np.abs(jacobian).max(axis=1))
+    add_corrections(maps, *no_slack(maps), np.packbits(codes, axis=1), regions, head, pre, pre_row, 0.0,
+                    jacobian, np.abs(jacobian).max(axis=1))
     assert (maps[1] == 0).all()
     np.testing.assert_allclose(maps[2], pre[0, :, 5][:, None] * jacobian[5], rtol=1e-6)
     assert np.abs(maps[2]).min() > 0
+
+
+
+def test_a_heads_residue_is_carried_into_its_siblings_round_off_bound():
+    """``relu(b - a)`` through two levels of heads: both units on at the head's head, ``a`` alone at the head, both
+    off at the sibling. The head's map is ``-a`` plus the residue of ``b``'s term, which is large against ``a``; the
+    sibling's map is exactly 0 only if that residue counts in its bound (the head's slack)."""
+    from spline_utils.engine.correction_kernel import add_corrections
+    pre = np.array([[[0.3, 0.7], [1e-3 * np.pi, 0.9], [1e-3 * np.e, 0.8]]])  # (parent, component, node): a, b
+    jacobian = np.array([[-1.0], [1.0]])  # the difference b - a
+    codes = np.array([[True, True], [True, False], [False, False]])  # head's head, head, sibling
+    packed, pre_row = np.packbits(codes, axis=1), np.zeros(3, dtype=np.int64)
+    head_of_head = (pre[0] @ jacobian)[None]
+    heads, heads_slack = np.repeat(head_of_head, 2, axis=0), np.empty((2, 3, 1))
+    add_corrections(heads, np.zeros((1, 3, 1)), np.zeros(2, dtype=np.int64), heads_slack, packed, np.arange(2),
+                    np.zeros(2, dtype=np.int64), pre, pre_row, 0.0, jacobian, np.ones(2))
+    np.testing.assert_allclose(heads[1], -pre[0][:, :1], rtol=1e-12)
+    assert (heads[1] + pre[0][:, :1] != 0).any()  # the residue, against which the sibling's own bound is too small
+    maps = np.repeat(heads[1:], 2, axis=0)
+    add_corrections(maps, heads_slack[1:], np.zeros(2, dtype=np.int64), np.empty((0, 3, 1)), packed,
+                    np.array([1, 2]), np.zeros(2, dtype=np.int64), pre, pre_row, 0.0, jacobian, np.ones(2))
+    assert (maps[1] == 0).all()
+    maps = np.repeat(heads[1:], 2, axis=0)
+    add_corrections(maps, *no_slack(maps), packed, np.array([1, 2]), np.zeros(2, dtype=np.int64), pre, pre_row,
+                    0.0, jacobian, np.ones(2))
+    assert (maps[1] != 0).any()  # without the head's slack the residue stays
 
 
 def test_a_maxpool_whose_pooled_units_are_both_off_has_the_codes_of_the_models_forward():

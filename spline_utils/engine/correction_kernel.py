@@ -12,6 +12,12 @@ leave a rounding residue of about 1e-17 whose sign then decided the node's code 
 7,684 regions of its first pooling layer had a code the model's own forward contradicts). A corrected entry within
 the round-off of the terms it was summed from (:data:`ROUNDING_STEPS` ulp for each term, against the sizes of the
 head's entry and of the terms) is that residue, and is set to 0.
+
+A head's own maps may come from corrections too (blocks of heads, :mod:`spline_utils.engine.propagate`), and then
+carry their own residue, as large as the head's head's terms, not its own entry. The bound an entry was left with is
+its ``slack``, and a sibling's bound adds its head's: without it, a head whose large term had cancelled (``b`` on at
+its head's head, off at the head) passed a residue of about 1e-17 on to a sibling where ``relu(b - a)`` is exactly 0
+(7 of the MaxPool CNN's 863,366 first-pooling regions on its full canvas).
 """
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ UNIT_ROUNDOFF = 2.0**-53
 
 
 @numba.njit(cache=True, nogil=True)
-def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row, slope, jacobian, jacobian_size):
+def add_corrections(maps, head_slack, slack_row, slack_out, packed_codes, regions, head, pre_activations, pre_row,
+                    slope, jacobian, jacobian_size):
     """Add to ``maps[i]`` its difference from its head's maps, in place; entries within the round-off of the sum set
     to 0.
 
@@ -32,6 +39,12 @@ def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row,
     ----------
     maps : ndarray, shape (n, 3, size)
         Row ``i`` holds the maps of region ``regions[head[i]]`` (the head's own row is left as it is).
+    head_slack : ndarray, shape (n_heads, 3, size)
+        The round-off bound of each head's maps (0 where they were computed directly).
+    slack_row : ndarray of int64, shape (n,)
+        Row ``i``'s head is row ``slack_row[i]`` of ``head_slack``.
+    slack_out : ndarray, shape (n, 3, size) or (0, 3, size)
+        Where to write each row's round-off bound (0 where an entry was set to 0); not written when empty.
     packed_codes : ndarray of uint8, shape (n_regions, n_bytes)
         The layer's codes, 8 nodes a byte (``np.packbits`` order).
     regions, head : ndarray of int64, shape (n,)
@@ -46,10 +59,11 @@ def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row,
         The largest absolute value of each row of ``jacobian``: bounds the size of each term.
     """
     n_bytes, size = packed_codes.shape[1], jacobian.shape[1]
+    keep_slack = slack_out.shape[0] > 0
     term_size = np.empty(3)
     for i in range(len(regions)):
         region, head_region = regions[i], regions[head[i]]
-        row = pre_row[region]
+        row, slack = pre_row[region], head_slack[slack_row[i]]
         term_size[:] = 0.0
         n_terms = 0
         for byte in range(n_bytes):
@@ -70,10 +84,16 @@ def add_corrections(maps, packed_codes, regions, head, pre_activations, pre_row,
                     for output in range(size):
                         maps[i, component, output] += change * jacobian[node, output]
         if n_terms == 0:
+            if keep_slack:
+                slack_out[i] = slack
             continue
         steps = ROUNDING_STEPS * (n_terms + 1) * UNIT_ROUNDOFF
         for component in range(3):
             for output in range(size):
-                value = maps[i, component, output]
-                if abs(value) <= steps * (abs(maps[head[i], component, output]) + term_size[component]):
+                bound = steps * (abs(maps[head[i], component, output]) + term_size[component]) + \
+                    slack[component, output]
+                zero = abs(maps[i, component, output]) <= bound
+                if zero:
                     maps[i, component, output] = 0.0
+                if keep_slack:
+                    slack_out[i, component, output] = 0.0 if zero else bound

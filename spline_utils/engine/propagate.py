@@ -26,7 +26,7 @@ BUFFER_BYTES = 2**22  # maps corrected in one cache-sized chunk before they are 
 
 
 def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray | None = None,
-                    levels: int = HEAD_LEVELS) -> np.ndarray:
+                    levels: int = HEAD_LEVELS, slack_out: np.ndarray | None = None) -> np.ndarray:
     """Maps of a tensor affine in ``layer``'s output on every region: head maps plus sparse corrections.
 
     The tensor is ``T(r) = z(r) J + C(parent(r))`` for the layer's output ``z`` (``jacobian`` is ``J``, shape
@@ -47,9 +47,14 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
         Where to write the maps (returned): a buffer used again chunk after chunk touches no fresh memory.
     levels : int
         1: the heads' maps come from ``direct``; more: from blocks of heads, ``levels - 1`` deep.
+    slack_out : ndarray, shape (n_regions, 3, size), optional
+        Where to write each entry's round-off bound (see :mod:`~spline_utils.engine.correction_kernel`): the heads'
+        maps carry theirs into their blocks' corrections.
     """
     n_regions = layer.num_regions
     if jacobian is None or n_regions < 4 * RESTART or 10 * _head_count(layer.parent) > 9 * n_regions:
+        if slack_out is not None:
+            slack_out[...] = 0.0
         return direct(np.arange(n_regions), out)  # no corrections to gain, or nine in ten regions would be heads
     order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
     sorted_parent = layer.parent[order]
@@ -58,9 +63,11 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
     is_head = head_row == np.arange(n_regions)
     packed_codes, pre_activations = layer.packed_codes, layer.pre_activations
     heads = order[is_head]
+    head_slack = np.zeros((len(heads), 3, jacobian.shape[1]))  # a head computed directly has none
     if levels > 1:
         head_maps = maps_from_heads(regions_of(layer, heads, pre_activations), jacobian,
-                                    lambda local, out: direct(heads[local], out), levels=levels - 1)
+                                    lambda local, out: direct(heads[local], out), levels=levels - 1,
+                                    slack_out=head_slack)
     else:
         head_maps = direct(heads, None)
     head_of = (np.cumsum(is_head) - 1)[head_row]  # each sorted region's head, as a row of head_maps
@@ -69,14 +76,18 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
     heads_per_chunk = max(1, BUFFER_BYTES // (RESTART * result[0].nbytes))
     bounds = np.r_[np.flatnonzero(position == 0)[::heads_per_chunk], n_regions]
 
-    def correct(first_chunk: int, last_chunk: int) -> None:  # chunks first_chunk to last_chunk - 1, own buffer
+    def correct(first_chunk: int, last_chunk: int) -> None:  # chunks first_chunk to last_chunk - 1, own buffers
         buffer = np.empty((heads_per_chunk * RESTART, 3, jacobian.shape[1]))
+        slack_buffer = np.empty_like(buffer) if slack_out is not None else np.empty((0, 3, jacobian.shape[1]))
         for start, stop in zip(bounds[first_chunk:last_chunk], bounds[first_chunk + 1:last_chunk + 1]):
-            regions, chunk = order[start:stop], buffer[:stop - start]
+            regions, chunk, slack = order[start:stop], buffer[:stop - start], slack_buffer[:stop - start]
             np.take(head_maps, head_of[start:stop], axis=0, out=chunk, mode="clip")  # in range: clip avoids a copy
-            add_corrections(chunk, packed_codes, regions, head_row[start:stop] - start,
-                            pre_activations, layer.pre_row, float(layer.slope), jacobian, jacobian_size)
+            add_corrections(chunk, head_slack, head_of[start:stop], slack, packed_codes, regions,
+                            head_row[start:stop] - start, pre_activations, layer.pre_row, float(layer.slope),
+                            jacobian, jacobian_size)
             result[regions] = chunk
+            if slack_out is not None:
+                slack_out[regions] = slack
 
     run_blocks(correct, work_blocks(np.ones(len(bounds) - 1), kernel_threads(), 2))
     return result
