@@ -347,11 +347,11 @@ def test_graph_model_with_the_wrong_input_size():
 
 # ---------------------------------------------------------------- issue 14 item 12: fuzzing architectures
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 SUPPORTED_STEPS = ["linear", "relu", "relu_inplace", "functional_relu", "leaky", "leaky_inplace", "batchnorm",
-                   "dropout", "identity", "residual", "concat", "reuse_relu", "reuse_linear", "max_pairs"]
+                   "dropout", "identity", "residual", "concat", "reuse_relu", "reuse_linear", "max_pairs", "max_tied"]
 REFUSED_STEPS = ["tanh", "product", "shared_inplace", "abs"]
 
 
@@ -371,7 +371,8 @@ class FuzzNet(nn.Module):
                 "leaky": lambda: nn.LeakyReLU(-0.3), "leaky_inplace": lambda: nn.LeakyReLU(0.2, inplace=True),
                 "batchnorm": lambda: nn.BatchNorm1d(4), "dropout": lambda: nn.Dropout(0.5),
                 "residual": lambda: nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4)),
-                "concat": lambda: nn.Linear(8, 4), "max_pairs": lambda: nn.Linear(2, 4), "tanh": nn.Tanh,
+                "concat": lambda: nn.Linear(8, 4), "max_pairs": lambda: nn.Linear(2, 4), "max_tied": lambda: nn.Linear(2, 4),
+                "tanh": nn.Tanh,
             }.get(step, nn.Identity)())
         randomize_batchnorm(self, seed)
 
@@ -404,6 +405,13 @@ class FuzzNet(nn.Module):
                 if self.record is not None:
                     self.record.append((pairs[:, 0, :, 1] > pairs[:, 0, :, 0]).reshape(len(h), -1).clone())
                 h = layer(F.max_pool2d(pairs, (1, 2)).flatten(1))
+            elif step == "max_tied":  # windows (h0, h1, h0, h1) and (h2, h3, h2, h3): their later elements tie
+                windows = torch.cat([h[:, :2], h[:, :2], h[:, 2:], h[:, 2:]], dim=1).view(h.size(0), 1, 2, 4)
+                if self.record is not None:
+                    running = torch.cummax(windows[:, 0], dim=2).values
+                    for k in range(1, 4):
+                        self.record.append((windows[:, 0, :, k] > running[:, :, k - 1]).clone())
+                h = layer(F.max_pool2d(windows, (1, 4)).flatten(1))
             elif step == "product":
                 h = h * h
             elif step == "shared_inplace":
@@ -418,6 +426,7 @@ class FuzzNet(nn.Module):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.sampled_from(SUPPORTED_STEPS + REFUSED_STEPS), min_size=1, max_size=5),
        seed=st.integers(0, 1000))
+@example(steps=["linear", "max_tied"], seed=0)  # 9 codes wrong before tied pooled elements were snapped to a tie
 def test_property_fuzzed_architectures(steps, seed):
     model = FuzzNet(steps, seed)
     refused = set(steps) & set(REFUSED_STEPS)
