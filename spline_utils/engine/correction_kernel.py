@@ -1,23 +1,11 @@
 """The compiled loop that turns a head region's maps into its siblings' maps: one rank-one term per differing node.
 
 A region and the head of its block share a parent, so their maps differ only through the nodes whose gains differ
-(:mod:`spline_utils.engine.propagate`). In numpy the differing (region, node) pairs were found with ``nonzero`` and
-``unpackbits``, their terms gathered into a sparse matrix and multiplied by the Jacobian: four passes over memory
-and a matrix built per chunk. This loop reads each region's packed code against its head's byte by byte and adds
-each term where it finds it, in the same order (node by node, for each component), so the sums round as before.
+(:mod:`spline_utils.engine.propagate`). This loop reads each region's packed code against its head's byte by byte
+and adds each term where it finds it, node by node, in one pass over memory.
 
-A sum that is zero in exact arithmetic is not zero in floating point: a MaxPool's ``relu(b - a)`` where both pooled
-units are off is exactly 0 on a region, but its head, where one is on, gives it a nonzero map, and the corrections
-leave a rounding residue of about 1e-17 whose sign then decided the node's code (on the MaxPool CNN's canvas 412 of
-7,684 regions of its first pooling layer had a code the model's own forward contradicts). A corrected entry within
-the round-off of the terms it was summed from (:data:`ROUNDING_STEPS` ulp for each term, against the sizes of the
-head's entry and of the terms) is that residue, and is set to 0.
-
-A head's own maps may come from corrections too (blocks of heads, :mod:`spline_utils.engine.propagate`), and then
-carry their own residue, as large as the head's head's terms, not its own entry. The bound an entry was left with is
-its ``slack``, and a sibling's bound adds its head's: without it, a head whose large term had cancelled (``b`` on at
-its head's head, off at the head) passed a residue of about 1e-17 on to a sibling where ``relu(b - a)`` is exactly 0
-(7 of the MaxPool CNN's 863,366 first-pooling regions on its full canvas).
+A sum that is zero in exact arithmetic (a MaxPool's ``relu(b - a)`` with both units off) leaves a residue whose
+sign would decide a code: an entry within the round-off of its terms and its head's is set to 0.
 """
 from __future__ import annotations
 
@@ -39,24 +27,15 @@ def add_corrections(maps, head_slack, slack_row, slack_out, packed_codes, region
     ----------
     maps : ndarray, shape (n, 3, size)
         Row ``i`` holds the maps of region ``regions[head[i]]`` (the head's own row is left as it is).
-    head_slack : ndarray, shape (n_heads, 3, size)
-        The round-off bound of each head's maps (0 where they were computed directly).
-    slack_row : ndarray of int64, shape (n,)
-        Row ``i``'s head is row ``slack_row[i]`` of ``head_slack``.
-    slack_out : ndarray, shape (n, 3, size) or (0, 3, size)
-        Where to write each row's round-off bound (0 where an entry was set to 0); not written when empty.
-    packed_codes : ndarray of uint8, shape (n_regions, n_bytes)
-        The layer's codes, 8 nodes a byte (``np.packbits`` order).
-    regions, head : ndarray of int64, shape (n,)
-        The layer's regions and, for each, the row of ``regions`` that holds its head (same parent).
-    pre_activations : ndarray, shape (n_parent_rows, 3, n_nodes)
-        The layer's pre-activation maps; region ``r`` reads row ``pre_row[r]``.
-    slope : float
-        The gain of an inactive node (1 for an active one).
-    jacobian : ndarray, shape (n_nodes, size)
-        The tensor's Jacobian with respect to the layer's output.
-    jacobian_size : ndarray, shape (n_nodes,)
-        The largest absolute value of each row of ``jacobian``: bounds the size of each term.
+    head_slack, slack_row, slack_out : ndarray
+        Row ``i``'s head's round-off bound is ``head_slack[slack_row[i]]`` (n_heads, 3, size); each row's own is
+        written to ``slack_out`` (n, 3, size) unless it is empty.
+    packed_codes, regions, head : ndarray
+        The layer's codes, 8 nodes a byte (``np.packbits``); the rows' regions; each row's head, as a row.
+    pre_activations, pre_row, slope : ndarray, ndarray, float
+        The layer's maps (n_parent_rows, 3, n_nodes), each region's row of them, an inactive node's gain.
+    jacobian, jacobian_size : ndarray
+        The tensor's Jacobian (n_nodes, size) with respect to the layer's output; each row's largest absolute value.
     """
     n_bytes, size = packed_codes.shape[1], jacobian.shape[1]
     keep_slack = slack_out.shape[0] > 0

@@ -30,10 +30,8 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
     """Maps of a tensor affine in ``layer``'s output on every region: head maps plus sparse corrections.
 
     The tensor is ``T(r) = z(r) J + C(parent(r))`` for the layer's output ``z`` (``jacobian`` is ``J``, shape
-    (n_nodes, size)). Regions are visited in sorted (parent, Morton) order, whole restart blocks at a time: each
-    chunk's maps start as copies of their head's map (see ``levels``) in a reusable cache-sized buffer, get their
-    sparse corrections there, and are scattered into the result once. Runs of chunks go to threads
-    (:mod:`~spline_utils.engine.kernel_threads`), each with its own buffer.
+    (n_nodes, size)). Regions go in (parent, Morton) order, a cache-sized chunk of restart blocks at a time: copies
+    of their head's map (see ``levels``), corrected in place, then scattered into the result; chunks go to threads.
 
     Parameters
     ----------
@@ -48,8 +46,7 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
     levels : int
         1: the heads' maps come from ``direct``; more: from blocks of heads, ``levels - 1`` deep.
     slack_out : ndarray, shape (n_regions, 3, size), optional
-        Where to write each entry's round-off bound (see :mod:`~spline_utils.engine.correction_kernel`): the heads'
-        maps carry theirs into their blocks' corrections.
+        Where to write each entry's round-off bound (heads pass theirs on to their blocks).
     """
     n_regions = layer.num_regions
     if jacobian is None or n_regions < 4 * RESTART or 10 * _head_count(layer.parent) > 9 * n_regions:
