@@ -371,8 +371,8 @@ class FuzzNet(nn.Module):
                 "leaky": lambda: nn.LeakyReLU(-0.3), "leaky_inplace": lambda: nn.LeakyReLU(0.2, inplace=True),
                 "batchnorm": lambda: nn.BatchNorm1d(4), "dropout": lambda: nn.Dropout(0.5),
                 "residual": lambda: nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4)),
-                "concat": lambda: nn.Linear(8, 4), "max_pairs": lambda: nn.Linear(2, 4), "max_tied": lambda: nn.Linear(2, 4),
-                "tanh": nn.Tanh,
+                "concat": lambda: nn.Linear(8, 4), "max_pairs": lambda: nn.Linear(2, 4),
+                "max_tied": lambda: nn.Linear(2, 4), "tanh": nn.Tanh,
             }.get(step, nn.Identity)())
         randomize_batchnorm(self, seed)
 

@@ -479,7 +479,6 @@ def test_sibling_corrections_leave_a_map_that_is_exactly_zero_at_zero():
     assert np.abs(maps[2]).min() > 0
 
 
-
 def test_a_heads_residue_is_carried_into_its_siblings_round_off_bound():
     """``relu(b - a)`` through two levels of heads: both units on at the head's head, ``a`` alone at the head, both
     off at the sibling. The head's map is ``-a`` plus the residue of ``b``'s term, which is large against ``a``; the
