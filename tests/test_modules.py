@@ -1,5 +1,6 @@
 """Walking a model (spline_utils.reading.operations), the chain's pre-activations, seeded builders and node selection by count."""
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch.nn as nn
 import spline_utils as su
 from spline_utils import pruning
 from spline_utils.reading import operations as modules
+from spline_utils.reading import sequential
 from spline_utils.training import nets
 from spline_utils.reading.sequential import is_chain, to_chain
 
@@ -113,3 +115,27 @@ def test_partition_codes_are_computed_once_and_read_only():
     with pytest.raises(ValueError):
         partition.codes[0, 0] = not partition.codes[0, 0]
     assert np.array_equal(partition.codes, partition.codes_up_to(len(partition.layers) - 1))
+
+
+@pytest.mark.parametrize("conv", [
+    dict(in_channels=3, out_channels=4, kernel_size=3),
+    dict(in_channels=3, out_channels=4, kernel_size=(3, 2), stride=2, padding=(1, 2), bias=False),
+    dict(in_channels=4, out_channels=6, kernel_size=3, padding="same", dilation=2, groups=2),
+])
+def test_a_convolution_in_batches_is_the_whole_batchs_bit_for_bit_and_keeps_each_batch_small(conv, monkeypatch):
+    """The reader convolves a few samples at a time (torch's float64 CPU convolution unfolds its whole batch at
+    once); the oracle is one ``F.conv2d`` on the whole batch."""
+    module = nn.Conv2d(**conv).double()
+    x = torch.randn(23, conv["in_channels"], 9, 8, dtype=torch.float64)
+    whole = torch.nn.functional.conv2d(x, module.weight, module.bias, module.stride, module.padding, module.dilation,
+                                       module.groups)
+    output_pixels = whole.shape[2] * whole.shape[3]
+    column_bytes = conv["in_channels"] * math.prod(module.kernel_size) * output_pixels * 8
+    monkeypatch.setattr(sequential, "CONVOLUTION_COLUMN_BYTES", 4 * column_bytes)  # 4 samples a batch
+    batches = []
+    real_conv2d = torch.nn.functional.conv2d
+    monkeypatch.setattr(sequential.F, "conv2d",
+                        lambda part, *args: batches.append(len(part)) or real_conv2d(part, *args))
+    batched = sequential.apply_affine(module, x, True)
+    assert torch.equal(batched, whole)
+    assert max(batches) == 4 and sum(batches) == len(x)
