@@ -251,6 +251,26 @@ def test_joining_small_parts_gives_their_memory_back_as_it_goes(monkeypatch):
     assert peak_above_the_parts(free_memory.concatenate_freeing) <= 0.4 * total
 
 
+@pytest.mark.skipif(free_memory.heap_free_bytes() == 0, reason="needs glibc's mallinfo2 and malloc_trim")
+def test_joins_each_below_the_trim_threshold_still_give_their_memory_back_together(monkeypatch):
+    """A run's layers are joined one after another, each below FREE_BYTES_TO_TRIM (16 MiB here) alone: eight joins of
+    10 MiB of 96 KiB parts, made chunk after chunk as a run makes them. The bytes copied are counted across the joins, so the freed parts go back as they would
+    in one join; counted per join, none trimmed and the RSS rose by all eight layers."""
+    monkeypatch.setattr(free_memory, "FREE_BYTES_TO_TRIM", 2**24)
+    monkeypatch.setattr(free_memory, "_copied_since_trim", 0)
+    n_layers, n_parts, part_values = 8, 107, 96 * 128
+    layers = [[] for _ in range(n_layers)]
+    for index in range(n_parts):  # chunk after chunk, a part of every layer: each layer's parts lie among the others
+        for parts in layers:
+            parts.append(np.full(part_values, float(index)))
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _resident_bytes("VmRSS")
+    joined = [free_memory.concatenate_freeing(parts) for parts in layers]
+    peak = _resident_bytes("VmHWM") - before
+    assert all(np.array_equal(layer[::part_values], np.arange(n_parts, dtype=float)) for layer in joined)
+    assert peak <= 0.4 * n_layers * n_parts * part_values * 8
+
+
 def test_joining_parts_freeing_each_one_peaks_at_the_result_and_one_part(monkeypatch):
     """Resident memory, the kernel's own count: np.concatenate adds the whole result to the parts, the freeing join
     one part (the result's pages fill as the parts' go back). The region chunks' output maps and a streamed layer's
