@@ -325,7 +325,7 @@ def convolve(module: nn.Conv2d, x: torch.Tensor, bias: torch.Tensor | None) -> t
 
     torch's float64 convolution on the CPU unfolds the whole batch before its products: 11-18 times the input's
     bytes (a 64 MB batch of the MaxPool CNN's second-conv inputs took 0.74 GB more). Batches whose unfolded input
-    takes at most :data:`CONVOLUTION_COLUMN_BYTES` stay in cache and ran 2-4 times faster on the book's
+    takes at most :data:`CONVOLUTION_COLUMN_BYTES` stay in cache and ran 2.0-4.4 times faster on the book's
     convolutions. Each sample's products are the same in any batch, so the result is identical bit for bit.
     """
     def batch(part: torch.Tensor) -> torch.Tensor:
