@@ -139,3 +139,5 @@ def test_a_convolution_in_batches_is_the_whole_batchs_bit_for_bit_and_keeps_each
     batched = sequential.apply_affine(module, x, True)
     assert torch.equal(batched, whole)
     assert max(batches) == 4 and sum(batches) == len(x)
+    for few in (x[:0], x[:1]):  # no sample to read the output's size from, or one
+        assert torch.equal(sequential.apply_affine(module, few, True), whole[:len(few)])

@@ -331,6 +331,8 @@ def convolve(module: nn.Conv2d, x: torch.Tensor, bias: torch.Tensor | None) -> t
     def batch(part: torch.Tensor) -> torch.Tensor:
         return F.conv2d(part, module.weight, bias, module.stride, module.padding, module.dilation, module.groups)
 
+    if len(x) <= 1:
+        return batch(x)
     first = batch(x[:1])
     kernel_height, kernel_width = module.kernel_size
     column_bytes = module.in_channels * kernel_height * kernel_width * first[0, 0].numel() * x.element_size()
