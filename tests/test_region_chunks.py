@@ -254,8 +254,9 @@ def test_joining_small_parts_gives_their_memory_back_as_it_goes(monkeypatch):
 @pytest.mark.skipif(free_memory.heap_free_bytes() == 0, reason="needs glibc's mallinfo2 and malloc_trim")
 def test_joins_each_below_the_trim_threshold_still_give_their_memory_back_together(monkeypatch):
     """A run's layers are joined one after another, each below FREE_BYTES_TO_TRIM (16 MiB here) alone: eight joins of
-    10 MiB of 96 KiB parts, made chunk after chunk as a run makes them. The bytes copied are counted across the joins, so the freed parts go back as they would
-    in one join; counted per join, none trimmed and the RSS rose by all eight layers."""
+    10 MiB of 96 KiB parts, made chunk after chunk as a run makes them. The bytes copied are counted across the joins,
+    so the freed parts go back as they would in one join; counted per join, none trimmed and the RSS rose by all
+    eight layers."""
     monkeypatch.setattr(free_memory, "FREE_BYTES_TO_TRIM", 2**24)
     monkeypatch.setattr(free_memory, "_copied_since_trim", 0)
     n_layers, n_parts, part_values = 8, 107, 96 * 128
