@@ -421,6 +421,33 @@ def test_propagated_pre_activations_match_the_forward_pass_across_chunks(monkeyp
         np.testing.assert_allclose(values, hidden_pre_activations(model, points)[layer], rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("levels", [1, 2])
+def test_heads_computed_directly_pass_the_corrections_one_row_of_zero_slack(monkeypatch, levels):
+    """A head computed directly carries no round-off: the corrections read one row of zeros for all of them, not a
+    zero array as large as the heads' maps (112 MiB on the MaxPool CNN's canvas, where nearly every region is a
+    head); the maps equal the layer's outputs times the next weights on every region."""
+    from spline_utils.engine import propagate
+    model = random_mlp((2, 24, 24, 24), "relu", seed=4)
+    layer = su.partition2d(model, (-2, 2, -2, 2)).layers[1]
+    weight, bias = model[4].weight.detach().double().numpy(), model[4].bias.detach().double().numpy()
+
+    def direct(index, out=None):
+        maps = layer.post_activations(index) @ weight.T
+        maps[:, 0] += bias
+        if out is None:
+            return maps
+        out[...] = maps
+        return out
+
+    slack_rows, add_corrections = [], propagate.add_corrections
+    monkeypatch.setattr(propagate, "add_corrections", lambda maps, head_slack, *rest: slack_rows.append(
+        len(head_slack)) or add_corrections(maps, head_slack, *rest))
+    maps = propagate.maps_from_heads(layer, weight.T.copy(), direct, levels=levels)
+    assert propagate._head_count(layer.parent) < 0.9 * layer.num_regions  # corrected, not every region direct
+    assert slack_rows and set(slack_rows) == {1}
+    np.testing.assert_allclose(maps, direct(np.arange(layer.num_regions)), rtol=1e-12, atol=1e-12)
+
+
 def no_slack(maps: np.ndarray) -> tuple:
     """``add_corrections``'s slack arguments for heads computed directly, the bounds not written out."""
     return np.zeros((1, 3, maps.shape[2])), np.zeros(len(maps), dtype=np.int64), np.empty((0, 3, maps.shape[2]))

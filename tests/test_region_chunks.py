@@ -9,6 +9,7 @@ the chunks nest (a chunk's later layers are chunked again).
 import re
 import sys
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,50 @@ def test_output_maps_not_kept_are_computed_from_the_codes_when_asked_for(monkeyp
     assert_agrees_with_the_models_forward(chunked, model, plane)
     with pytest.raises(TypeError, match="keep_output_maps must be True or False"):
         su.partition2d(model, bounds, plane=plane, keep_output_maps=0)
+
+
+@pytest.mark.parametrize("name", ["residual", "maxpool-cnn"])
+def test_nothing_a_finished_region_chunk_formed_is_held_while_the_next_chunk_runs(monkeypatch, name):
+    """Each span map a region chunk forms (and its own chunks form) must be freed by the time its parent starts the
+    next chunk: a chunk's maps are as large as the room allows, and one finished chunk's held beside the next one
+    took 256 MiB beyond the engine's count on the MaxPool CNN's canvas."""
+    model, bounds, plane = cases()[name]
+    stream_every_layer(monkeypatch)
+    chunk_every_span(monkeypatch)
+    formed = []  # (cutter that formed it, weak reference to the maps): all but the output maps, which are kept
+    plan_maps = graph_partition._SpanPlan.maps
+
+    def recorded_maps(plan, layer, target):
+        maps = plan_maps(plan, layer, target)
+        if target != plan.cutter.graph.output:
+            formed.append((getattr(plan.cutter, "serial", None), weakref.ref(maps)))
+        return maps
+
+    monkeypatch.setattr(graph_partition._SpanPlan, "maps", recorded_maps)
+    parent_of, checked = {}, []  # chunk -> the cutter that made it (numbered: ids come back); maps found freed
+    make_chunk = graph_partition._GraphCutter._region_chunk
+
+    def descends_from(serial, ancestor) -> bool:
+        while serial in parent_of:
+            serial = parent_of[serial]
+            if serial == ancestor:
+                return True
+        return False
+
+    def region_chunk(cutter, *arguments):
+        serial = getattr(cutter, "serial", None)
+        earlier = [maps for by, maps in formed if descends_from(by, serial)]
+        assert all(maps() is None for maps in earlier), "maps formed by a finished chunk are still held"
+        checked.append(len(earlier))
+        chunk = make_chunk(cutter, *arguments)
+        chunk.serial = len(parent_of)
+        parent_of[chunk.serial] = serial
+        return chunk
+
+    monkeypatch.setattr(graph_partition._GraphCutter, "_region_chunk", region_chunk)
+    partition = su.partition2d(model, bounds, plane=plane)
+    assert sum(checked) > 20  # many maps of finished chunks were checked
+    assert_agrees_with_the_models_forward(partition, model, plane)
 
 
 def test_the_region_cap_counts_the_regions_of_every_chunk(monkeypatch):

@@ -384,13 +384,7 @@ class _GraphCutter:
                 most, whole_room = max(1, len(index) // 2), len(index) == 1
                 continue
             most, whole_room = 2 * most, False  # it fitted: twice as many may again
-            offsets = {level: start} | {later_level: counts[later_level] for later_level in later}
-            for later_level in later:  # parents: from the chunk's rows to the whole layer's
-                piece, kept = chunk.layers[later_level], parts[later_level]
-                kept["pieces"].append(piece.polygons), kept["codes"].append(piece.packed_codes)
-                kept["parent"].append(piece.parent + offsets[later_level - 1])
-                counts[later_level] += piece.num_regions
-                kept_bytes += _result_bytes(piece)
+            kept_bytes += _keep_later_layers(chunk, level, start, parts, counts)
             # an older level's maps are the same in every chunk; a ReLU's outputs are formed when asked for
             keep = not outputs if chunk.output_level < level else self.chunk_outputs_kept
             if keep and not callable(chunk.output_maps):
@@ -663,6 +657,21 @@ def _join_polygons(parts: list[Polygons]) -> Polygons:
     vertices, counts = [part.vertices for part in parts], [part.counts for part in parts]
     parts.clear()
     return Polygons(concatenate_freeing(vertices), concatenate_freeing(counts))
+
+
+def _keep_later_layers(chunk: _GraphCutter, level: int, start: int, parts: dict, counts: dict) -> int:
+    """Append to ``parts`` what the result keeps of the later layers of a region chunk (regions from ``start`` on of
+    layer ``level``), its parents as rows of the whole layers (``counts``: each later layer's regions so far, updated);
+    returns the bytes kept. Nothing else of the chunk is held: a layer of it would keep alive the maps its
+    recomputation reads (256 MiB on the MaxPool CNN's canvas)."""
+    offsets, kept_bytes = {level: start} | dict(counts), 0
+    for later_level, kept in parts.items():
+        layer = chunk.layers[later_level]
+        kept["pieces"].append(layer.polygons), kept["codes"].append(layer.packed_codes)
+        kept["parent"].append(layer.parent + offsets[later_level - 1])  # from the chunk's rows to the whole layer's
+        counts[later_level] += layer.num_regions
+        kept_bytes += _result_bytes(layer)
+    return kept_bytes
 
 
 def _outside_inputs(graph: Graph, span: list[int]) -> set[int]:

@@ -49,10 +49,10 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
         Where to write each entry's round-off bound (heads pass theirs on to their blocks).
     """
     n_regions = layer.num_regions
-    if jacobian is None or n_regions < 4 * RESTART or 10 * _head_count(layer.parent) > 9 * n_regions:
+    if _all_direct(layer, jacobian):
         if slack_out is not None:
             slack_out[...] = 0.0
-        return direct(np.arange(n_regions), out)  # no corrections to gain, or nine in ten regions would be heads
+        return direct(np.arange(n_regions), out)
     order = np.lexsort((z_order_keys(layer.polygons.vertex_means()), layer.parent))
     sorted_parent = layer.parent[order]
     position = position_in_group(sorted_parent) % RESTART
@@ -60,14 +60,15 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
     is_head = head_row == np.arange(n_regions)
     packed_codes, pre_activations = layer.packed_codes, layer.pre_activations
     heads = order[is_head]
-    head_slack = np.zeros((len(heads), 3, jacobian.shape[1]))  # a head computed directly has none
-    if levels > 1:
-        head_maps = maps_from_heads(regions_of(layer, heads, pre_activations), jacobian,
-                                    lambda local, out: direct(heads[local], out), levels=levels - 1,
-                                    slack_out=head_slack)
-    else:
-        head_maps = direct(heads, None)
+    head_regions = regions_of(layer, heads, pre_activations) if levels > 1 else None
     head_of = (np.cumsum(is_head) - 1)[head_row]  # each sorted region's head, as a row of head_maps
+    if head_regions is not None and not _all_direct(head_regions, jacobian):
+        head_slack, slack_row = np.zeros((len(heads), 3, jacobian.shape[1])), head_of
+        head_maps = maps_from_heads(head_regions, jacobian, lambda local, out: direct(heads[local], out),
+                                    levels=levels - 1, slack_out=head_slack)
+    else:  # heads computed directly have no round-off slack: one row of zeros serves them all
+        head_slack, slack_row = np.zeros((1, 3, jacobian.shape[1])), np.zeros(n_regions, dtype=head_of.dtype)
+        head_maps = direct(heads, None)
     result = np.empty((n_regions, 3, jacobian.shape[1])) if out is None else out
     jacobian_size = np.abs(jacobian).max(axis=1) if jacobian.shape[1] else np.zeros(len(jacobian))
     heads_per_chunk = max(1, BUFFER_BYTES // (RESTART * result[0].nbytes))
@@ -79,7 +80,7 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
         for start, stop in zip(bounds[first_chunk:last_chunk], bounds[first_chunk + 1:last_chunk + 1]):
             regions, chunk, slack = order[start:stop], buffer[:stop - start], slack_buffer[:stop - start]
             np.take(head_maps, head_of[start:stop], axis=0, out=chunk, mode="clip")  # in range: clip avoids a copy
-            add_corrections(chunk, head_slack, head_of[start:stop], slack, packed_codes, regions,
+            add_corrections(chunk, head_slack, slack_row[start:stop], slack, packed_codes, regions,
                             head_row[start:stop] - start, pre_activations, layer.pre_row, float(layer.slope),
                             jacobian, jacobian_size)
             result[regions] = chunk
@@ -88,6 +89,13 @@ def maps_from_heads(layer, jacobian: np.ndarray | None, direct, out: np.ndarray 
 
     run_blocks(correct, work_blocks(np.ones(len(bounds) - 1), kernel_threads(), 2))
     return result
+
+
+def _all_direct(layer, jacobian: np.ndarray | None) -> bool:
+    """Whether every region of ``layer`` is computed directly: no Jacobian to correct with, too few regions, or
+    nine in ten regions would be heads."""
+    n_regions = layer.num_regions
+    return jacobian is None or n_regions < 4 * RESTART or 10 * _head_count(layer.parent) > 9 * n_regions
 
 
 def regions_of(layer, index: np.ndarray, pre_activations: np.ndarray) -> LayerPartition:
