@@ -5,6 +5,7 @@ polygon areas, and containment of each layer's regions in the previous layer's.
 """
 import copy
 import gc
+import sys
 import weakref
 
 import numpy as np
@@ -617,6 +618,33 @@ def streaming_cases():
                                  nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
     return [(mlp, (-2.0, 2.0, -2.0, 2.0), None), (cnn, (0.0, 1.0, 0.0, 1.0), plane),
             (SkipMLP(), (-2.0, 2.0, -2.0, 2.0), None), (max_pool_cnn, (0.0, 1.0, 0.0, 1.0), plane)]
+
+
+@pytest.mark.parametrize("case", range(4), ids=["mlp", "cnn", "skip-mlp", "maxpool-cnn"])
+def test_a_streamed_cut_counts_the_maps_it_reads_and_the_buffer_it_forms_them_in(monkeypatch, case):
+    """While a layer is cut a chunk of parents at a time, the maps its chunks' inputs are computed from and the buffer
+    they are written into are held: every room the cut measures must count them (``max_bytes``)."""
+    from spline_utils.engine import graph_partition
+    model, bounds, plane = streaming_cases()[case]
+    stream_every_layer(monkeypatch)
+    entered, measured = [], []  # held bytes as each streamed cut began; (held, buffer) at each of its chunks' cuts
+    cut_streamed, cut_by_layer = graph_partition._GraphCutter._cut_streamed, graph_partition._GraphCutter._cut_by_layer
+
+    def recorded_cut_streamed(cutter, *arguments):
+        entered.append(cutter._held_bytes())  # the producer's maps among them
+        return cut_streamed(cutter, *arguments)
+
+    def recorded_cut_by_layer(cutter, parents, pre, *arguments):
+        if sys._getframe(1).f_code.co_name == "_cut_streamed":
+            measured.append((len(entered), cutter._held_bytes(), (pre if pre.base is None else pre.base).nbytes))
+        return cut_by_layer(cutter, parents, pre, *arguments)
+
+    monkeypatch.setattr(graph_partition._GraphCutter, "_cut_streamed", recorded_cut_streamed)
+    monkeypatch.setattr(graph_partition._GraphCutter, "_cut_by_layer", recorded_cut_by_layer)
+    su.partition2d(model, bounds, plane=plane)
+    assert len(measured) > len(entered) > 0
+    for cut, held, buffer in measured:
+        assert held >= entered[cut - 1] + buffer
 
 
 class SkipMLP(nn.Module):

@@ -96,6 +96,8 @@ class _GraphCutter:
         self.pending: list[np.ndarray] = []  # the parts of a layer being cut a chunk at a time
         self.regions_before: dict[int, int] = {}  # layer -> its regions in earlier region chunks (the cap counts all)
         self.outside_bytes = 0  # bytes held for this partition outside the cutter (earlier region chunks' results)
+        self.outside_result_bytes = 0  # of the result outside the cutter: those and the layers split into chunks
+        self.inherited: dict[int, int] = {}  # a region chunk's: the arrays its enclosing cutters hold, by id
         self.output_maps, self.output_level = None, -1
         self.keep_output = True  # whether the output maps are formed (:meth:`_plan_span`; see chunk_outputs_kept)
         self.chunk_outputs_kept = chunk_outputs_kept  # whether region chunks form and keep theirs
@@ -149,15 +151,20 @@ class _GraphCutter:
         self.output_level = self.level[output]
 
     def _held_bytes(self) -> int:
-        """Bytes this partition holds: stored tensors' maps, the layers' maps, codes and polygons."""
+        """Bytes this partition holds: stored tensors' maps, the layers' maps, codes and polygons, and a region
+        chunk's enclosing cutters' (each array once)."""
+        return sum((self.inherited | self._held_arrays()).values()) + self.outside_bytes
+
+    def _held_arrays(self) -> dict[int, int]:
+        """The bytes of each array this cutter holds, by the id of the memory it owns."""
         arrays = list(self.maps.values()) + self.pending
         for layer in self.layers:
-            arrays += [layer._pre_activations, layer.packed_codes, layer.parent, layer.polygons.vertices]
+            arrays += [layer._pre_activations, layer.packed_codes, layer.parent, layer.polygons.vertices,
+                       layer.polygons.counts]
             arrays += list(getattr(layer._recompute, "sources", {}).values())
         for producer in self.producers.values():
             arrays += list(producer.sources.values())
-        held = {id(array if array.base is None else array.base): array.nbytes for array in arrays if array is not None}
-        return sum(held.values()) + self.outside_bytes
+        return {id(array if array.base is None else array.base): array.nbytes for array in arrays if array is not None}
 
     def _check_memory(self, n_regions: int, bytes_per_region: int) -> None:
         """:func:`check_memory` counting everything this partition holds (:meth:`_held_bytes`)."""
@@ -290,10 +297,13 @@ class _GraphCutter:
         parts: dict = {"pieces": [], "parent": [], "codes": []}
         stored_parts: dict = {target: [] for target in (plan.stored if plan else [])}
         has_span_maps, cut_arrays, total = plan is not None, [], 0
+        # the maps the producer reads: held through the cut, then by the layer, to compute its maps again
+        self.pending = sources = list(producer.sources.values())
         span_room, span_bytes = self._span_room(), 0
         # one buffer for every chunk's maps, none of which outlives its chunk: writing fresh memory costs a page fault
         # every 4 KiB (about 5 ms for each of the paper CNN's 64 MB chunks)
         buffer = np.empty((min(step, parents.num_regions), 3, math.prod(node.shape)))
+        self.pending = working = [buffer, *sources]  # counted against max_bytes with what the chunks keep
         for start in range(0, parents.num_regions, step):
             index = np.arange(start, min(start + step, parents.num_regions))
             pre = producer(index, buffer[:len(index)])
@@ -317,7 +327,7 @@ class _GraphCutter:
                 for target in plan.stored:
                     stored_parts[target].append(plan.maps(chunk, target))
                 self.layers.pop()
-            self.pending = cut_arrays + [maps for pieces in stored_parts.values() for maps in pieces]
+            self.pending = working + cut_arrays + [maps for pieces in stored_parts.values() for maps in pieces]
             release_free_memory()
         self.pending, cut_arrays = [], None  # the parts are joined freeing each one: the lists hold them alone
         producer.step = step
@@ -435,7 +445,8 @@ class _GraphCutter:
         """:class:`PartitionTooLarge` when layers ``0 .. level`` and ``later_bytes`` more of the result (of which
         ``output_bytes`` are output maps, which ``keep_output_maps=False`` leaves out) exceed ``max_bytes``: the
         partition itself does not fit, so neither chunks nor tiles can help."""
-        result = self.outside_bytes + later_bytes + sum(_result_bytes(layer) for layer in self.layers[:level + 1])
+        result = self.outside_result_bytes + later_bytes + \
+            sum(_result_bytes(layer) for layer in self.layers[:level + 1])
         if result > self.result_cap:
             held = "polygons, codes and output maps" if output_bytes else "polygons and codes"
             lean = "" if not output_bytes else (
@@ -451,7 +462,8 @@ class _GraphCutter:
     def _region_chunk(self, index: np.ndarray, counts: dict, kept_bytes: int, whole_room: bool) -> "_GraphCutter":
         """A cutter for regions ``index`` of the layer just cut, as if they were all of it: earlier layers and maps
         shared, the layer's pre-activation maps on the regions' parents alone, the regions and bytes of earlier
-        chunks (``counts`` per later layer, ``kept_bytes``) counted against the caps. Its maps may take
+        chunks (``counts`` per later layer, ``kept_bytes``) and everything this cutter holds (the whole layer's maps
+        too) counted against the caps. Its maps may take
         :data:`REGION_WORKING_BYTES` beyond what it holds at the start (all the room left with ``whole_room``):
         temporaries grow with the maps, and the chunk's later layers chunk again past that."""
         layer = self.layers[-1]
@@ -464,7 +476,9 @@ class _GraphCutter:
         chunk.maps, chunk.level, chunk.layer_of = dict(self.maps), dict(self.level), dict(self.layer_of)
         chunk.producers, chunk.pending, chunk.keep_output = {}, [], self.chunk_outputs_kept
         chunk.regions_before = {later: self.regions_before.get(later, 0) + count for later, count in counts.items()}
-        chunk.outside_bytes = self.outside_bytes + kept_bytes + _result_bytes(layer)
+        chunk.outside_bytes = self.outside_bytes + kept_bytes
+        chunk.outside_result_bytes = self.outside_result_bytes + kept_bytes + _result_bytes(layer)
+        chunk.inherited = self.inherited | self._held_arrays()  # the whole layer's maps among them
         if not whole_room:
             chunk.max_bytes = min(self.max_bytes, chunk._held_bytes() + REGION_WORKING_BYTES)
         return chunk
