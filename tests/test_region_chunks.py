@@ -131,29 +131,6 @@ def test_nothing_a_finished_region_chunk_formed_is_held_while_the_next_chunk_run
     assert_agrees_with_the_models_forward(partition, model, plane)
 
 
-@pytest.mark.parametrize("streamed", [False, True], ids=["held", "streamed"])
-@pytest.mark.parametrize("name", ["residual", "maxpool-cnn"])
-def test_a_region_chunk_counts_all_its_parent_holds(monkeypatch, name, streamed):
-    """The parent cutter's arrays stay in memory while its chunk runs, the whole layer's maps among them (0.24 GiB
-    at the third nesting on the MaxPool CNN's canvas, where the chunk counted only its own rows of them): the chunk
-    counts them, each array once, with the results of earlier chunks."""
-    model, bounds, plane = cases()[name]
-    if streamed:
-        stream_every_layer(monkeypatch)
-    chunk_every_span(monkeypatch)
-    compared, make_chunk = [], graph_partition._GraphCutter._region_chunk
-
-    def region_chunk(cutter, index, counts, kept_bytes, whole_room):
-        chunk = make_chunk(cutter, index, counts, kept_bytes, whole_room)
-        compared.append((chunk._held_bytes(), cutter._held_bytes() + kept_bytes))
-        return chunk
-
-    monkeypatch.setattr(graph_partition._GraphCutter, "_region_chunk", region_chunk)
-    su.partition2d(model, bounds, plane=plane)
-    assert len(compared) > 20
-    assert all(chunk_held >= parent_held for chunk_held, parent_held in compared)
-
-
 def test_the_region_cap_counts_the_regions_of_every_chunk(monkeypatch):
     model, bounds, plane = cases()["maxpool-cnn"]
     whole = su.partition2d(model, bounds, plane=plane)

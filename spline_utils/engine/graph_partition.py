@@ -96,8 +96,6 @@ class _GraphCutter:
         self.pending: list[np.ndarray] = []  # the parts of a layer being cut a chunk at a time
         self.regions_before: dict[int, int] = {}  # layer -> its regions in earlier region chunks (the cap counts all)
         self.outside_bytes = 0  # bytes held for this partition outside the cutter (earlier region chunks' results)
-        self.outside_result_bytes = 0  # of the result outside the cutter: those and the layers split into chunks
-        self.inherited: dict[int, int] = {}  # a region chunk's: the arrays its enclosing cutters hold, by id
         self.output_maps, self.output_level = None, -1
         self.keep_output = True  # whether the output maps are formed (:meth:`_plan_span`; see chunk_outputs_kept)
         self.chunk_outputs_kept = chunk_outputs_kept  # whether region chunks form and keep theirs
@@ -151,20 +149,15 @@ class _GraphCutter:
         self.output_level = self.level[output]
 
     def _held_bytes(self) -> int:
-        """Bytes this partition holds: stored tensors' maps, the layers' maps, codes and polygons, and a region
-        chunk's enclosing cutters' (each array once)."""
-        return sum((self.inherited | self._held_arrays()).values()) + self.outside_bytes
-
-    def _held_arrays(self) -> dict[int, int]:
-        """The bytes of each array this cutter holds, by the id of the memory it owns."""
+        """Bytes this partition holds: stored tensors' maps, the layers' maps, codes and polygons."""
         arrays = list(self.maps.values()) + self.pending
         for layer in self.layers:
-            arrays += [layer._pre_activations, layer.packed_codes, layer.parent, layer.polygons.vertices,
-                       layer.polygons.counts]
+            arrays += [layer._pre_activations, layer.packed_codes, layer.parent, layer.polygons.vertices]
             arrays += list(getattr(layer._recompute, "sources", {}).values())
         for producer in self.producers.values():
             arrays += list(producer.sources.values())
-        return {id(array if array.base is None else array.base): array.nbytes for array in arrays if array is not None}
+        held = {id(array if array.base is None else array.base): array.nbytes for array in arrays if array is not None}
+        return sum(held.values()) + self.outside_bytes
 
     def _check_memory(self, n_regions: int, bytes_per_region: int) -> None:
         """:func:`check_memory` counting everything this partition holds (:meth:`_held_bytes`)."""
@@ -445,8 +438,7 @@ class _GraphCutter:
         """:class:`PartitionTooLarge` when layers ``0 .. level`` and ``later_bytes`` more of the result (of which
         ``output_bytes`` are output maps, which ``keep_output_maps=False`` leaves out) exceed ``max_bytes``: the
         partition itself does not fit, so neither chunks nor tiles can help."""
-        result = self.outside_result_bytes + later_bytes + \
-            sum(_result_bytes(layer) for layer in self.layers[:level + 1])
+        result = self.outside_bytes + later_bytes + sum(_result_bytes(layer) for layer in self.layers[:level + 1])
         if result > self.result_cap:
             held = "polygons, codes and output maps" if output_bytes else "polygons and codes"
             lean = "" if not output_bytes else (
@@ -462,8 +454,7 @@ class _GraphCutter:
     def _region_chunk(self, index: np.ndarray, counts: dict, kept_bytes: int, whole_room: bool) -> "_GraphCutter":
         """A cutter for regions ``index`` of the layer just cut, as if they were all of it: earlier layers and maps
         shared, the layer's pre-activation maps on the regions' parents alone, the regions and bytes of earlier
-        chunks (``counts`` per later layer, ``kept_bytes``) and everything this cutter holds (the whole layer's maps
-        too) counted against the caps. Its maps may take
+        chunks (``counts`` per later layer, ``kept_bytes``) counted against the caps. Its maps may take
         :data:`REGION_WORKING_BYTES` beyond what it holds at the start (all the room left with ``whole_room``):
         temporaries grow with the maps, and the chunk's later layers chunk again past that."""
         layer = self.layers[-1]
@@ -476,9 +467,7 @@ class _GraphCutter:
         chunk.maps, chunk.level, chunk.layer_of = dict(self.maps), dict(self.level), dict(self.layer_of)
         chunk.producers, chunk.pending, chunk.keep_output = {}, [], self.chunk_outputs_kept
         chunk.regions_before = {later: self.regions_before.get(later, 0) + count for later, count in counts.items()}
-        chunk.outside_bytes = self.outside_bytes + kept_bytes
-        chunk.outside_result_bytes = self.outside_result_bytes + kept_bytes + _result_bytes(layer)
-        chunk.inherited = self.inherited | self._held_arrays()  # the whole layer's maps among them
+        chunk.outside_bytes = self.outside_bytes + kept_bytes + _result_bytes(layer)
         if not whole_room:
             chunk.max_bytes = min(self.max_bytes, chunk._held_bytes() + REGION_WORKING_BYTES)
         return chunk
